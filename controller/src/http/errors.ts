@@ -1,0 +1,60 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../platform/errors.js';
+
+export type RenderError = (err: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
+
+interface AjvIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+/** Turns whatever a route threw (ours, fastify's body/validation errors, bugs) into an ApiError. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const e = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
+  if (e.validation?.length) {
+    const issue = e.validation[0]!;
+    const base = (issue.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+    const field =
+      (issue.params?.missingProperty as string) ?? (issue.params?.additionalProperty as string) ?? base ?? '';
+    const where = e.validationContext ?? 'body';
+    const path = [base, issue.params?.missingProperty ?? issue.params?.additionalProperty]
+      .filter(Boolean)
+      .join('.');
+    const reason =
+      issue.keyword === 'additionalProperties'
+        ? `unknown field '${field}' is not allowed`
+        : issue.keyword === 'required'
+          ? `'${field}' is required`
+          : `${path || where} ${issue.message ?? 'is invalid'}`;
+    return new ApiError(400, 'COULD_NOT_VALIDATE', `invalid ${where}: ${reason}`, {
+      field: field || where,
+      reason,
+    });
+  }
+  const status = e.statusCode ?? 500;
+  if (status === 413) return new ApiError(413, 'REQUEST_TOO_LARGE', 'the request body is larger than 1 MiB');
+  if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', e.message);
+  if (e.code?.startsWith('FST_ERR_CTP') || (e as { type?: string }).type === 'entity.parse.failed') {
+    return new ApiError(
+      status >= 400 && status < 500 ? status : 400,
+      'COULD_NOT_PARSE_BODY',
+      `could not parse body: ${e.message}`,
+    );
+  }
+  if (status >= 400 && status < 500) return new ApiError(status, e.code ?? 'BAD_REQUEST', e.message);
+  return new ApiError(500, 'UNHANDLED', 'internal error');
+}
+
+/** Installs the group's renderer for every error its routes raise. Bugs are logged, never echoed. */
+export function handleErrorsWith(app: FastifyInstance, render: RenderError): void {
+  app.setErrorHandler((err, request, reply) => {
+    const apiError = toApiError(err);
+    if (apiError.status >= 500) request.log.error({ err }, 'unhandled error');
+    const retryAfter = (apiError as ApiError & { retryAfter?: number }).retryAfter;
+    if (retryAfter) void reply.header('retry-after', String(retryAfter));
+    return render(apiError, request, reply);
+  });
+}

@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Clock } from '../platform/clock.js';
+import { badRequest, conflict, notFound } from '../platform/errors.js';
+import { writePrivateFile } from '../platform/private-file.js';
+import { hashPassword, newPassword } from '../platform/secrets.js';
+import { CsrError, type InternalCa } from '../pki/internal-ca.js';
+import type { Authenticator, Identity, Page, Role } from './model.js';
+import type { ApiSessions } from './sessions.js';
+import type { IdentityStore, ListWindow } from './store.js';
+
+export interface NewIdentity {
+  name: string;
+  role: Role;
+  password?: string;
+}
+
+export interface IdentityPatch {
+  name?: string;
+  role?: Role;
+  disabled?: boolean;
+}
+
+/** Admin management of identities, and the first-start bootstrap of `admin`. */
+export class Identities {
+  constructor(
+    private readonly store: IdentityStore,
+    private readonly sessions: ApiSessions,
+    private readonly ca: InternalCa,
+    private readonly clock: Clock,
+    private readonly clientCertDays: number,
+  ) {}
+
+  /** On an empty store: identity `admin` with a random password in `<dataDir>/admin-password` (0600). */
+  async bootstrapAdmin(dataDir: string): Promise<string | undefined> {
+    if ((await this.store.countIdentities()) > 0) return undefined;
+    const password = newPassword();
+    await this.create({ name: 'admin', role: 'admin', password }, true);
+    writePrivateFile(join(dataDir, 'admin-password'), `${password}\n`);
+    return password;
+  }
+
+  async create(input: NewIdentity, isDefaultAdmin = false): Promise<Identity> {
+    if (await this.store.getIdentityByName(input.name)) {
+      throw conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
+    }
+    const now = this.clock.now().toISOString();
+    const identity: Identity = {
+      id: randomUUID(),
+      name: input.name,
+      role: input.role,
+      isDefaultAdmin,
+      disabled: false,
+      createdAt: now,
+      updatedAt: now,
+    };
+    let updb: Authenticator | undefined;
+    if (input.password !== undefined) {
+      if (await this.store.findUpdbByUsername(input.name)) {
+        throw conflict('DUPLICATE_NAME', `the username '${input.name}' is taken`);
+      }
+      updb = blankAuthenticator(identity.id, 'updb', now);
+      updb.username = input.name;
+      updb.passwordHash = await hashPassword(input.password);
+    }
+    await this.store.insertIdentity(identity, updb);
+    return identity;
+  }
+
+  async get(id: string): Promise<Identity> {
+    const identity = await this.store.getIdentity(id);
+    if (!identity) throw notFound(`no identity with id ${id}`);
+    return identity;
+  }
+
+  async list(window: ListWindow): Promise<Page<Identity>> {
+    const { rows, total } = await this.store.listIdentities(window);
+    return { rows, total, limit: window.limit, offset: window.offset };
+  }
+
+  async update(id: string, patch: IdentityPatch): Promise<Identity> {
+    const current = await this.get(id);
+    if (current.isDefaultAdmin && (patch.disabled || (patch.role && patch.role !== 'admin'))) {
+      throw conflict('CAN_NOT_UPDATE_DEFAULT_ADMIN', 'the default admin cannot be disabled or demoted');
+    }
+    if (patch.name && patch.name !== current.name && (await this.store.getIdentityByName(patch.name))) {
+      throw conflict('DUPLICATE_NAME', `an identity named '${patch.name}' already exists`);
+    }
+    const next: Identity = { ...current, ...defined(patch), updatedAt: this.clock.now().toISOString() };
+    await this.store.updateIdentity(next);
+    if (next.disabled || next.role !== current.role) await this.sessions.endAllFor(id);
+    else this.sessions.refreshIdentity(next);
+    return next;
+  }
+
+  async remove(id: string): Promise<void> {
+    const identity = await this.get(id);
+    if (identity.isDefaultAdmin)
+      throw conflict('CAN_NOT_DELETE_DEFAULT_ADMIN', 'the default admin cannot be deleted');
+    await this.sessions.endAllFor(id);
+    await this.store.deleteIdentity(id);
+  }
+
+  /** Signs a CSR for the identity and adds a `cert` authenticator for it. */
+  async issueCertificate(
+    id: string,
+    csrPem: string,
+  ): Promise<{ authenticator: Authenticator; certPem: string }> {
+    const identity = await this.get(id);
+    let issued;
+    try {
+      issued = await this.ca.issueClientCert(csrPem, {
+        days: this.clientCertDays,
+        sans: [{ type: 'url', value: `urn:vmwarden:identity:${identity.id}` }],
+      });
+    } catch (err) {
+      if (err instanceof CsrError) throw badRequest('COULD_NOT_PROCESS_CSR', err.message);
+      throw err;
+    }
+    const now = this.clock.now().toISOString();
+    const authenticator = blankAuthenticator(identity.id, 'cert', now);
+    authenticator.certPem = issued.pem;
+    authenticator.fingerprint = issued.fingerprint;
+    await this.store.insertAuthenticator(authenticator);
+    return { authenticator, certPem: issued.pem };
+  }
+}
+
+export function blankAuthenticator(
+  identityId: string,
+  method: Authenticator['method'],
+  now: string,
+): Authenticator {
+  return {
+    id: randomUUID(),
+    identityId,
+    method,
+    username: null,
+    passwordHash: null,
+    certPem: null,
+    fingerprint: null,
+    pendingCertPem: null,
+    pendingFingerprint: null,
+    extendRequestedAt: null,
+    lastExtendRolledKeys: false,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

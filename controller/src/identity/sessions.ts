@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../platform/clock.js';
+import { hashToken, newToken } from '../platform/secrets.js';
+import type { ApiSession, Identity, Principal } from './model.js';
+import type { IdentityStore, SessionStore } from './store.js';
+
+interface Cached {
+  session: ApiSession;
+  identity: Identity;
+  persistedActivity: number;
+}
+
+/** How stale the stored lastActivityAt may get before a request writes it (the cached value is exact). */
+const PERSIST_EVERY_MS = 5_000;
+
+/**
+ * API sessions with a sliding idle timeout. The hot path (resolving a token on every request) is a
+ * map lookup: lastActivityAt moves in memory and reaches the store at most every few seconds, and on
+ * stop. A crash can only make a session look idle a few seconds earlier than it was — the safe side.
+ */
+export class ApiSessions {
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly sessions: SessionStore,
+    private readonly identities: IdentityStore,
+    private readonly clock: Clock,
+    readonly idleMs: number,
+  ) {}
+
+  async create(identity: Identity, authenticatorId: string, ipAddress: string): Promise<Principal> {
+    const token = newToken();
+    const now = this.clock.now().toISOString();
+    const session: ApiSession = {
+      id: randomUUID(),
+      tokenHash: hashToken(token),
+      identityId: identity.id,
+      authenticatorId,
+      ipAddress,
+      createdAt: now,
+      updatedAt: now,
+      lastActivityAt: now,
+    };
+    await this.sessions.insert(session);
+    this.cache.set(session.tokenHash, { session, identity, persistedActivity: Date.parse(now) });
+    return { identity, session, token };
+  }
+
+  /** The principal for a token, or null when unknown, idle too long, or its identity is disabled. */
+  async resolve(token: string): Promise<Principal | null> {
+    const hash = hashToken(token);
+    let entry = this.cache.get(hash);
+    if (!entry) {
+      const session = await this.sessions.findByTokenHash(hash);
+      const identity = session && (await this.identities.getIdentity(session.identityId));
+      if (!session || !identity) return null;
+      entry = { session, identity, persistedActivity: Date.parse(session.lastActivityAt) };
+      this.cache.set(hash, entry);
+    }
+    const now = this.clock.now().getTime();
+    if (now >= Date.parse(entry.session.lastActivityAt) + this.idleMs || entry.identity.disabled) {
+      await this.end(entry.session);
+      return null;
+    }
+    entry.session.lastActivityAt = new Date(now).toISOString();
+    if (now - entry.persistedActivity >= PERSIST_EVERY_MS) {
+      entry.persistedActivity = now;
+      await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
+    }
+    return { identity: entry.identity, session: entry.session, token };
+  }
+
+  expiresAt(session: ApiSession): Date {
+    return new Date(Date.parse(session.lastActivityAt) + this.idleMs);
+  }
+
+  /** The lastActivityAt the store holds (OpenZiti calls it cachedLastActivityAt). */
+  persistedActivityAt(session: ApiSession): string {
+    const entry = this.cache.get(session.tokenHash);
+    return entry ? new Date(entry.persistedActivity).toISOString() : session.lastActivityAt;
+  }
+
+  async end(session: ApiSession): Promise<void> {
+    this.cache.delete(session.tokenHash);
+    await this.sessions.delete(session.id);
+  }
+
+  /** Called when an identity is disabled, deleted or changes role: its sessions end. */
+  async endAllFor(identityId: string): Promise<void> {
+    for (const [hash, entry] of this.cache) if (entry.identity.id === identityId) this.cache.delete(hash);
+    await this.sessions.deleteForIdentity(identityId);
+  }
+
+  /** Refreshes the cached identity (e.g. after a rename) without ending its sessions. */
+  refreshIdentity(identity: Identity): void {
+    for (const entry of this.cache.values()) if (entry.identity.id === identity.id) entry.identity = identity;
+  }
+
+  /** Deletes idle sessions; run by the cron job. Returns how many were removed. */
+  async sweep(): Promise<number> {
+    await this.flush();
+    const cutoff = new Date(this.clock.now().getTime() - this.idleMs);
+    for (const [hash, entry] of this.cache) {
+      if (Date.parse(entry.session.lastActivityAt) <= cutoff.getTime()) this.cache.delete(hash);
+    }
+    return this.sessions.deleteIdleSince(cutoff.toISOString());
+  }
+
+  /** Writes every in-memory lastActivityAt that moved since it was stored. */
+  async flush(): Promise<void> {
+    for (const entry of this.cache.values()) {
+      const at = Date.parse(entry.session.lastActivityAt);
+      if (at > entry.persistedActivity) {
+        entry.persistedActivity = at;
+        await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
+      }
+    }
+  }
+}

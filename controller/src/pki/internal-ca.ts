@@ -1,0 +1,199 @@
+import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
+import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { readPrivateFile, writePrivateFile } from '../platform/private-file.js';
+import type { Clock } from '../platform/clock.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
+const DAY = 86_400_000;
+
+export interface IssuedCert {
+  pem: string;
+  fingerprint: string;
+}
+
+export class CsrError extends Error {}
+
+/**
+ * The controller's own X.509 CA (ECDSA P-256): the HTTPS server certificate and every client
+ * certificate (identities, agents) come from it. Created at first start in the data dir.
+ */
+export class InternalCa {
+  private constructor(
+    readonly cert: x509.X509Certificate,
+    private readonly key: CryptoKey,
+    private readonly clock: Clock,
+  ) {}
+
+  get certPem(): string {
+    return this.cert.toString('pem');
+  }
+
+  static async openOrCreate(dir: string, clock: Clock): Promise<InternalCa> {
+    const certPath = join(dir, 'ca.crt');
+    const keyPath = join(dir, 'ca.key');
+    if (existsSync(certPath) && existsSync(keyPath)) {
+      const key = await importKey(readPrivateFile(keyPath).toString());
+      return new InternalCa(new x509.X509Certificate(readFileSync(certPath, 'utf8')), key, clock);
+    }
+    const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const now = clock.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: serial(),
+      name: 'CN=vmwarden internal CA',
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + 3650 * DAY),
+      signingAlgorithm,
+      keys,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    writePrivateFile(keyPath, await exportKey(keys.privateKey));
+    writeFileSync(certPath, cert.toString('pem'), { mode: 0o644 });
+    return new InternalCa(cert, await importKey(await exportKey(keys.privateKey)), clock);
+  }
+
+  /** Server certificate for HTTPS, reissued when missing, expiring within 30 days, or for other names. */
+  async serverCredentials(dir: string, names: string[]): Promise<{ key: string; cert: string }> {
+    const certPath = join(dir, 'server.crt');
+    const keyPath = join(dir, 'server.key');
+    const wanted = [...new Set(names)].sort().join(',');
+    if (existsSync(certPath) && existsSync(keyPath)) {
+      const cert = new x509.X509Certificate(readFileSync(certPath, 'utf8'));
+      const fresh = cert.notAfter.getTime() - this.clock.now().getTime() > 30 * DAY;
+      if (fresh && sanNames(cert).sort().join(',') === wanted && cert.issuer === this.cert.subject) {
+        return { key: readPrivateFile(keyPath).toString(), cert: readFileSync(certPath, 'utf8') };
+      }
+    }
+    const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const cert = await this.sign({
+      subject: 'CN=vmwarden controller',
+      publicKey: keys.publicKey,
+      days: 365,
+      usage: x509.ExtendedKeyUsage.serverAuth,
+      sans: names.map(toSan),
+    });
+    const key = await exportKey(keys.privateKey);
+    writePrivateFile(keyPath, key);
+    writeFileSync(certPath, cert.pem, { mode: 0o644 });
+    return { key, cert: cert.pem };
+  }
+
+  /** Issues a client certificate for a CSR. Subject from the CSR unless given; SANs as given. */
+  async issueClientCert(
+    csrPem: string,
+    opts: { days: number; subject?: string; sans?: x509.JsonGeneralName[] },
+  ): Promise<IssuedCert> {
+    const csr = parseCsr(csrPem);
+    if (!(await csr.verify())) throw new CsrError('the CSR signature does not verify');
+    return this.sign({
+      subject: opts.subject ?? csr.subject,
+      publicKey: await csr.publicKey.export(),
+      days: opts.days,
+      usage: x509.ExtendedKeyUsage.clientAuth,
+      sans: opts.sans ?? [],
+    });
+  }
+
+  /** True when the PEM certificate was signed by this CA and is inside its validity window. */
+  async verifyIssued(pem: string): Promise<boolean> {
+    try {
+      const cert = new x509.X509Certificate(pem);
+      return await cert.verify({ publicKey: this.cert.publicKey, date: this.clock.now() });
+    } catch {
+      return false;
+    }
+  }
+
+  private async sign(opts: {
+    subject: string;
+    publicKey: CryptoKey;
+    days: number;
+    usage: string;
+    sans: x509.JsonGeneralName[];
+  }): Promise<IssuedCert> {
+    const now = this.clock.now();
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([opts.usage], false),
+      await x509.AuthorityKeyIdentifierExtension.create(this.cert),
+    ];
+    if (opts.sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(opts.sans, false));
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serial(),
+      subject: opts.subject,
+      issuer: this.cert.subject,
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + opts.days * DAY),
+      signingAlgorithm,
+      publicKey: opts.publicKey,
+      signingKey: this.key,
+      extensions,
+    });
+    return { pem: cert.toString('pem'), fingerprint: fingerprintOf(cert.rawData) };
+  }
+}
+
+export function parseCsr(pem: string): x509.Pkcs10CertificateRequest {
+  try {
+    return new x509.Pkcs10CertificateRequest(pem.trim());
+  } catch {
+    throw new CsrError('not a PEM-encoded PKCS#10 certificate request');
+  }
+}
+
+/** SHA-256 of the DER certificate, lowercase hex: how authenticators are looked up. */
+export function fingerprintOf(der: ArrayBuffer | Buffer): string {
+  return createHash('sha256')
+    .update(Buffer.from(der as ArrayBuffer))
+    .digest('hex');
+}
+
+export function certFingerprint(pem: string): string {
+  return fingerprintOf(new x509.X509Certificate(pem).rawData);
+}
+
+export function subjectAltNames(pem: string): x509.JsonGeneralName[] {
+  const ext = new x509.X509Certificate(pem).getExtension(x509.SubjectAlternativeNameExtension);
+  return ext ? ext.names.toJSON() : [];
+}
+
+function sanNames(cert: x509.X509Certificate): string[] {
+  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  return ext ? ext.names.toJSON().map((n) => n.value) : [];
+}
+
+function toSan(name: string): x509.JsonGeneralName {
+  return /^[\d.]+$|:/.test(name) ? { type: 'ip', value: name } : { type: 'dns', value: name };
+}
+
+function serial(): string {
+  const bytes = randomBytes(16);
+  bytes[0]! &= 0x7f; // positive
+  return bytes.toString('hex');
+}
+
+async function exportKey(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PRIVATE KEY-----\n`.replace(
+    /\n\n/g,
+    '\n',
+  );
+}
+
+async function importKey(pem: string): Promise<CryptoKey> {
+  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  return webcrypto.subtle.importKey('pkcs8', der, ecdsa, false, ['sign']) as Promise<CryptoKey>;
+}
