@@ -1,0 +1,47 @@
+/**
+ * Validates responses against the machine-readable contracts in ../shared/contracts (Swagger 2.0
+ * and OpenAPI 3), so wire compatibility is checked by the contract itself, not by our reading of it.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { parse } from 'yaml';
+
+const contractsDir = fileURLToPath(new URL('../../../../shared/contracts/', import.meta.url));
+
+const cache = new Map<string, ValidateFunction>();
+
+function load(file: string): any {
+  return parse(readFileSync(contractsDir + file, 'utf8'));
+}
+
+/** A validator for one named schema (Swagger `definitions` or OpenAPI `components.schemas`). */
+export function contractValidator(file: string, name: string): ValidateFunction {
+  const key = `${file}#${name}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const doc = load(file);
+  const ajv = new Ajv({ strict: false, allErrors: true });
+  (addFormats as unknown as (a: Ajv) => void)(ajv);
+  for (const f of ['int64', 'int32', 'double', 'float']) ajv.addFormat(f, true);
+  // The Swagger contract's own examples use relative links (`href: ./current-api-session`), so its
+  // `format: uri` means a URI reference there.
+  ajv.addFormat('uri', (v: string) => /^(?:[a-z][a-z0-9+.-]*:|\.{0,2}\/)/i.test(v));
+  const root = doc.swagger ? { definitions: doc.definitions } : { components: doc.components };
+  const pointer = doc.swagger ? `#/definitions/${name}` : `#/components/schemas/${name}`;
+  const validate = ajv.compile({ ...root, $ref: pointer });
+  cache.set(key, validate);
+  return validate;
+}
+
+/** Throws with every violation listed when the value does not match the named contract schema. */
+export function assertContract(file: string, name: string, value: unknown): void {
+  const validate = contractValidator(file, name);
+  if (!validate(value)) {
+    throw new Error(`response does not match ${file} ${name}: ${JSON.stringify(validate.errors, null, 1)}`);
+  }
+}
+
+export const ZITI = 'current-api-session.swagger.yaml';
+export const ACCESS = 'access-api.openapi.yaml';
