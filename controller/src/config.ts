@@ -17,6 +17,14 @@ export interface ControllerConfig {
   loginFailureWindowSeconds: number;
   clientCertDays: number;
   logLevel: string;
+  /** Key type of newly created SSH CA keys. */
+  sshCaKeyType: 'ed25519' | 'ecdsa-p256' | 'rsa';
+  certDefaultTtlMinutes: number;
+  certMaxTtlMinutes: number;
+  certExtensions: string[];
+  certForceCommand: string;
+  /** '' none, 'caller' (the requesting client's address) or a comma-separated CIDR list. */
+  certSourceAddress: string;
 }
 
 type Kind = 'string' | 'number' | 'list';
@@ -32,6 +40,12 @@ const keys: Record<keyof ControllerConfig, { kind: Kind; env: string; flag?: str
   loginFailureWindowSeconds: { kind: 'number', env: 'VMWARDEN_LOGIN_FAILURE_WINDOW_SECONDS' },
   clientCertDays: { kind: 'number', env: 'VMWARDEN_CLIENT_CERT_DAYS' },
   logLevel: { kind: 'string', env: 'VMWARDEN_LOG_LEVEL', flag: 'log-level' },
+  sshCaKeyType: { kind: 'string', env: 'VMWARDEN_SSH_CA_KEY_TYPE' },
+  certDefaultTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_DEFAULT_TTL_MINUTES' },
+  certMaxTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_MAX_TTL_MINUTES' },
+  certExtensions: { kind: 'list', env: 'VMWARDEN_CERT_EXTENSIONS' },
+  certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
+  certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -49,6 +63,12 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     loginFailureWindowSeconds: 300,
     clientCertDays: 90,
     logLevel: 'info',
+    sshCaKeyType: 'ed25519',
+    certDefaultTtlMinutes: 5,
+    certMaxTtlMinutes: 10,
+    certExtensions: ['permit-pty'],
+    certForceCommand: '',
+    certSourceAddress: '',
   };
 }
 
@@ -113,6 +133,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const result = config as unknown as ControllerConfig;
   for (const k of ['listenHttp', 'listenHttps', 'listenGrpc'] as const)
     if (result[k]) parseHostPort(result[k], k);
+  if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
+    throw new ConfigError(`sshCaKeyType must be ed25519, ecdsa-p256 or rsa, got '${result.sshCaKeyType}'`);
+  }
+  if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
+    throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
+  }
   return result;
 }
 

@@ -53,17 +53,20 @@ export async function startController(
   const db = await Database.open(join(dataDir, 'controller.db'));
   await migrate(db, allMigrations);
   const ca = await InternalCa.openOrCreate(join(dataDir, 'pki'), clock);
-  const services = createServices(config, db, ca, clock, VERSION);
+  const services = await createServices({ ...config, dataDir }, db, ca, clock, VERSION);
   const initialAdminPassword = await services.identities.bootstrapAdmin(dataDir);
   const serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
 
   const apps: FastifyInstance[] = [];
   let grpcServer: grpc.Server | undefined;
   const endpoints: Endpoints = {};
-  const sweep = cron.schedule('* * * * *', () => void services.sessions.sweep().catch(() => undefined));
+  const housekeeping = [
+    cron.schedule('* * * * *', () => void services.sessions.sweep().catch(() => undefined)),
+    cron.schedule('* * * * *', () => void services.access.markExpired().catch(() => undefined)),
+  ];
 
   const stop = async () => {
-    await sweep.stop();
+    for (const job of housekeeping) await job.stop();
     await Promise.all([
       ...apps.map((a) => a.close()),
       grpcServer ? stopGrpcServer(grpcServer, 5000) : Promise.resolve(),

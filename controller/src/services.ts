@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Clock } from './platform/clock.js';
 import { FailureLimiter } from './platform/rate-limit.js';
 import type { ControllerConfig } from './config.js';
@@ -8,6 +9,15 @@ import { Logins } from './identity/logins.js';
 import { Identities } from './identity/identities.js';
 import { OwnAuthenticators } from './identity/authenticators.js';
 import { SqliteIdentityStore, SqliteSessionStore, type IdentityStore } from './identity/store.js';
+import { SshKeys } from './keys/service.js';
+import { SshKeyStore } from './keys/store.js';
+import { Inventory } from './inventory/service.js';
+import { SqliteInventoryStore } from './inventory/store.js';
+import { SqliteAccessStore } from './access/store.js';
+import { SshAuthority } from './access/authority.js';
+import { KrlPublisher } from './access/krl-publisher.js';
+import { AccessService } from './access/service.js';
+import { AccessSessions } from './access/sessions.js';
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
@@ -20,15 +30,22 @@ export interface ControllerServices {
   logins: Logins;
   identities: Identities;
   authenticators: OwnAuthenticators;
+  /** SSH key registry; resolveUsableKey() serves access requests. */
+  sshKeys: SshKeys;
+  inventory: Inventory;
+  sshAuthority: SshAuthority;
+  krl: KrlPublisher;
+  access: AccessService;
+  accessSessions: AccessSessions;
 }
 
-export function createServices(
+export async function createServices(
   config: ControllerConfig,
   db: Database,
   ca: InternalCa,
   clock: Clock,
   version: string,
-): ControllerServices {
+): Promise<ControllerServices> {
   const identityStore = new SqliteIdentityStore(db);
   const sessions = new ApiSessions(
     new SqliteSessionStore(db),
@@ -41,6 +58,25 @@ export function createServices(
     byUsername: new FailureLimiter(config.loginMaxFailuresPerUsername, windowMs, clock),
     byAddress: new FailureLimiter(config.loginMaxFailuresPerAddress, windowMs, clock),
   });
+  const sshKeys = new SshKeys(new SshKeyStore(db), identityStore, clock);
+  const inventory = new Inventory(new SqliteInventoryStore(db), identityStore, clock);
+  const accessStore = new SqliteAccessStore(db);
+  const sshAuthority = await SshAuthority.open(
+    join(config.dataDir, 'ssh-ca'),
+    accessStore,
+    clock,
+    config.sshCaKeyType,
+  );
+  const krl = new KrlPublisher(accessStore, sshAuthority, clock);
+  const policy = {
+    defaultTtlMinutes: config.certDefaultTtlMinutes,
+    maxTtlMinutes: config.certMaxTtlMinutes,
+    extensions: config.certExtensions,
+    forceCommand: config.certForceCommand,
+    sourceAddress: config.certSourceAddress,
+  };
+  const access = new AccessService(accessStore, sshAuthority, krl, inventory, identityStore, policy, clock);
+  access.resolveRegisteredKey = (identityId, keyId) => sshKeys.resolveUsableKey(identityId, keyId);
   return {
     version,
     config,
@@ -51,5 +87,11 @@ export function createServices(
     logins,
     identities: new Identities(identityStore, sessions, ca, clock, config.clientCertDays),
     authenticators: new OwnAuthenticators(identityStore, ca, clock, config.clientCertDays),
+    sshKeys,
+    inventory,
+    sshAuthority,
+    krl,
+    access,
+    accessSessions: new AccessSessions(accessStore, inventory, clock),
   };
 }

@@ -13,7 +13,20 @@ const contractsDir = fileURLToPath(new URL('../../../../shared/contracts/', impo
 const cache = new Map<string, ValidateFunction>();
 
 function load(file: string): any {
-  return parse(readFileSync(contractsDir + file, 'utf8'));
+  return swaggerNullable(parse(readFileSync(contractsDir + file, 'utf8')));
+}
+
+/** Swagger 2.0 has no `null` type; `x-nullable: true` (go-swagger) allows null, as OpenAPI 3 `nullable` does. */
+function swaggerNullable(node: any): any {
+  if (Array.isArray(node)) return node.map(swaggerNullable);
+  if (!node || typeof node !== 'object') return node;
+  const out: any = {};
+  for (const [k, v] of Object.entries(node)) out[k] = swaggerNullable(v);
+  if (out['x-nullable'] === true) {
+    if (typeof out.type === 'string') out.type = [out.type, 'null'];
+    else if (!out.type) return { anyOf: [{ type: 'null' }, out] };
+  }
+  return out;
 }
 
 /** A validator for one named schema (Swagger `definitions` or OpenAPI `components.schemas`). */

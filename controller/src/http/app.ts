@@ -5,6 +5,10 @@ import addFormats from 'ajv-formats';
 import { notFound } from '../platform/errors.js';
 import type { ControllerServices } from '../services.js';
 import { identityRoutes, renderZitiError } from '../identity/routes.js';
+import { keyRoutes, renderComanageError } from '../keys/routes.js';
+import { accessRoutes } from '../access/routes.js';
+import { inventoryRoutes } from '../inventory/routes.js';
+import { renderAccessError } from '../access/wire.js';
 import { handleErrorsWith } from './errors.js';
 
 export interface TlsOptions {
@@ -38,6 +42,10 @@ function validators() {
 function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
   const path = request.url.split('?')[0]!;
   const err = notFound(`no route ${request.method} ${path}`);
+  if (path === '/ssh_key_authenticator' || path.startsWith('/ssh_key_authenticator/'))
+    return renderComanageError(err, request, reply);
+  if (path.startsWith('/v1/access/') || path.startsWith('/v1/instances'))
+    return renderAccessError(err, request, reply);
   return renderZitiError(err, request, reply);
 }
 
@@ -67,5 +75,8 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
   app.setNotFoundHandler(renderNotFound);
 
   for (const prefix of ['', '/edge/management/v1']) app.register(identityRoutes, { prefix, services });
+  app.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
+  app.register(accessRoutes, { prefix: '/v1/access', services });
+  app.register(inventoryRoutes, { prefix: '/v1/instances', services });
   return app;
 }

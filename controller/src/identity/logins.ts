@@ -1,7 +1,7 @@
 import type { FailureLimiter } from '../platform/rate-limit.js';
 import { ApiError, unauthorized } from '../platform/errors.js';
 import { hashPassword, verifyPassword } from '../platform/secrets.js';
-import type { Principal } from './model.js';
+import type { Identity, Principal } from './model.js';
 import type { ApiSessions } from './sessions.js';
 import type { IdentityStore } from './store.js';
 
@@ -24,6 +24,19 @@ export class Logins {
   ) {}
 
   async withPassword(username: string, password: string, ip: string): Promise<Principal> {
+    const { identity, authenticatorId } = await this.checkPassword(username, password, ip);
+    return this.sessions.create(identity, authenticatorId, ip);
+  }
+
+  /**
+   * Checks username:password (HTTP Basic on the SSH key registry) with the same rate limits as
+   * withPassword, without creating an API session.
+   */
+  async verifyPassword(username: string, password: string, ip: string): Promise<Identity> {
+    return (await this.checkPassword(username, password, ip)).identity;
+  }
+
+  private async checkPassword(username: string, password: string, ip: string) {
     const keys = [`user:${username}`, `addr:${ip}`];
     this.refuseIfLimited(keys);
     const authenticator = await this.identities.findUpdbByUsername(username);
@@ -35,7 +48,7 @@ export class Logins {
       this.fail(keys);
       throw invalidAuth();
     }
-    return this.sessions.create(identity, authenticator!.id, ip);
+    return { identity, authenticatorId: authenticator!.id };
   }
 
   async withCertificate(peer: PeerCertificate | undefined, ip: string): Promise<Principal> {

@@ -1,5 +1,13 @@
 import type { Migration } from './migrations.js';
 import { identityMigrations } from '../identity/migrations.js';
+import { inventoryMigrations } from '../inventory/migrations.js';
+import { accessMigrations } from '../access/migrations.js';
+import { keyMigrations } from '../keys/migrations.js';
 
 /** Every concern's schema steps, in the order they must apply (later ones may reference earlier tables). */
-export const allMigrations: Migration[] = [...identityMigrations];
+export const allMigrations: Migration[] = [
+  ...identityMigrations,
+  ...inventoryMigrations,
+  ...accessMigrations,
+  ...keyMigrations,
+];

@@ -1,0 +1,65 @@
+export type CertificateStatus = 'ACTIVE' | 'EXPIRED' | 'REVOKED';
+export type SessionStatus = 'ACTIVE' | 'ENDED' | 'REVOKED';
+
+export interface SshCaRecord {
+  id: number;
+  keyType: string;
+  publicKey: string;
+  fingerprint: string;
+  keyFile: string;
+  /** active: signs new certificates; trusted: still published for guests; retired: gone. */
+  status: 'active' | 'trusted' | 'retired';
+  createdAt: string;
+  retiredAt: string | null;
+}
+
+export interface CertificateRecord {
+  id: string;
+  serial: bigint;
+  sandboxId: string;
+  userId: string;
+  vmName: string;
+  keyId: string;
+  principals: string[];
+  publicKeyFingerprint: string;
+  sshKeyId: string | null;
+  caId: number;
+  validAfter: string;
+  validBefore: string;
+  issuedAt: string;
+  status: CertificateStatus;
+  revokedAt: string | null;
+  revokeReason: string | null;
+}
+
+export interface AccessSession {
+  id: string;
+  certificateId: string;
+  sandboxId: string;
+  userId: string;
+  vmName: string;
+  vmIpAddress: string;
+  sourceIp: string;
+  startedAt: string;
+  endedAt: string | null;
+  status: SessionStatus;
+  endReason: string | null;
+}
+
+export interface CertificateQuery {
+  sandboxId?: string;
+  userId?: string;
+  status?: CertificateStatus;
+  activeOnly?: boolean;
+  limit: number;
+  offset: number;
+}
+
+export interface SessionQuery {
+  sandboxId?: string;
+  certificateId?: string;
+  userId?: string;
+  activeOnly?: boolean;
+  limit: number;
+  offset: number;
+}

@@ -1,0 +1,178 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Clock } from '../platform/clock.js';
+import { badRequest, forbidden, notFound, conflict } from '../platform/errors.js';
+import type { Principal } from '../identity/model.js';
+import type { IdentityStore } from '../identity/store.js';
+import type { Inventory } from '../inventory/service.js';
+import type { Instance } from '../inventory/model.js';
+import { KeyRejectedError, parseUserPublicKey, type UserPublicKey } from './sshca/keys.js';
+import { signUserCertificate } from './sshca/certificate.js';
+import type { SshAuthority } from './authority.js';
+import type { KrlPublisher } from './krl-publisher.js';
+import { criticalOptions, ttlMinutes, type AccessPolicy } from './policy.js';
+import type { CertificateQuery, CertificateRecord } from './model.js';
+import type { AccessStore } from './store.js';
+
+export interface AccessRequest {
+  sandbox_id: string;
+  user_id?: string;
+  public_key?: string;
+  ssh_key_id?: string;
+  ttl_minutes?: number;
+}
+
+export interface IssuedAccess {
+  record: CertificateRecord;
+  certificate: string;
+  instance: Instance;
+}
+
+/** Looks up a registered key by id for an identity (the SSH key registry provides it). */
+export type RegisteredKeyResolver = (identityId: string, keyId: string) => Promise<{ publicKey: string }>;
+
+export const instancePrincipal = (serverId: string) => `vm-${serverId}`;
+
+/** Issues, lists and revokes the short-lived SSH certificates that open exactly one instance. */
+export class AccessService {
+  resolveRegisteredKey?: RegisteredKeyResolver;
+
+  constructor(
+    private readonly store: AccessStore,
+    private readonly authority: SshAuthority,
+    private readonly krl: KrlPublisher,
+    private readonly inventory: Inventory,
+    private readonly identities: IdentityStore,
+    private readonly policy: AccessPolicy,
+    private readonly clock: Clock,
+  ) {}
+
+  async request(caller: Principal, req: AccessRequest, callerIp: string): Promise<IssuedAccess> {
+    const userId = await this.requester(caller, req.user_id);
+    const instance = await this.inventory.get(req.sandbox_id);
+    if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
+    if (instance.state !== 'running') {
+      throw conflict(
+        'INSTANCE_NOT_RUNNING',
+        `instance ${instance.instanceName} is ${instance.state}, not running`,
+      );
+    }
+    const ttl = ttlMinutes(this.policy, req.ttl_minutes);
+    const userKey = await this.userKey(userId, req);
+
+    const now = this.clock.now();
+    const id = randomUUID();
+    const serial = randomSerial();
+    const validAfter = new Date(now.getTime() - 60_000);
+    const validBefore = new Date(now.getTime() + ttl * 60_000);
+    const principals = [instancePrincipal(instance.serverId)];
+    const keyId = `user:${userId}-vm:${instance.instanceName}-sbx:${instance.serverId}-cert:${id}`;
+    const ca = this.authority.active();
+    const signed = signUserCertificate(ca.key, {
+      publicKey: userKey.blob,
+      serial,
+      keyId,
+      principals,
+      validAfter,
+      validBefore,
+      criticalOptions: criticalOptions(this.policy, callerIp),
+      extensions: this.policy.extensions,
+      comment: keyId,
+    });
+    const record: CertificateRecord = {
+      id,
+      serial,
+      sandboxId: instance.serverId,
+      userId,
+      vmName: instance.instanceName,
+      keyId,
+      principals,
+      publicKeyFingerprint: userKey.fingerprint,
+      sshKeyId: req.ssh_key_id ?? null,
+      caId: ca.id,
+      validAfter: validAfter.toISOString(),
+      validBefore: validBefore.toISOString(),
+      issuedAt: now.toISOString(),
+      status: 'ACTIVE',
+      revokedAt: null,
+      revokeReason: null,
+    };
+    // Committed before the certificate leaves: a certificate we cannot list is one we cannot revoke.
+    await this.store.insertCertificate(record);
+    return { record, certificate: signed.line, instance };
+  }
+
+  async get(caller: Principal, id: string): Promise<CertificateRecord> {
+    const cert = await this.store.getCertificate(id, this.clock.now().toISOString());
+    if (!cert) throw notFound(`no certificate with id ${id}`);
+    if (caller.identity.role !== 'admin' && cert.userId !== caller.identity.id) {
+      throw forbidden(`certificate ${id} belongs to another identity`);
+    }
+    return cert;
+  }
+
+  list(caller: Principal, query: CertificateQuery) {
+    if (caller.identity.role !== 'admin') {
+      if (query.userId !== undefined && query.userId !== caller.identity.id) {
+        throw forbidden('only admins can list certificates of other identities');
+      }
+      query = { ...query, userId: caller.identity.id };
+    }
+    return this.store.listCertificates(query, this.clock.now().toISOString());
+  }
+
+  /** Revokes: status, live sessions and the KRL change in one transaction; then listeners hear of it. */
+  async revoke(
+    caller: Principal,
+    id: string,
+    reason: string,
+  ): Promise<{ endedSessions: string[]; krlVersion: number }> {
+    const cert = await this.get(caller, id);
+    if (cert.status === 'REVOKED')
+      throw badRequest('ALREADY_REVOKED', `certificate ${id} is already revoked`);
+    const result = await this.store.revokeCertificate(id, reason, this.clock.now().toISOString());
+    if (!result.revoked) throw badRequest('ALREADY_REVOKED', `certificate ${id} is already revoked`);
+    await this.krl.changed();
+    return result;
+  }
+
+  async markExpired(): Promise<number> {
+    return this.store.markExpired(this.clock.now().toISOString());
+  }
+
+  private async requester(caller: Principal, userId: string | undefined): Promise<string> {
+    if (userId === undefined || userId === '' || userId === caller.identity.id) return caller.identity.id;
+    if (caller.identity.role !== 'admin') {
+      throw forbidden('only admins can request access on behalf of another identity');
+    }
+    const identity =
+      (await this.identities.getIdentity(userId)) ?? (await this.identities.getIdentityByName(userId));
+    if (!identity) throw notFound(`no identity ${userId}`);
+    return identity.id;
+  }
+
+  private async userKey(userId: string, req: AccessRequest): Promise<UserPublicKey> {
+    if ((req.public_key === undefined) === (req.ssh_key_id === undefined)) {
+      throw badRequest('INVALID_KEY', 'send exactly one of public_key or ssh_key_id');
+    }
+    let text = req.public_key;
+    if (req.ssh_key_id !== undefined) {
+      if (!this.resolveRegisteredKey)
+        throw badRequest('INVALID_KEY', 'the SSH key registry is not available');
+      text = (await this.resolveRegisteredKey(userId, req.ssh_key_id)).publicKey;
+    }
+    try {
+      return parseUserPublicKey(text!);
+    } catch (err) {
+      if (err instanceof KeyRejectedError)
+        throw badRequest('INVALID_KEY', `public_key rejected: ${err.reason}`);
+      throw err;
+    }
+  }
+}
+
+/** Random, non-zero 64-bit serial (zero cannot be revoked by serial in a KRL). */
+function randomSerial(): bigint {
+  let serial = 0n;
+  while (serial === 0n) serial = randomBytes(8).readBigUInt64BE();
+  return serial;
+}

@@ -1,0 +1,283 @@
+import type { Database, Tx } from '../store/database.js';
+import type {
+  AccessSession,
+  CertificateQuery,
+  CertificateRecord,
+  SessionQuery,
+  SshCaRecord,
+} from './model.js';
+
+/** Certificates past valid_before read as EXPIRED even before the cron job marks them. */
+const effectiveStatus = `CASE WHEN status = 'ACTIVE' AND valid_before <= ? THEN 'EXPIRED' ELSE status END`;
+
+export interface AccessStore {
+  listCas(): Promise<SshCaRecord[]>;
+  insertCa(ca: Omit<SshCaRecord, 'id'>): Promise<number>;
+  /** Makes `id` the only active CA; the previous active one becomes trusted. Bumps the KRL version. */
+  activateCa(id: number, at: string): Promise<void>;
+  retireCa(id: number, at: string): Promise<boolean>;
+
+  insertCertificate(c: CertificateRecord): Promise<void>;
+  getCertificate(id: string, now: string): Promise<CertificateRecord | undefined>;
+  listCertificates(q: CertificateQuery, now: string): Promise<{ rows: CertificateRecord[]; total: number }>;
+  /** Revokes, ends the certificate's live sessions and bumps the KRL version, in one transaction. */
+  revokeCertificate(
+    id: string,
+    reason: string,
+    at: string,
+  ): Promise<{ revoked: boolean; endedSessions: string[]; krlVersion: number }>;
+  markExpired(now: string): Promise<number>;
+  revokedSerials(now: string): Promise<Array<{ serial: bigint; caId: number }>>;
+  krlVersion(): Promise<number>;
+
+  insertSession(s: AccessSession): Promise<void>;
+  getSession(id: string): Promise<AccessSession | undefined>;
+  endSession(id: string, reason: string, at: string): Promise<boolean>;
+  listSessions(q: SessionQuery): Promise<{ rows: AccessSession[]; total: number }>;
+}
+
+type Row = Record<string, unknown>;
+
+const toCa = (r: Row): SshCaRecord => ({
+  id: r.id as number,
+  keyType: r.key_type as string,
+  publicKey: r.public_key as string,
+  fingerprint: r.fingerprint as string,
+  keyFile: r.key_file as string,
+  status: r.status as SshCaRecord['status'],
+  createdAt: r.created_at as string,
+  retiredAt: (r.retired_at as string) ?? null,
+});
+
+const toCertificate = (r: Row): CertificateRecord => ({
+  id: r.id as string,
+  serial: BigInt(r.serial as string),
+  sandboxId: r.sandbox_id as string,
+  userId: r.user_id as string,
+  vmName: r.vm_name as string,
+  keyId: r.key_id as string,
+  principals: JSON.parse(r.principals as string),
+  publicKeyFingerprint: r.public_key_fingerprint as string,
+  sshKeyId: (r.ssh_key_id as string) ?? null,
+  caId: r.ca_id as number,
+  validAfter: r.valid_after as string,
+  validBefore: r.valid_before as string,
+  issuedAt: r.issued_at as string,
+  status: (r.effective_status ?? r.status) as CertificateRecord['status'],
+  revokedAt: (r.revoked_at as string) ?? null,
+  revokeReason: (r.revoke_reason as string) ?? null,
+});
+
+const toSession = (r: Row): AccessSession => ({
+  id: r.id as string,
+  certificateId: r.certificate_id as string,
+  sandboxId: r.sandbox_id as string,
+  userId: r.user_id as string,
+  vmName: r.vm_name as string,
+  vmIpAddress: r.vm_ip_address as string,
+  sourceIp: r.source_ip as string,
+  startedAt: r.started_at as string,
+  endedAt: (r.ended_at as string) ?? null,
+  status: r.status as AccessSession['status'],
+  endReason: (r.end_reason as string) ?? null,
+});
+
+/** WHERE clause from the filters that were given: each condition carries its own parameters. */
+function where(conditions: Array<[string, ...unknown[]] | false | undefined>): {
+  sql: string;
+  params: unknown[];
+} {
+  const used = conditions.filter((c): c is [string, ...unknown[]] => Array.isArray(c));
+  return {
+    sql: used.length ? `WHERE ${used.map(([c]) => c).join(' AND ')}` : '',
+    params: used.flatMap(([, ...p]) => p),
+  };
+}
+
+const bumpKrl = (tx: Tx, at: string) =>
+  tx.run('UPDATE krl_state SET version = version + 1, updated_at = ? WHERE id = 1', [at]);
+
+export class SqliteAccessStore implements AccessStore {
+  constructor(private readonly db: Database) {}
+
+  async listCas() {
+    return (await this.db.all<Row>('SELECT * FROM ssh_cas ORDER BY id')).map(toCa);
+  }
+
+  insertCa(ca: Omit<SshCaRecord, 'id'>) {
+    return this.db.write(async (tx) => {
+      const r = await tx.run(
+        `INSERT INTO ssh_cas (key_type, public_key, fingerprint, key_file, status, created_at, retired_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        [ca.keyType, ca.publicKey, ca.fingerprint, ca.keyFile, ca.status, ca.createdAt, ca.retiredAt],
+      );
+      return r.lastID;
+    });
+  }
+
+  activateCa(id: number, at: string) {
+    return this.db.write(async (tx) => {
+      await tx.run("UPDATE ssh_cas SET status = 'trusted' WHERE status = 'active' AND id != ?", [id]);
+      await tx.run("UPDATE ssh_cas SET status = 'active' WHERE id = ?", [id]);
+      await bumpKrl(tx, at);
+    });
+  }
+
+  retireCa(id: number, at: string) {
+    return this.db.write(async (tx) => {
+      const r = await tx.run(
+        "UPDATE ssh_cas SET status = 'retired', retired_at = ? WHERE id = ? AND status = 'trusted'",
+        [at, id],
+      );
+      if (r.changes) await bumpKrl(tx, at);
+      return r.changes > 0;
+    });
+  }
+
+  async insertCertificate(c: CertificateRecord) {
+    await this.db.run(
+      `INSERT INTO certificates (id, serial, sandbox_id, user_id, vm_name, key_id, principals, public_key_fingerprint,
+         ssh_key_id, ca_id, valid_after, valid_before, issued_at, status, revoked_at, revoke_reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        c.id,
+        c.serial.toString(),
+        c.sandboxId,
+        c.userId,
+        c.vmName,
+        c.keyId,
+        JSON.stringify(c.principals),
+        c.publicKeyFingerprint,
+        c.sshKeyId,
+        c.caId,
+        c.validAfter,
+        c.validBefore,
+        c.issuedAt,
+        c.status,
+        c.revokedAt,
+        c.revokeReason,
+      ],
+    );
+  }
+
+  async getCertificate(id: string, now: string) {
+    const r = await this.db.get<Row>(
+      `SELECT *, ${effectiveStatus} AS effective_status FROM certificates WHERE id = ?`,
+      [now, id],
+    );
+    return r && toCertificate(r);
+  }
+
+  async listCertificates(q: CertificateQuery, now: string) {
+    const w = where([
+      q.sandboxId !== undefined && ['sandbox_id = ?', q.sandboxId],
+      q.userId !== undefined && ['user_id = ?', q.userId],
+      q.status !== undefined && [`${effectiveStatus} = ?`, now, q.status],
+      q.activeOnly && [`${effectiveStatus} = 'ACTIVE'`, now],
+    ]);
+    const total = (await this.db.get<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM certificates ${w.sql}`,
+      w.params,
+    ))!.n;
+    const rows = await this.db.all<Row>(
+      `SELECT *, ${effectiveStatus} AS effective_status FROM certificates ${w.sql}
+       ORDER BY issued_at DESC, id LIMIT ? OFFSET ?`,
+      [now, ...w.params, q.limit, q.offset],
+    );
+    return { rows: rows.map(toCertificate), total };
+  }
+
+  revokeCertificate(id: string, reason: string, at: string) {
+    return this.db.write(async (tx) => {
+      const r = await tx.run(
+        "UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revoke_reason = ? WHERE id = ? AND status != 'REVOKED'",
+        [at, reason, id],
+      );
+      if (!r.changes) return { revoked: false, endedSessions: [], krlVersion: 0 };
+      const live = await tx.all<{ id: string }>(
+        "SELECT id FROM access_sessions WHERE certificate_id = ? AND status = 'ACTIVE'",
+        [id],
+      );
+      await tx.run(
+        `UPDATE access_sessions SET status = 'REVOKED', ended_at = ?, end_reason = ?
+         WHERE certificate_id = ? AND status = 'ACTIVE'`,
+        [at, `certificate revoked: ${reason}`, id],
+      );
+      await bumpKrl(tx, at);
+      const v = await tx.get<{ version: number }>('SELECT version FROM krl_state WHERE id = 1');
+      return { revoked: true, endedSessions: live.map((s) => s.id), krlVersion: v!.version };
+    });
+  }
+
+  async markExpired(now: string) {
+    return (
+      await this.db.run(
+        "UPDATE certificates SET status = 'EXPIRED' WHERE status = 'ACTIVE' AND valid_before <= ?",
+        [now],
+      )
+    ).changes;
+  }
+
+  async revokedSerials(now: string) {
+    const rows = await this.db.all<{ serial: string; ca_id: number }>(
+      "SELECT serial, ca_id FROM certificates WHERE status = 'REVOKED' AND valid_before > ?",
+      [now],
+    );
+    return rows.map((r) => ({ serial: BigInt(r.serial), caId: r.ca_id }));
+  }
+
+  async krlVersion() {
+    return (await this.db.get<{ version: number }>('SELECT version FROM krl_state WHERE id = 1'))!.version;
+  }
+
+  async insertSession(s: AccessSession) {
+    await this.db.run(
+      `INSERT INTO access_sessions (id, certificate_id, sandbox_id, user_id, vm_name, vm_ip_address, source_ip,
+         started_at, ended_at, status, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        s.id,
+        s.certificateId,
+        s.sandboxId,
+        s.userId,
+        s.vmName,
+        s.vmIpAddress,
+        s.sourceIp,
+        s.startedAt,
+        s.endedAt,
+        s.status,
+        s.endReason,
+      ],
+    );
+  }
+
+  async getSession(id: string) {
+    const r = await this.db.get<Row>('SELECT * FROM access_sessions WHERE id = ?', [id]);
+    return r && toSession(r);
+  }
+
+  async endSession(id: string, reason: string, at: string) {
+    const r = await this.db.run(
+      "UPDATE access_sessions SET status = 'ENDED', ended_at = ?, end_reason = ? WHERE id = ? AND status = 'ACTIVE'",
+      [at, reason, id],
+    );
+    return r.changes > 0;
+  }
+
+  async listSessions(q: SessionQuery) {
+    const w = where([
+      q.sandboxId !== undefined && ['sandbox_id = ?', q.sandboxId],
+      q.certificateId !== undefined && ['certificate_id = ?', q.certificateId],
+      q.userId !== undefined && ['user_id = ?', q.userId],
+      q.activeOnly && ["status = 'ACTIVE'"],
+    ]);
+    const total = (await this.db.get<{ n: number }>(
+      `SELECT COUNT(*) AS n FROM access_sessions ${w.sql}`,
+      w.params,
+    ))!.n;
+    const rows = await this.db.all<Row>(
+      `SELECT * FROM access_sessions ${w.sql} ORDER BY started_at DESC, id LIMIT ? OFFSET ?`,
+      [...w.params, q.limit, q.offset],
+    );
+    return { rows: rows.map(toSession), total };
+  }
+}

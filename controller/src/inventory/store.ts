@@ -1,0 +1,133 @@
+import type { Database } from '../store/database.js';
+import type { Grant, Instance } from './model.js';
+
+export interface InventoryStore {
+  get(serverId: string): Promise<Instance | undefined>;
+  list(opts: {
+    grantedTo?: string;
+    limit: number;
+    offset: number;
+  }): Promise<{ rows: Instance[]; total: number }>;
+  insert(i: Instance): Promise<void>;
+  update(i: Instance): Promise<void>;
+  delete(serverId: string): Promise<boolean>;
+  grant(g: Grant): Promise<boolean>;
+  revokeGrant(serverId: string, identityId: string): Promise<boolean>;
+  grants(serverId: string): Promise<Grant[]>;
+  isGranted(serverId: string, identityId: string): Promise<boolean>;
+}
+
+type Row = Record<string, unknown>;
+const toInstance = (r: Row): Instance => ({
+  serverId: r.server_id as string,
+  instanceName: r.instance_name as string,
+  nodeId: (r.node_id as number) ?? null,
+  ipAddress: r.ip_address as string,
+  sshPort: r.ssh_port as number,
+  loginUser: r.login_user as string,
+  state: r.state as Instance['state'],
+  source: r.source as Instance['source'],
+  createdAt: r.created_at as string,
+  updatedAt: r.updated_at as string,
+});
+
+export class SqliteInventoryStore implements InventoryStore {
+  constructor(private readonly db: Database) {}
+
+  async get(serverId: string) {
+    const r = await this.db.get<Row>('SELECT * FROM instances WHERE server_id = ?', [serverId]);
+    return r && toInstance(r);
+  }
+
+  async list(opts: { grantedTo?: string; limit: number; offset: number }) {
+    const where = opts.grantedTo
+      ? 'WHERE server_id IN (SELECT server_id FROM instance_grants WHERE identity_id = ?)'
+      : '';
+    const params = opts.grantedTo ? [opts.grantedTo] : [];
+    const total = (await this.db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM instances ${where}`, params))!
+      .n;
+    const rows = await this.db.all<Row>(
+      `SELECT * FROM instances ${where} ORDER BY instance_name, server_id LIMIT ? OFFSET ?`,
+      [...params, opts.limit, opts.offset],
+    );
+    return { rows: rows.map(toInstance), total };
+  }
+
+  async insert(i: Instance) {
+    await this.db.run(
+      `INSERT INTO instances (server_id, instance_name, node_id, ip_address, ssh_port, login_user, state, source,
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        i.serverId,
+        i.instanceName,
+        i.nodeId,
+        i.ipAddress,
+        i.sshPort,
+        i.loginUser,
+        i.state,
+        i.source,
+        i.createdAt,
+        i.updatedAt,
+      ],
+    );
+  }
+
+  async update(i: Instance) {
+    await this.db.run(
+      `UPDATE instances SET instance_name = ?, node_id = ?, ip_address = ?, ssh_port = ?, login_user = ?, state = ?,
+         source = ?, updated_at = ? WHERE server_id = ?`,
+      [
+        i.instanceName,
+        i.nodeId,
+        i.ipAddress,
+        i.sshPort,
+        i.loginUser,
+        i.state,
+        i.source,
+        i.updatedAt,
+        i.serverId,
+      ],
+    );
+  }
+
+  async delete(serverId: string) {
+    return (await this.db.run('DELETE FROM instances WHERE server_id = ?', [serverId])).changes > 0;
+  }
+
+  async grant(g: Grant) {
+    const r = await this.db.run(
+      'INSERT OR IGNORE INTO instance_grants (server_id, identity_id, created_at) VALUES (?, ?, ?)',
+      [g.serverId, g.identityId, g.createdAt],
+    );
+    return r.changes > 0;
+  }
+
+  async revokeGrant(serverId: string, identityId: string) {
+    const r = await this.db.run('DELETE FROM instance_grants WHERE server_id = ? AND identity_id = ?', [
+      serverId,
+      identityId,
+    ]);
+    return r.changes > 0;
+  }
+
+  async grants(serverId: string) {
+    const rows = await this.db.all<Row>(
+      'SELECT * FROM instance_grants WHERE server_id = ? ORDER BY created_at',
+      [serverId],
+    );
+    return rows.map((r) => ({
+      serverId: r.server_id as string,
+      identityId: r.identity_id as string,
+      createdAt: r.created_at as string,
+    }));
+  }
+
+  async isGranted(serverId: string, identityId: string) {
+    return Boolean(
+      await this.db.get('SELECT 1 FROM instance_grants WHERE server_id = ? AND identity_id = ?', [
+        serverId,
+        identityId,
+      ]),
+    );
+  }
+}
