@@ -25,6 +25,8 @@ export interface ControllerConfig {
   certForceCommand: string;
   /** '' none, 'caller' (the requesting client's address) or a comma-separated CIDR list. */
   certSourceAddress: string;
+  /** Login user recorded for instances that agents report (guests get this user; see the trust issue). */
+  defaultLoginUser: string;
 }
 
 type Kind = 'string' | 'number' | 'list';
@@ -46,6 +48,7 @@ const keys: Record<keyof ControllerConfig, { kind: Kind; env: string; flag?: str
   certExtensions: { kind: 'list', env: 'VMWARDEN_CERT_EXTENSIONS' },
   certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
   certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
+  defaultLoginUser: { kind: 'string', env: 'VMWARDEN_DEFAULT_LOGIN_USER' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -69,6 +72,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     certExtensions: ['permit-pty'],
     certForceCommand: '',
     certSourceAddress: '',
+    defaultLoginUser: 'vmwarden',
   };
 }
 

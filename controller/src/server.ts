@@ -71,6 +71,7 @@ export async function startController(
       ...apps.map((a) => a.close()),
       grpcServer ? stopGrpcServer(grpcServer, 5000) : Promise.resolve(),
     ]);
+    services.agents.close();
     await services.sessions.flush();
     await db.close();
   };
@@ -88,7 +89,9 @@ export async function startController(
     }
     if (config.listenGrpc) {
       const { host, port } = parseHostPort(config.listenGrpc);
-      const started = await startGrpcServer(host, port, { ...serverTls, ca: ca.certPem });
+      const started = await startGrpcServer(host, port, { ...serverTls, ca: ca.certPem }, services, () =>
+        endpoints.https ? `https://${endpoints.https}` : '',
+      );
       grpcServer = started.server;
       endpoints.grpc = fmt(host, started.port);
     }
@@ -96,6 +99,7 @@ export async function startController(
     await stop().catch(() => undefined);
     throw err;
   }
+  void services.tasks.resume();
   writeFileSync(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
   return { endpoints, services, initialAdminPassword, stop };
 }

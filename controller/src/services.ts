@@ -18,6 +18,12 @@ import { SshAuthority } from './access/authority.js';
 import { KrlPublisher } from './access/krl-publisher.js';
 import { AccessService } from './access/service.js';
 import { AccessSessions } from './access/sessions.js';
+import { Nodes } from './nodes/service.js';
+import { NodeStore } from './nodes/store.js';
+import { AgentClients } from './nodes/agent-clients.js';
+import { SignService } from './sign/service.js';
+import { SignStore } from './sign/store.js';
+import { TaskRunner } from './sign/tasks.js';
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
@@ -37,6 +43,10 @@ export interface ControllerServices {
   krl: KrlPublisher;
   access: AccessService;
   accessSessions: AccessSessions;
+  nodes: Nodes;
+  agents: AgentClients;
+  sign: SignService;
+  tasks: TaskRunner;
 }
 
 export async function createServices(
@@ -77,6 +87,20 @@ export async function createServices(
   };
   const access = new AccessService(accessStore, sshAuthority, krl, inventory, identityStore, policy, clock);
   access.resolveRegisteredKey = (identityId, keyId) => sshKeys.resolveUsableKey(identityId, keyId);
+  const identities = new Identities(identityStore, sessions, ca, clock, config.clientCertDays);
+  const nodes = new Nodes(
+    new NodeStore(db),
+    identities,
+    inventory,
+    clock,
+    config.defaultLoginUser,
+    ca.fingerprint,
+  );
+  const controllerClient = await ca.controllerClientCredentials(join(config.dataDir, 'pki'));
+  const agents = new AgentClients({ ca: ca.certPem, ...controllerClient });
+  const signStore = new SignStore(db);
+  const sign = new SignService(signStore, nodes, inventory, agents, clock);
+  const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action));
   return {
     version,
     config,
@@ -85,7 +109,7 @@ export async function createServices(
     identityStore,
     sessions,
     logins,
-    identities: new Identities(identityStore, sessions, ca, clock, config.clientCertDays),
+    identities,
     authenticators: new OwnAuthenticators(identityStore, ca, clock, config.clientCertDays),
     sshKeys,
     inventory,
@@ -93,5 +117,9 @@ export async function createServices(
     krl,
     access,
     accessSessions: new AccessSessions(accessStore, inventory, clock),
+    nodes,
+    agents,
+    sign,
+    tasks,
   };
 }

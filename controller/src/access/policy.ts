@@ -17,7 +17,7 @@ export function ttlMinutes(policy: AccessPolicy, requested: number | undefined):
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > policy.maxTtlMinutes) {
     throw badRequest(
       'INVALID_TTL',
-      `ttl_minutes must be a whole number of minutes between 1 and ${policy.maxTtlMinutes}, got ${requested}`,
+      `ttl_minutes must be a whole number of minutes between 1 and ${policy.maxTtlMinutes}, got ${JSON.stringify(requested)}`,
     );
   }
   return ttl;

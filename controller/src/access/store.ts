@@ -97,6 +97,37 @@ function where(conditions: Array<[string, ...unknown[]] | false | undefined>): {
 const bumpKrl = (tx: Tx, at: string) =>
   tx.run('UPDATE krl_state SET version = version + 1, updated_at = ? WHERE id = 1', [at]);
 
+interface PendingInsert {
+  record: CertificateRecord;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** 16 parameters per row; SQLite allows 32766 per statement. */
+const MAX_INSERT_ROWS = 500;
+const INSERT_CERTIFICATE = `INSERT INTO certificates (id, serial, sandbox_id, user_id, vm_name, key_id, principals,
+  public_key_fingerprint, ssh_key_id, ca_id, valid_after, valid_before, issued_at, status, revoked_at, revoke_reason)
+  VALUES`;
+const CERTIFICATE_ROW = '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const certificateParams = (c: CertificateRecord) => [
+  c.id,
+  c.serial.toString(),
+  c.sandboxId,
+  c.userId,
+  c.vmName,
+  c.keyId,
+  JSON.stringify(c.principals),
+  c.publicKeyFingerprint,
+  c.sshKeyId,
+  c.caId,
+  c.validAfter,
+  c.validBefore,
+  c.issuedAt,
+  c.status,
+  c.revokedAt,
+  c.revokeReason,
+];
+
 export class SqliteAccessStore implements AccessStore {
   constructor(private readonly db: Database) {}
 
@@ -134,30 +165,54 @@ export class SqliteAccessStore implements AccessStore {
     });
   }
 
-  async insertCertificate(c: CertificateRecord) {
-    await this.db.run(
-      `INSERT INTO certificates (id, serial, sandbox_id, user_id, vm_name, key_id, principals, public_key_fingerprint,
-         ssh_key_id, ca_id, valid_after, valid_before, issued_at, status, revoked_at, revoke_reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        c.id,
-        c.serial.toString(),
-        c.sandboxId,
-        c.userId,
-        c.vmName,
-        c.keyId,
-        JSON.stringify(c.principals),
-        c.publicKeyFingerprint,
-        c.sshKeyId,
-        c.caId,
-        c.validAfter,
-        c.validBefore,
-        c.issuedAt,
-        c.status,
-        c.revokedAt,
-        c.revokeReason,
-      ],
-    );
+  /**
+   * Concurrent inserts are coalesced: while one multi-row INSERT is being committed, the next ones
+   * queue up and go together in the next statement (one statement per group commit instead of one
+   * SAVEPOINT + INSERT per certificate). Each caller's promise still settles only after COMMIT.
+   */
+  insertCertificate(c: CertificateRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pendingCertificates.push({ record: c, resolve, reject });
+      if (!this.flushingCertificates) void this.flushCertificates();
+    });
+  }
+
+  private pendingCertificates: PendingInsert[] = [];
+  private flushingCertificates = false;
+
+  private async flushCertificates(): Promise<void> {
+    this.flushingCertificates = true;
+    try {
+      while (this.pendingCertificates.length) {
+        const batch = this.pendingCertificates.splice(0, MAX_INSERT_ROWS);
+        try {
+          await this.db.write((tx) =>
+            tx.run(
+              `${INSERT_CERTIFICATE} ${batch.map(() => CERTIFICATE_ROW).join(', ')}`,
+              batch.flatMap((p) => certificateParams(p.record)),
+            ),
+          );
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0]!.reject(err);
+            continue;
+          }
+          // One bad row fails the whole statement: retry one by one so only that row fails.
+          await Promise.all(
+            batch.map((p) =>
+              this.db
+                .write((tx) =>
+                  tx.run(`${INSERT_CERTIFICATE} ${CERTIFICATE_ROW}`, certificateParams(p.record)),
+                )
+                .then(() => p.resolve(), p.reject),
+            ),
+          );
+        }
+      }
+    } finally {
+      this.flushingCertificates = false;
+    }
   }
 
   async getCertificate(id: string, now: string) {

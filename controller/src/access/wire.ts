@@ -131,7 +131,8 @@ export const schemas = {
       user_id: { type: 'string', maxLength: 100 },
       public_key: { type: 'string', minLength: 1, maxLength: 16384 },
       ssh_key_id: { type: ['string', 'integer'] },
-      ttl_minutes: { type: 'integer' },
+      // Any JSON value: the policy check (policy.ts) refuses non-integers with the allowed range.
+      ttl_minutes: {},
     },
   },
   certificatesQuery: {

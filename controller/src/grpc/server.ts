@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
-import { loadProto } from './protos.js';
-
-type Health = { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+import { ReflectionService } from '@grpc/reflection';
+import { vmwardenServices } from '../../../proto/load.js';
+import { serverTls } from '../../../proto/grpc-tls.js';
+import type { ControllerServices } from '../services.js';
+import { controllerService } from './controller-service.js';
 
 export interface GrpcTls {
   key: string;
@@ -11,28 +13,32 @@ export interface GrpcTls {
 
 /**
  * The controller's gRPC server over TLS with the internal CA's server certificate. Client
- * certificates are optional at the TLS layer (an agent enrolls before it has one); services that
- * need one check it per call. Serves the standard health service; other services register on it.
+ * certificates are requested but optional (an agent enrolls before it has one); agent calls check
+ * theirs. Serves vmwarden.controller.v1.Controller, the standard health service, and reflection.
  */
 export async function startGrpcServer(
   host: string,
   port: number,
   tls: GrpcTls,
+  services: ControllerServices,
+  restUrl: () => string,
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server();
-  const health = (loadProto('grpc/health/v1/health.proto') as unknown as Health).grpc.health.v1.Health;
-  server.addService(health.service, {
+  const { Controller, Health, definition } = vmwardenServices();
+  server.addService(
+    Controller.service,
+    controllerService(services, restUrl) as grpc.UntypedServiceImplementation,
+  );
+  server.addService(Health.service, {
     check: (_call: unknown, callback: grpc.sendUnaryData<{ status: string }>) =>
       callback(null, { status: 'SERVING' }),
   });
+  new ReflectionService(definition).addToServer(server);
+  const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
-      `${host.includes(':') ? `[${host}]` : host}:${port}`,
-      grpc.ServerCredentials.createSsl(
-        Buffer.from(tls.ca),
-        [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }],
-        false,
-      ),
+      address,
+      serverTls({ ...tls, cert: `${tls.cert.trimEnd()}\n${tls.ca}` }, false),
       (err, p) => (err ? reject(err) : resolve(p)),
     ),
   );

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { notFound } from '../platform/errors.js';
+import { ApiError, notFound } from '../platform/errors.js';
 import type { ControllerServices } from '../services.js';
 import { identityRoutes, renderZitiError } from '../identity/routes.js';
+import { errorEnvelope } from '../identity/wire.js';
 import { keyRoutes, renderComanageError } from '../keys/routes.js';
 import { accessRoutes } from '../access/routes.js';
 import { inventoryRoutes } from '../inventory/routes.js';
 import { renderAccessError } from '../access/wire.js';
+import { signRoutes } from '../sign/routes.js';
+import { renderSignError } from '../sign/wire.js';
 import { handleErrorsWith } from './errors.js';
 
 export interface TlsOptions {
@@ -38,6 +43,28 @@ function validators() {
     (httpPart === 'body' ? body : other).compile(schema);
 }
 
+/**
+ * Requests Node's HTTP parser rejects before fastify sees them (header overflow, malformed request
+ * line): answered in the error envelope like every other error instead of fastify's default body.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'REQUEST_HEADERS_TOO_LARGE', 'the request line and headers exceed the allowed size']
+        : [400, 'BAD_REQUEST', 'the request could not be parsed as HTTP'];
+  const body = JSON.stringify(errorEnvelope(new ApiError(status, code, message), randomUUID()));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
 /** Which group owns a path, so unknown paths get the error format their clients expect. */
 function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
   const path = request.url.split('?')[0]!;
@@ -46,6 +73,8 @@ function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
     return renderComanageError(err, request, reply);
   if (path.startsWith('/v1/access/') || path.startsWith('/v1/instances'))
     return renderAccessError(err, request, reply);
+  if (/^\/(v1\/)?sign(\/|$)|^\/v1\/(tasks|nodes)(\/|$)/.test(path))
+    return renderSignError(err, request, reply);
   return renderZitiError(err, request, reply);
 }
 
@@ -62,6 +91,7 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',
+    clientErrorHandler,
     ...(tls
       ? {
           https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false },
@@ -78,5 +108,6 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
   app.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
   app.register(accessRoutes, { prefix: '/v1/access', services });
   app.register(inventoryRoutes, { prefix: '/v1/instances', services });
+  app.register(signRoutes, { services });
   return app;
 }

@@ -4,7 +4,8 @@ import type { Clock } from '../platform/clock.js';
 import { badRequest, conflict, notFound } from '../platform/errors.js';
 import { writePrivateFile } from '../platform/private-file.js';
 import { hashPassword, newPassword } from '../platform/secrets.js';
-import { CsrError, type InternalCa } from '../pki/internal-ca.js';
+import { CsrError, identityUri, type InternalCa } from '../pki/internal-ca.js';
+import type { JsonGeneralName } from '@peculiar/x509';
 import type { Authenticator, Identity, Page, Role } from './model.js';
 import type { ApiSessions } from './sessions.js';
 import type { IdentityStore, ListWindow } from './store.js';
@@ -67,6 +68,10 @@ export class Identities {
     return identity;
   }
 
+  findByName(name: string): Promise<Identity | undefined> {
+    return this.store.getIdentityByName(name);
+  }
+
   async get(id: string): Promise<Identity> {
     const identity = await this.store.getIdentity(id);
     if (!identity) throw notFound(`no identity with id ${id}`);
@@ -105,13 +110,15 @@ export class Identities {
   async issueCertificate(
     id: string,
     csrPem: string,
+    extra: { sans?: JsonGeneralName[]; serverAuth?: boolean } = {},
   ): Promise<{ authenticator: Authenticator; certPem: string }> {
     const identity = await this.get(id);
     let issued;
     try {
       issued = await this.ca.issueClientCert(csrPem, {
         days: this.clientCertDays,
-        sans: [{ type: 'url', value: `urn:vmwarden:identity:${identity.id}` }],
+        sans: [{ type: 'url', value: identityUri(identity.id) }, ...(extra.sans ?? [])],
+        serverAuth: extra.serverAuth,
       });
     } catch (err) {
       if (err instanceof CsrError) throw badRequest('COULD_NOT_PROCESS_CSR', err.message);

@@ -21,7 +21,11 @@ export function listWindow(query: unknown, fields: Record<string, string>): List
   const limit = filter.limit ?? q.limit ?? 10;
   if (limit < 1 || limit > 500)
     throw badRequest('INVALID_PAGINATION', `limit must be between 1 and 500, got ${limit}`);
-  return { filter, limit, offset: filter.skip ?? q.offset ?? 0 };
+  const offset = filter.skip ?? q.offset ?? 0;
+  // SQLite refuses an OFFSET beyond int64 (it arrives as a float): a 400, not a 500.
+  if (!Number.isSafeInteger(offset))
+    throw badRequest('INVALID_PAGINATION', `offset must be an integer below 2^53, got ${offset}`);
+  return { filter, limit, offset };
 }
 
 /** Identity & API sessions group (OpenZiti edge management semantics). */
@@ -31,14 +35,13 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
   app.addHook('onRequest', requireSession(s.sessions));
 
   const sessionView = async (p: Principal) => {
-    const authenticator = await s.identityStore.getAuthenticator(p.session.authenticatorId);
     return wire.currentApiSession({
       session: p.session,
       identity: p.identity,
       token: p.token,
       expiresAt: s.sessions.expiresAt(p.session),
       cachedLastActivityAt: s.sessions.persistedActivityAt(p.session),
-      isCertExtendable: authenticator?.method === 'cert',
+      isCertExtendable: (await s.sessions.authenticatorMethod(p.session)) === 'cert',
       now: s.clock.now(),
     });
   };

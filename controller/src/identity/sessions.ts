@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../platform/clock.js';
 import { hashToken, newToken } from '../platform/secrets.js';
-import type { ApiSession, Identity, Principal } from './model.js';
+import type { ApiSession, Authenticator, Identity, Principal } from './model.js';
 import type { IdentityStore, SessionStore } from './store.js';
 
 interface Cached {
   session: ApiSession;
   identity: Identity;
   persistedActivity: number;
+  /** The method of the session's authenticator, once looked up (an authenticator never changes method). */
+  authMethod?: Authenticator['method'];
 }
 
 /** How stale the stored lastActivityAt may get before a request writes it (the cached value is exact). */
@@ -68,6 +70,18 @@ export class ApiSessions {
       await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
     }
     return { identity: entry.identity, session: entry.session, token };
+  }
+
+  /**
+   * The method (updb/cert) of the authenticator the session was made with. Kept with the cached
+   * session, so GET /current-api-session does not cost a store read on every call.
+   */
+  async authenticatorMethod(session: ApiSession): Promise<Authenticator['method'] | undefined> {
+    const entry = this.cache.get(session.tokenHash);
+    if (entry?.authMethod) return entry.authMethod;
+    const method = (await this.identities.getAuthenticator(session.authenticatorId))?.method;
+    if (entry && method) entry.authMethod = method;
+    return method;
   }
 
   expiresAt(session: ApiSession): Date {

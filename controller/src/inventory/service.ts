@@ -2,7 +2,7 @@ import type { Clock } from '../platform/clock.js';
 import { conflict, forbidden, notFound } from '../platform/errors.js';
 import type { Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
-import type { Grant, Instance } from './model.js';
+import { INSTANCE_STATES, type Grant, type Instance } from './model.js';
 import type { InventoryStore } from './store.js';
 
 export type NewInstance = Pick<
@@ -28,6 +28,59 @@ export class Inventory {
     return instance;
   }
 
+  /**
+   * Makes the inventory match what a node's agent reports: new domains appear, known ones follow
+   * (name, state, addresses), domains gone from the host disappear. Hand-registered instances are
+   * left alone unless the agent now reports them.
+   */
+  async syncFromNode(
+    nodeId: number,
+    reported: Array<{ serverId: string; name: string; state: string; ipAddresses: string[] }>,
+    loginUser: string,
+  ): Promise<void> {
+    const now = this.clock.now().toISOString();
+    const seen = new Set<string>();
+    for (const r of reported) {
+      seen.add(r.serverId);
+      const state = (INSTANCE_STATES as string[]).includes(r.state)
+        ? (r.state as Instance['state'])
+        : 'unknown';
+      const current = await this.store.get(r.serverId);
+      const ipAddress = r.ipAddresses[0] ?? current?.ipAddress ?? '';
+      if (!current) {
+        await this.store.insert({
+          serverId: r.serverId,
+          instanceName: r.name,
+          nodeId,
+          ipAddress,
+          sshPort: 22,
+          loginUser,
+          state,
+          source: 'agent',
+          createdAt: now,
+          updatedAt: now,
+        });
+      } else if (
+        current.nodeId !== nodeId ||
+        current.instanceName !== r.name ||
+        current.state !== state ||
+        current.ipAddress !== ipAddress
+      ) {
+        await this.store.update({
+          ...current,
+          nodeId,
+          instanceName: r.name,
+          state,
+          ipAddress,
+          updatedAt: now,
+        });
+      }
+    }
+    for (const gone of await this.store.listByNode(nodeId)) {
+      if (!seen.has(gone.serverId) && gone.source === 'agent') await this.store.delete(gone.serverId);
+    }
+  }
+
   async get(serverId: string): Promise<Instance> {
     const instance = await this.store.get(serverId);
     if (!instance) throw notFound(`no instance with server_id ${serverId}`);
@@ -41,6 +94,14 @@ export class Inventory {
       throw forbidden(`identity ${caller.identity.name} has no access grant for instance ${serverId}`);
     }
     return instance;
+  }
+
+  listAll() {
+    return this.store.list({ limit: 1_000_000, offset: 0 });
+  }
+
+  listForNode(nodeId: number) {
+    return this.store.listByNode(nodeId).then((rows) => ({ rows, total: rows.length }));
   }
 
   list(caller: Principal, limit: number, offset: number) {

@@ -3,6 +3,7 @@ import type { Grant, Instance } from './model.js';
 
 export interface InventoryStore {
   get(serverId: string): Promise<Instance | undefined>;
+  listByNode(nodeId: number): Promise<Instance[]>;
   list(opts: {
     grantedTo?: string;
     limit: number;
@@ -37,6 +38,10 @@ export class SqliteInventoryStore implements InventoryStore {
   async get(serverId: string) {
     const r = await this.db.get<Row>('SELECT * FROM instances WHERE server_id = ?', [serverId]);
     return r && toInstance(r);
+  }
+
+  async listByNode(nodeId: number) {
+    return (await this.db.all<Row>('SELECT * FROM instances WHERE node_id = ?', [nodeId])).map(toInstance);
   }
 
   async list(opts: { grantedTo?: string; limit: number; offset: number }) {

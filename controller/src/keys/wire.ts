@@ -216,7 +216,6 @@ export function parseSshKeyRequest(body: unknown): SshKeyRequest {
   if (finalComment.length > MAX_COMMENT_CHARS)
     add('Comment', `Comment is longer than ${MAX_COMMENT_CHARS} characters`);
   else if (/[<>]/.test(finalComment)) add('Comment', 'Comment may not contain < or >');
-  // eslint-disable-next-line no-control-regex
   else if (/[\x00-\x1f\x7f]/.test(finalComment)) add('Comment', 'Comment may not contain control characters');
 
   let id: string | undefined;

@@ -1,12 +1,9 @@
-import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.js';
 import { readPrivateFile, writePrivateFile } from '../platform/private-file.js';
 import type { Clock } from '../platform/clock.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -18,6 +15,11 @@ export interface IssuedCert {
 }
 
 export class CsrError extends Error {}
+
+/** SAN URIs that name vmwarden parties inside internal-CA certificates. */
+export const CONTROLLER_URI = 'urn:vmwarden:controller';
+export const nodeUri = (nodeId: number) => `urn:vmwarden:node:${nodeId}`;
+export const identityUri = (identityId: string) => `urn:vmwarden:identity:${identityId}`;
 
 /**
  * The controller's own X.509 CA (ECDSA P-256): the HTTPS server certificate and every client
@@ -32,6 +34,11 @@ export class InternalCa {
 
   get certPem(): string {
     return this.cert.toString('pem');
+  }
+
+  /** SHA-256 of the CA certificate (hex): what enrollment tokens pin. */
+  get fingerprint(): string {
+    return fingerprintOf(this.cert.rawData);
   }
 
   static async openOrCreate(dir: string, clock: Clock): Promise<InternalCa> {
@@ -78,8 +85,38 @@ export class InternalCa {
       subject: 'CN=vmwarden controller',
       publicKey: keys.publicKey,
       days: 365,
-      usage: x509.ExtendedKeyUsage.serverAuth,
+      usages: [x509.ExtendedKeyUsage.serverAuth],
       sans: names.map(toSan),
+    });
+    const key = await exportKey(keys.privateKey);
+    writePrivateFile(keyPath, key);
+    writeFileSync(certPath, cert.pem, { mode: 0o644 });
+    return { key, cert: cert.pem };
+  }
+
+  /**
+   * The controller's own client certificate, presented when it calls agents (SAN
+   * urn:vmwarden:controller, which agents check). Reissued when missing or expiring within 30 days.
+   */
+  async controllerClientCredentials(dir: string): Promise<{ key: string; cert: string }> {
+    const certPath = join(dir, 'controller-client.crt');
+    const keyPath = join(dir, 'controller-client.key');
+    if (existsSync(certPath) && existsSync(keyPath)) {
+      const cert = new x509.X509Certificate(readFileSync(certPath, 'utf8'));
+      if (
+        cert.notAfter.getTime() - this.clock.now().getTime() > 30 * DAY &&
+        cert.issuer === this.cert.subject
+      ) {
+        return { key: readPrivateFile(keyPath).toString(), cert: readFileSync(certPath, 'utf8') };
+      }
+    }
+    const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const cert = await this.sign({
+      subject: 'CN=vmwarden controller client',
+      publicKey: keys.publicKey,
+      days: 365,
+      usages: [x509.ExtendedKeyUsage.clientAuth],
+      sans: [{ type: 'url', value: CONTROLLER_URI }],
     });
     const key = await exportKey(keys.privateKey);
     writePrivateFile(keyPath, key);
@@ -90,7 +127,7 @@ export class InternalCa {
   /** Issues a client certificate for a CSR. Subject from the CSR unless given; SANs as given. */
   async issueClientCert(
     csrPem: string,
-    opts: { days: number; subject?: string; sans?: x509.JsonGeneralName[] },
+    opts: { days: number; subject?: string; sans?: x509.JsonGeneralName[]; serverAuth?: boolean },
   ): Promise<IssuedCert> {
     const csr = parseCsr(csrPem);
     if (!(await csr.verify())) throw new CsrError('the CSR signature does not verify');
@@ -98,7 +135,10 @@ export class InternalCa {
       subject: opts.subject ?? csr.subject,
       publicKey: await csr.publicKey.export(),
       days: opts.days,
-      usage: x509.ExtendedKeyUsage.clientAuth,
+      usages: [
+        x509.ExtendedKeyUsage.clientAuth,
+        ...(opts.serverAuth ? [x509.ExtendedKeyUsage.serverAuth] : []),
+      ],
       sans: opts.sans ?? [],
     });
   }
@@ -117,7 +157,7 @@ export class InternalCa {
     subject: string;
     publicKey: CryptoKey;
     days: number;
-    usage: string;
+    usages: string[];
     sans: x509.JsonGeneralName[];
   }): Promise<IssuedCert> {
     const now = this.clock.now();
@@ -127,7 +167,7 @@ export class InternalCa {
         x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement,
         true,
       ),
-      new x509.ExtendedKeyUsageExtension([opts.usage], false),
+      new x509.ExtendedKeyUsageExtension(opts.usages, false),
       await x509.AuthorityKeyIdentifierExtension.create(this.cert),
     ];
     if (opts.sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(opts.sans, false));

@@ -1,0 +1,71 @@
+import * as grpc from '@grpc/grpc-js';
+import { createHash, X509Certificate } from 'node:crypto';
+import { connect } from 'node:tls';
+import { hostname } from 'node:os';
+import { vmwardenServices } from '../../proto/load.js';
+import { newKeyAndCsr } from '../../controller/src/pki/x509.js';
+import { parseHostPort } from '../../controller/src/config.js';
+export class EnrollError extends Error {
+}
+/**
+ * Fetches the controller's CA from its TLS chain and accepts it only if its SHA-256 matches the
+ * fingerprint carried in the enrollment token (`<secret>.<fingerprint>`): trust comes from the token,
+ * not from the network.
+ */
+export async function fetchPinnedCa(controller, fingerprint) {
+    const { host, port } = parseHostPort(controller);
+    const chain = await new Promise((resolve, reject) => {
+        const socket = connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
+            const peer = socket.getPeerCertificate(true);
+            socket.end();
+            resolve(peer);
+        });
+        socket.setTimeout(10_000, () => socket.destroy(new Error('timed out')));
+        socket.on('error', (err) => reject(new EnrollError(`cannot reach controller ${controller}: ${err.message}`)));
+    });
+    for (let c = chain; c?.raw;) {
+        if (createHash('sha256').update(c.raw).digest('hex') === fingerprint.toLowerCase()) {
+            return new X509Certificate(c.raw).toString();
+        }
+        const next = c.issuerCertificate;
+        c = next && next !== c ? next : undefined;
+    }
+    throw new EnrollError('the controller presented no CA certificate matching the enrollment token');
+}
+/** Exchanges the one-time token for the agent's certificate. */
+export async function enroll(opts) {
+    const dot = opts.token.lastIndexOf('.');
+    if (dot < 0)
+        throw new EnrollError('malformed enrollment token (expected <secret>.<ca fingerprint>)');
+    const ca = await fetchPinnedCa(opts.controller, opts.token.slice(dot + 1));
+    const { keyPem, csrPem } = await newKeyAndCsr(`CN=vmwarden agent ${opts.nodeName}`);
+    const { Controller } = vmwardenServices();
+    const client = new Controller(opts.controller, grpc.credentials.createSsl(Buffer.from(ca)), {
+        'grpc.ssl_target_name_override': 'localhost',
+    });
+    try {
+        const res = await new Promise((resolve, reject) => client.enroll({
+            token: opts.token,
+            csrPem,
+            nodePublicKeyPem: opts.nodePublicKeyPem,
+            agentAddress: opts.agentAddress,
+            hostname: hostname(),
+        }, { deadline: Date.now() + 30_000 }, (err, r) => err ? reject(new EnrollError(`enrollment refused: ${err.details || err.message}`)) : resolve(r)));
+        return {
+            key: keyPem,
+            cert: res.clientCertPem,
+            ca: res.caPem,
+            enrollment: {
+                nodeId: res.nodeId,
+                nodeName: res.nodeName,
+                identityId: res.identityId,
+                controller: opts.controller,
+                restUrl: res.restUrl,
+            },
+        };
+    }
+    finally {
+        client.close();
+    }
+}
+//# sourceMappingURL=enroll.js.map

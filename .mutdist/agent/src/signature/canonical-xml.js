@@ -1,0 +1,176 @@
+// Canonical form of a libvirt domain definition: what the config digest is taken over.
+//
+// Input is the inactive XML. Volatile parts that libvirt fills in by itself are removed (the domain
+// `id`, dynamic security labels, device aliases, autoport graphics ports, interface tap names,
+// `<actual>` network details), so that they never make a definition look changed. Cosmetics do not
+// count either: comments and whitespace-only text are dropped, text is trimmed, attributes are
+// sorted by name, empty elements are always written `<x/>` and values are re-escaped one way.
+// Element order is kept: it is meaningful in libvirt (disk order, boot order).
+import { createHash } from 'node:crypto';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+const parser = new XMLParser({
+    preserveOrder: true,
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    attributesGroupName: false,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    trimValues: false,
+    commentPropName: '#comment',
+    // Entities are decoded here (decodeEntities), in one pass: the parser's own decoding leaves
+    // numeric references alone, and a second pass over its output would decode `&amp;#38;` twice.
+    processEntities: false,
+    cdataPropName: '#cdata',
+    ignoreDeclaration: true,
+    ignorePiTags: true,
+});
+const NAMED = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+function decodeEntities(s) {
+    return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z]+);/g, (whole, ref) => {
+        if (ref[0] === '#') {
+            const cp = ref[1] === 'x' ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+            if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp === 0) {
+                throw new Error(`invalid XML: bad character reference ${whole}`);
+            }
+            return String.fromCodePoint(cp);
+        }
+        const v = NAMED[ref];
+        if (v === undefined)
+            throw new Error(`invalid XML: undefined entity ${whole}`);
+        return v;
+    });
+}
+function cdataText(nodes) {
+    return (nodes ?? []).map((n) => String(n['#text'] ?? '')).join('');
+}
+function convert(node) {
+    for (const key of Object.keys(node)) {
+        if (key === ':@')
+            continue;
+        if (key === '#text')
+            return decodeEntities(String(node[key] ?? ''));
+        if (key === '#cdata')
+            return cdataText(node[key]);
+        if (key === '#comment' || key.startsWith('?') || key.startsWith('!'))
+            return null;
+        const attrs = {};
+        for (const [k, v] of Object.entries(node[':@'] ?? {}))
+            attrs[k] = decodeEntities(String(v));
+        const children = [];
+        for (const child of node[key] ?? []) {
+            const c = convert(child);
+            if (c === null)
+                continue;
+            // Text split by a dropped comment joins up again.
+            const last = children[children.length - 1];
+            if (typeof c === 'string' && typeof last === 'string')
+                children[children.length - 1] = last + c;
+            else
+                children.push(c);
+        }
+        return { name: key, attrs, children };
+    }
+    return null;
+}
+/** Parses XML into a plain element tree (comments, declaration and processing instructions dropped). */
+export function parseXml(xml) {
+    const valid = XMLValidator.validate(xml);
+    if (valid !== true) {
+        throw new Error(`invalid XML: ${valid.err.msg} (line ${valid.err.line}, col ${valid.err.col})`);
+    }
+    const roots = parser.parse(xml)
+        .map(convert)
+        .filter((n) => n !== null && typeof n !== 'string');
+    if (roots.length !== 1)
+        throw new Error(`invalid XML: expected one root element, found ${roots.length}`);
+    return roots[0];
+}
+/** Child elements of `el` named `name`. */
+export function childElements(el, name) {
+    return el.children.filter((c) => typeof c !== 'string' && (name === undefined || c.name === name));
+}
+export function firstChild(el, name) {
+    return el ? childElements(el, name)[0] : undefined;
+}
+/** Trimmed text content of an element (direct text children only). */
+export function textOf(el) {
+    if (!el)
+        return '';
+    return el.children
+        .filter((c) => typeof c === 'string')
+        .join('')
+        .trim();
+}
+/** Trims text, drops whitespace-only text, removes volatile parts. Returns a new tree. */
+function normalise(el, parent, isRoot) {
+    const attrs = { ...el.attrs };
+    if (isRoot && el.name === 'domain')
+        delete attrs.id;
+    if (el.name === 'seclabel' && attrs.type === 'dynamic')
+        return null;
+    if (el.name === 'alias' || el.name === 'actual')
+        return null;
+    if (el.name === 'graphics' && attrs.autoport === 'yes') {
+        delete attrs.port;
+        delete attrs.websocket;
+        delete attrs.tlsPort;
+    }
+    const children = [];
+    for (const c of el.children) {
+        if (typeof c === 'string') {
+            const t = c.trim();
+            if (t)
+                children.push(t);
+            continue;
+        }
+        const n = normalise(c, el, false);
+        if (n)
+            children.push(n);
+    }
+    if (el.name === 'target' && parent?.name === 'interface') {
+        delete attrs.dev; // tap device name (vnetN) chosen by libvirt
+        if (Object.keys(attrs).length === 0 && children.length === 0)
+            return null;
+    }
+    return { name: el.name, attrs, children };
+}
+const escText = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escAttr = (s) => escText(s).replace(/"/g, '&quot;').replace(/\t/g, '&#9;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;');
+function serialise(el, out) {
+    out.push('<', el.name);
+    for (const k of Object.keys(el.attrs).sort())
+        out.push(' ', k, '="', escAttr(el.attrs[k]), '"');
+    if (el.children.length === 0) {
+        out.push('/>');
+        return;
+    }
+    out.push('>');
+    for (const c of el.children) {
+        if (typeof c === 'string')
+            out.push(escText(c));
+        else
+            serialise(c, out);
+    }
+    out.push('</', el.name, '>');
+}
+/** The canonical tree of a domain definition (volatile parts removed). */
+export function canonicalDomainTree(xml) {
+    const root = parseXml(xml);
+    if (root.name !== 'domain')
+        throw new Error(`not a domain definition: root element <${root.name}>`);
+    return normalise(root, null, true);
+}
+export function serialiseXml(el) {
+    const out = [];
+    serialise(el, out);
+    return out.join('');
+}
+/** The canonical serialisation of a domain definition: one line, no declaration. */
+export function canonicalDomainXml(xml) {
+    return serialiseXml(canonicalDomainTree(xml));
+}
+/** 'sha256:<hex>' over the canonical serialisation (UTF-8). */
+export function configDigest(xml) {
+    return 'sha256:' + createHash('sha256').update(canonicalDomainXml(xml), 'utf8').digest('hex');
+}
+//# sourceMappingURL=canonical-xml.js.map

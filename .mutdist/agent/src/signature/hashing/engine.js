@@ -1,0 +1,289 @@
+// HashEngine: chunked, parallel, sparse-aware file hashing with a fast identity re-check.
+// Digest layout: see digest.ts. One engine owns a pool of worker threads reused across files; idle
+// workers are unref'd (an idle engine never keeps the process alive); close() ends them.
+import { availableParallelism } from 'node:os';
+import { close as fsClose, fstat, open as fsOpen } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { CHUNK_SIZE, DIGEST_BYTES, chunkCount, chunkLength, composeFileDigest, zeroChunkDigest, } from './digest.js';
+import { holeChunkMask, zeroExtents } from './extents.js';
+import { identityOf, isRacy, sameIdentity } from './identity.js';
+const openP = promisify(fsOpen);
+const closeP = promisify(fsClose);
+const fstatP = promisify(fstat);
+/** Indices of the chunks that differ between two digests of a file, including added/removed chunks. */
+export function diffChunks(a, b) {
+    if (a.chunkSize !== b.chunkSize)
+        throw new Error('diffChunks: different chunk sizes');
+    const out = [];
+    const n = Math.max(a.chunks.length, b.chunks.length);
+    for (let i = 0; i < n; i++)
+        if (a.chunks[i] !== b.chunks[i])
+            out.push(i);
+    return out;
+}
+export { sameIdentity };
+/** Batches kept in flight per worker, so a worker never waits for the main thread between batches. */
+const DEPTH = 2;
+function fileError(path, e) {
+    const cause = e;
+    const err = new Error(`cannot hash ${path}: ${cause.message}`, { cause });
+    if (cause.code)
+        err.code = cause.code;
+    return err;
+}
+export class HashEngine {
+    chunkSize;
+    workers;
+    sparseThreshold;
+    qemuImg;
+    batchChunks;
+    slots = [];
+    queue = [];
+    nextId = 1;
+    closed = false;
+    constructor(opts = {}) {
+        this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+        this.workers = Math.max(1, opts.workers ?? availableParallelism());
+        this.sparseThreshold = opts.sparseThreshold ?? 64 * 1024 * 1024;
+        this.qemuImg = opts.qemuImg ?? 'qemu-img';
+        this.batchChunks = Math.max(1, opts.batchChunks ?? 32);
+        if (!Number.isInteger(this.chunkSize) || this.chunkSize < 4096)
+            throw new Error('chunkSize must be ≥ 4096');
+    }
+    async hashFile(path, opts = {}) {
+        const t0 = performance.now();
+        if (this.closed)
+            throw new Error('hash engine is closed');
+        const prev = opts.previous;
+        if (prev && prev.stable && prev.chunkSize === this.chunkSize) {
+            let st;
+            try {
+                st = await stat(path, { bigint: true });
+            }
+            catch (e) {
+                throw fileError(path, e);
+            }
+            if (st.isFile() && sameIdentity(prev.identity, identityOf(st))) {
+                const stats = { bytesRead: 0, holeChunks: 0, zeroChunks: 0, ms: performance.now() - t0 };
+                return { ...prev, path, reused: true, stats };
+            }
+        }
+        for (let attempt = 1;; attempt++) {
+            try {
+                return await this.hashOnce(path, opts, t0);
+            }
+            catch (e) {
+                if (e.code !== 'EFILECHANGED' || attempt >= 3)
+                    throw e;
+            }
+        }
+    }
+    async hashOnce(path, opts, t0) {
+        const startNs = BigInt(Date.now()) * 1000000n;
+        let fd;
+        try {
+            fd = await openP(path, 'r');
+        }
+        catch (e) {
+            throw fileError(path, e);
+        }
+        try {
+            const before = await fstatP(fd, { bigint: true });
+            if (!before.isFile())
+                throw fileError(path, new Error('not a regular file'));
+            const size = Number(before.size);
+            const cs = this.chunkSize;
+            const n = chunkCount(size, cs);
+            const sparse = opts.sparse ?? 'auto';
+            let holes = null;
+            if (this.qemuImg &&
+                n > 0 &&
+                (sparse === 'always' || (sparse === 'auto' && size >= this.sparseThreshold))) {
+                const extents = await zeroExtents(path, this.qemuImg);
+                if (extents)
+                    holes = holeChunkMask(extents, size, cs);
+            }
+            const digests = new Uint8Array(n * DIGEST_BYTES);
+            let holeChunks = 0;
+            if (holes) {
+                for (let i = 0; i < n; i++) {
+                    if (holes[i]) {
+                        digests.set(zeroChunkDigest(chunkLength(i, size, cs)), i * DIGEST_BYTES);
+                        holeChunks++;
+                    }
+                }
+            }
+            const job = await this.run(fd, size, digests, holes).catch((e) => {
+                throw fileError(path, e);
+            });
+            const after = await fstatP(fd, { bigint: true });
+            const identity = identityOf(before);
+            if (!sameIdentity(identity, identityOf(after))) {
+                const err = fileError(path, new Error('file changed while hashing'));
+                err.code = 'EFILECHANGED';
+                throw err;
+            }
+            const hex = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength).toString('hex');
+            const chunks = new Array(n);
+            for (let i = 0; i < n; i++)
+                chunks[i] = hex.slice(i * 64, i * 64 + 64);
+            return {
+                path,
+                size,
+                chunkSize: cs,
+                digest: composeFileDigest(digests, size).toString('hex'),
+                chunks,
+                identity,
+                reused: false,
+                stable: !isRacy(before, startNs),
+                stats: {
+                    bytesRead: job.bytesRead,
+                    holeChunks,
+                    zeroChunks: job.zeroChunks,
+                    ms: performance.now() - t0,
+                },
+            };
+        }
+        finally {
+            await closeP(fd).catch(() => undefined);
+        }
+    }
+    /** Queues the non-hole chunks of a file as batches; resolves once every batch has come back. */
+    run(fd, size, digests, holes) {
+        const n = digests.length / DIGEST_BYTES;
+        return new Promise((resolve, reject) => {
+            const job = {
+                fd,
+                size,
+                chunkSize: this.chunkSize,
+                digests,
+                pending: 0,
+                bytesRead: 0,
+                zeroChunks: 0,
+                settle: () => (job.error ? reject(job.error) : resolve(job)),
+            };
+            let todo = 0;
+            for (let i = 0; i < n; i++)
+                if (!holes || !holes[i])
+                    todo++;
+            // Guided self-scheduling: big batches first, smaller towards the end so workers finish together.
+            let i = 0;
+            while (i < n) {
+                if (holes && holes[i]) {
+                    i++;
+                    continue;
+                }
+                const want = Math.min(this.batchChunks, Math.max(1, Math.ceil(todo / (2 * this.workers))));
+                let count = 0;
+                while (i + count < n && count < want && !(holes && holes[i + count]))
+                    count++;
+                this.queue.push({ job, first: i, count });
+                job.pending++;
+                todo -= count;
+                i += count;
+            }
+            if (job.pending === 0)
+                return resolve(job);
+            this.dispatch();
+        });
+    }
+    spawn() {
+        // Workers inherit the process's execArgv; --input-type (node -e scripts) is refused for a file.
+        const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+        const worker = new Worker(new URL('./hash-worker.js', import.meta.url), { execArgv });
+        const slot = { worker, inflight: new Map() };
+        worker.on('message', (reply) => this.onReply(slot, reply));
+        worker.on('error', (e) => this.onDeath(slot, e));
+        worker.on('exit', (code) => this.onDeath(slot, new Error(`hash worker exited (code ${code})`)));
+        return slot;
+    }
+    dispatch() {
+        if (this.closed)
+            return;
+        while (this.slots.length < this.workers && this.queue.length > 0)
+            this.slots.push(this.spawn());
+        for (let d = 0; d < DEPTH && this.queue.length > 0; d++) {
+            for (const slot of this.slots) {
+                if (this.queue.length === 0)
+                    break;
+                if (slot.inflight.size > d)
+                    continue;
+                const batch = this.queue.shift();
+                const id = this.nextId++;
+                slot.inflight.set(id, batch);
+                const { fd, size, chunkSize } = batch.job;
+                const req = { id, fd, size, chunkSize, first: batch.first, count: batch.count };
+                slot.worker.postMessage(req);
+            }
+        }
+        for (const slot of this.slots) {
+            if (slot.inflight.size > 0)
+                slot.worker.ref();
+            else
+                slot.worker.unref();
+        }
+    }
+    onReply(slot, reply) {
+        const batch = slot.inflight.get(reply.id);
+        if (!batch)
+            return;
+        slot.inflight.delete(reply.id);
+        const job = batch.job;
+        if (reply.ok) {
+            job.digests.set(reply.digests, batch.first * DIGEST_BYTES);
+            job.bytesRead += reply.bytesRead;
+            job.zeroChunks += reply.zeroChunks;
+        }
+        else {
+            const err = new Error(reply.message);
+            if (reply.code)
+                err.code = reply.code;
+            this.fail(job, err);
+        }
+        this.done(job);
+        this.dispatch();
+    }
+    onDeath(slot, err) {
+        const idx = this.slots.indexOf(slot);
+        if (idx < 0)
+            return;
+        this.slots.splice(idx, 1);
+        const cause = this.closed
+            ? new Error('hash engine closed')
+            : new Error(`hash worker failed: ${err.message}`);
+        for (const batch of slot.inflight.values()) {
+            this.fail(batch.job, cause);
+            this.done(batch.job);
+        }
+        slot.inflight.clear();
+        this.dispatch();
+    }
+    /** Marks a job failed and drops its queued batches; it settles once its in-flight batches return. */
+    fail(job, err) {
+        job.error ??= err;
+        const before = this.queue.length;
+        this.queue = this.queue.filter((b) => b.job !== job);
+        job.pending -= before - this.queue.length;
+    }
+    done(job) {
+        if (--job.pending === 0)
+            job.settle();
+    }
+    /** Ends the workers; hashFile calls still running reject. The engine cannot be used afterwards. */
+    async close() {
+        if (this.closed)
+            return;
+        this.closed = true;
+        for (const batch of this.queue.splice(0)) {
+            batch.job.error ??= new Error('hash engine closed');
+            this.done(batch.job);
+        }
+        await Promise.all(this.slots.map((s) => {
+            s.worker.ref(); // an unref'd worker's terminate() would not keep the process alive until it ends
+            return s.worker.terminate();
+        }));
+    }
+}
+//# sourceMappingURL=engine.js.map

@@ -1,0 +1,3 @@
+export { HashEngine, diffChunks, sameIdentity } from './engine.js';
+export { CHUNK_SIZE, composeFileDigest, zeroChunkDigest } from './digest.js';
+//# sourceMappingURL=index.js.map

@@ -1,0 +1,44 @@
+/** The agent's local schema (agent.db in the data directory). */
+export const agentMigrations = [
+    {
+        id: 'agent-001-signatures',
+        sql: `
+CREATE TABLE signatures (
+  server_id TEXT PRIMARY KEY,
+  instance_name TEXT NOT NULL,
+  manifest TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NULL,
+  last_verdict TEXT NOT NULL DEFAULT 'unknown' CHECK (last_verdict IN ('true', 'false', 'unknown')),
+  last_verified_at TEXT NULL
+);
+CREATE TABLE baseline_files (
+  server_id TEXT NOT NULL REFERENCES signatures (server_id) ON DELETE CASCADE,
+  path TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  chunks BLOB NOT NULL,
+  PRIMARY KEY (server_id, path)
+);
+CREATE TABLE file_digests (
+  path TEXT PRIMARY KEY,
+  identity TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  chunk_size INTEGER NOT NULL,
+  chunks BLOB NOT NULL,
+  stable INTEGER NOT NULL,
+  hashed_at TEXT NOT NULL
+);
+CREATE TABLE node_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  validation_active INTEGER NOT NULL DEFAULT 0,
+  validation_since TEXT NULL
+);
+INSERT INTO node_state (id, validation_active, validation_since) VALUES (1, 0, NULL);
+`,
+    },
+];
+//# sourceMappingURL=migrations.js.map

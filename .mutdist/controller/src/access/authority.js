@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflict, notFound } from '../platform/errors.js';
+import { generateCaKey, loadCaKey, saveCaKey } from './sshca/keys.js';
+/**
+ * The fleet's SSH user CA (cf. Teleport lib/sshca): one active key signs, older keys stay trusted
+ * (published to guests) until retired, so a rotation never locks anyone out.
+ */
+export class SshAuthority {
+    dir;
+    store;
+    clock;
+    keyType;
+    keys = new Map();
+    records = [];
+    constructor(dir, store, clock, keyType) {
+        this.dir = dir;
+        this.store = store;
+        this.clock = clock;
+        this.keyType = keyType;
+    }
+    /** Loads every non-retired CA key (refusing key files others can read); creates the first one. */
+    static async open(dir, store, clock, keyType) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const authority = new SshAuthority(dir, store, clock, keyType);
+        await authority.reload();
+        if (!authority.records.some((r) => r.status === 'active'))
+            await authority.rotate();
+        return authority;
+    }
+    async reload() {
+        this.records = await this.store.listCas();
+        const keys = new Map();
+        for (const r of this.records) {
+            if (r.status === 'retired')
+                continue;
+            keys.set(r.id, this.keys.get(r.id) ?? (await loadCaKey(r.keyFile)));
+        }
+        this.keys = keys;
+    }
+    /** The key that signs new certificates. */
+    active() {
+        const record = this.records.find((r) => r.status === 'active');
+        if (!record)
+            throw new Error('no active SSH CA key');
+        return { id: record.id, key: this.keys.get(record.id) };
+    }
+    /** Active and still-trusted keys, newest first: what guests put in TrustedUserCAKeys. */
+    trusted() {
+        return this.records
+            .filter((r) => r.status !== 'retired')
+            .sort((a, b) => b.id - a.id)
+            .map((r) => ({ ...r, key: this.keys.get(r.id) }));
+    }
+    all() {
+        return [...this.records];
+    }
+    keyFor(caId) {
+        return this.keys.get(caId);
+    }
+    /** Creates a new key and makes it the signer; the previous signer stays trusted. */
+    async rotate(keyType = this.keyType) {
+        const key = generateCaKey(keyType);
+        const now = this.clock.now().toISOString();
+        const keyFile = join(this.dir, `ca-${now.replace(/[:.]/g, '')}-${randomBytes(3).toString('hex')}.key`);
+        await saveCaKey(key, keyFile);
+        const id = await this.store.insertCa({
+            keyType: key.sshType,
+            publicKey: key.openssh,
+            fingerprint: key.fingerprint,
+            keyFile,
+            status: 'trusted',
+            createdAt: now,
+            retiredAt: null,
+        });
+        this.keys.set(id, key);
+        await this.store.activateCa(id, now);
+        await this.reload();
+        return this.records.find((r) => r.id === id);
+    }
+    /** Stops trusting an old key. The active key cannot be retired: rotate first. */
+    async retire(id) {
+        const record = this.records.find((r) => r.id === id);
+        if (!record || record.status === 'retired')
+            throw notFound(`no trusted SSH CA key with id ${id}`);
+        if (record.status === 'active')
+            throw conflict('CA_ACTIVE', 'the active CA key cannot be retired; rotate first');
+        await this.store.retireCa(id, this.clock.now().toISOString());
+        await this.reload();
+    }
+}
+//# sourceMappingURL=authority.js.map

@@ -1,0 +1,61 @@
+export const accessMigrations = [
+    {
+        id: '0003-ssh-access',
+        sql: `
+CREATE TABLE ssh_cas (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_type TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL UNIQUE,
+  key_file TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('active', 'trusted', 'retired')),
+  created_at TEXT NOT NULL,
+  retired_at TEXT
+);
+CREATE TABLE certificates (
+  id TEXT PRIMARY KEY,
+  serial TEXT NOT NULL UNIQUE,
+  sandbox_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  vm_name TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  principals TEXT NOT NULL,
+  public_key_fingerprint TEXT NOT NULL,
+  ssh_key_id TEXT,
+  ca_id INTEGER NOT NULL REFERENCES ssh_cas (id),
+  valid_after TEXT NOT NULL,
+  valid_before TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'EXPIRED', 'REVOKED')),
+  revoked_at TEXT,
+  revoke_reason TEXT
+);
+CREATE INDEX certificates_sandbox ON certificates (sandbox_id, issued_at);
+CREATE INDEX certificates_user ON certificates (user_id, issued_at);
+CREATE INDEX certificates_status ON certificates (status, valid_before);
+CREATE TABLE access_sessions (
+  id TEXT PRIMARY KEY,
+  certificate_id TEXT NOT NULL REFERENCES certificates (id),
+  sandbox_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  vm_name TEXT NOT NULL,
+  vm_ip_address TEXT NOT NULL,
+  source_ip TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  ended_at TEXT,
+  status TEXT NOT NULL CHECK (status IN ('ACTIVE', 'ENDED', 'REVOKED')),
+  end_reason TEXT
+);
+CREATE INDEX access_sessions_certificate ON access_sessions (certificate_id);
+CREATE INDEX access_sessions_sandbox ON access_sessions (sandbox_id, started_at);
+CREATE INDEX access_sessions_user ON access_sessions (user_id, started_at);
+CREATE TABLE krl_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+);
+INSERT INTO krl_state (id, version, updated_at) VALUES (1, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+`,
+    },
+];
+//# sourceMappingURL=migrations.js.map

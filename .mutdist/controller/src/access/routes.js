@@ -1,0 +1,113 @@
+import { caller, requireAdmin, requireSession } from '../http/auth.js';
+import { handleErrorsWith } from '../http/errors.js';
+import * as wire from './wire.js';
+/** /v1/access: SSH certificates bound to one instance, revocation (KRL), sessions, the CA. */
+export async function accessRoutes(app, opts) {
+    const s = opts.services;
+    handleErrorsWith(app, wire.renderAccessError);
+    app.addHook('onRequest', requireSession(s.sessions));
+    const now = () => s.clock.now();
+    // The CA public keys are what guests must trust: public by nature, as in the original API.
+    app.get('/ca-pubkey', { config: { public: true } }, async (_req, reply) => wire.sendJson(reply, 200, {
+        public_key: s.sshAuthority.active().key.openssh,
+        usage: 'Add to the TrustedUserCAKeys file of sshd on every instance; logins also need AuthorizedPrincipalsFile with vm-<server_id>.',
+    }));
+    app.get('/ca-pubkeys', { config: { public: true } }, async (_req, reply) => {
+        const trusted = s.sshAuthority.trusted();
+        return wire.sendJson(reply, 200, {
+            public_keys: trusted.map((ca) => ({
+                id: ca.id,
+                public_key: ca.publicKey,
+                fingerprint: ca.fingerprint,
+                status: ca.status,
+                created_at: ca.createdAt,
+            })),
+            trusted_user_ca_keys: trusted.map((ca) => `${ca.publicKey}\n`).join(''),
+        });
+    });
+    app.post('/ca/rotate', { schema: { body: wire.schemas.rotate } }, async (request, reply) => {
+        requireAdmin(request);
+        const keyType = request.body?.key_type;
+        const ca = await s.sshAuthority.rotate(keyType);
+        await s.krl.changed();
+        return wire.sendJson(reply, 200, {
+            id: ca.id,
+            public_key: ca.publicKey,
+            fingerprint: ca.fingerprint,
+            status: ca.status,
+            created_at: ca.createdAt,
+        });
+    });
+    app.post('/ca/:id/retire', { schema: { params: wire.schemas.caParams } }, async (request, reply) => {
+        requireAdmin(request);
+        const id = request.params.id;
+        await s.sshAuthority.retire(id);
+        await s.krl.changed();
+        return wire.sendJson(reply, 200, { message: 'CA key retired', id: String(id) });
+    });
+    app.get('/krl', async (request, reply) => {
+        const krl = await s.krl.current();
+        const etag = `"${krl.version}"`;
+        void reply.header('etag', etag).header('x-krl-version', String(krl.version));
+        if (request.headers['if-none-match'] === etag)
+            return reply.status(304).send();
+        return reply.type('application/octet-stream').send(krl.blob);
+    });
+    app.post('/request', { schema: { body: wire.schemas.request } }, async (request, reply) => {
+        const body = request.body;
+        if (body.ssh_key_id !== undefined)
+            body.ssh_key_id = String(body.ssh_key_id);
+        const issued = await s.access.request(caller(request), body, request.ip);
+        return wire.sendJson(reply, 200, wire.requestAccessResponse(issued, now()));
+    });
+    app.get('/certificates', { schema: { querystring: wire.schemas.certificatesQuery } }, async (request, reply) => {
+        const q = request.query;
+        const { rows, total } = await s.access.list(caller(request), {
+            sandboxId: q.sandbox_id,
+            userId: q.user_id,
+            status: q.status,
+            activeOnly: q.active_only,
+            limit: q.limit,
+            offset: q.offset,
+        });
+        const at = now();
+        return wire.sendJson(reply, 200, {
+            certificates: rows.map((c) => wire.certificateResponse(c, at)),
+            total,
+        });
+    });
+    app.get('/certificate/:certID', { schema: { params: wire.schemas.certParams } }, async (request, reply) => {
+        const cert = await s.access.get(caller(request), request.params.certID);
+        return wire.sendJson(reply, 200, wire.certificateResponse(cert, now()));
+    });
+    app.delete('/certificate/:certID', { schema: { params: wire.schemas.certParams, body: wire.schemas.revoke } }, async (request, reply) => {
+        const id = request.params.certID;
+        const reason = request.body?.reason || 'revoked by API';
+        await s.access.revoke(caller(request), id, reason);
+        return wire.sendJson(reply, 200, { message: 'certificate revoked', id });
+    });
+    app.post('/session/start', { schema: { body: wire.schemas.sessionStart } }, async (request, reply) => {
+        const body = request.body;
+        const session = await s.accessSessions.start(caller(request), body.certificate_id, body.source_ip ?? request.ip);
+        return wire.sendJson(reply, 200, { session_id: session.id });
+    });
+    app.post('/session/end', { schema: { body: wire.schemas.sessionEnd } }, async (request, reply) => {
+        const body = request.body;
+        const session = await s.accessSessions.end(caller(request), body.session_id, body.reason || 'ended');
+        return wire.sendJson(reply, 200, { message: 'session ended', session_id: session.id });
+    });
+    app.get('/sessions', { schema: { querystring: wire.schemas.sessionsQuery } }, async (request, reply) => {
+        const q = request.query;
+        const { rows, total } = await s.accessSessions.list(caller(request), {
+            sandboxId: q.sandbox_id,
+            certificateId: q.certificate_id,
+            userId: q.user_id,
+            activeOnly: q.active_only,
+            limit: q.limit,
+            offset: q.offset,
+        });
+        const at = now();
+        return wire.sendJson(reply, 200, { sessions: rows.map((x) => wire.sessionResponse(x, at)), total });
+    });
+}
+//# sourceMappingURL=routes.js.map

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { badRequest, conflict, forbidden, notFound } from '../platform/errors.js';
+const newSessionId = () => `SESS-${randomBytes(4).toString('hex').toUpperCase()}`;
+/** SSH sessions opened with our certificates, as reported by agents (or other trusted reporters). */
+export class AccessSessions {
+    store;
+    inventory;
+    clock;
+    constructor(store, inventory, clock) {
+        this.store = store;
+        this.inventory = inventory;
+        this.clock = clock;
+    }
+    async start(reporter, certificateId, sourceIp) {
+        requireReporter(reporter);
+        const now = this.clock.now().toISOString();
+        const cert = await this.store.getCertificate(certificateId, now);
+        if (!cert)
+            throw notFound(`no certificate with id ${certificateId}`);
+        if (cert.status !== 'ACTIVE') {
+            throw conflict('CERTIFICATE_NOT_ACTIVE', `certificate ${certificateId} is ${cert.status.toLowerCase()}`);
+        }
+        const instance = await this.inventory.get(cert.sandboxId).catch(() => undefined);
+        const session = {
+            id: newSessionId(),
+            certificateId,
+            sandboxId: cert.sandboxId,
+            userId: cert.userId,
+            vmName: cert.vmName,
+            vmIpAddress: instance?.ipAddress ?? '',
+            sourceIp,
+            startedAt: now,
+            endedAt: null,
+            status: 'ACTIVE',
+            endReason: null,
+        };
+        for (let attempt = 0;; attempt++) {
+            try {
+                await this.store.insertSession(session);
+                return session;
+            }
+            catch (err) {
+                // 32-bit ids can collide; try a fresh one a few times.
+                if (attempt >= 3 || !/UNIQUE/.test(String(err)))
+                    throw err;
+                session.id = newSessionId();
+            }
+        }
+    }
+    async end(reporter, sessionId, reason) {
+        requireReporter(reporter);
+        const session = await this.store.getSession(sessionId);
+        if (!session)
+            throw notFound(`no session with id ${sessionId}`);
+        if (session.status !== 'ACTIVE' ||
+            !(await this.store.endSession(sessionId, reason, this.clock.now().toISOString()))) {
+            throw badRequest('SESSION_ALREADY_ENDED', `session ${sessionId} has already ended`);
+        }
+        return (await this.store.getSession(sessionId));
+    }
+    list(caller, query) {
+        if (caller.identity.role === 'user') {
+            if (query.userId !== undefined && query.userId !== caller.identity.id) {
+                throw forbidden('only admins can list sessions of other identities');
+            }
+            query = { ...query, userId: caller.identity.id };
+        }
+        return this.store.listSessions(query);
+    }
+}
+/** Sessions are reported by agents and admins (or another service running as one), not by users. */
+function requireReporter(p) {
+    if (p.identity.role === 'user')
+        throw forbidden('only agents and admins report sessions');
+}
+//# sourceMappingURL=sessions.js.map

@@ -1,0 +1,182 @@
+const BIG = '\u0000bigint:';
+/** JSON with uint64 values (certificate serials) written as exact numbers, as the Go original does. */
+export function toJson(value) {
+    return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${BIG}${v}` : v)).replace(/"\\u0000bigint:(\d+)"/g, '$1');
+}
+export function sendJson(reply, status, value) {
+    return reply.status(status).type('application/json; charset=utf-8').send(toJson(value));
+}
+export function renderAccessError(err, _request, reply) {
+    const details = err.cause ? `${err.cause.field}: ${err.cause.reason}` : err.code;
+    return sendJson(reply, err.status, { error: err.message, code: err.status, details });
+}
+const secondsLeft = (until, now) => Math.max(0, Math.floor((Date.parse(until) - now.getTime()) / 1000));
+export function certificateResponse(c, now) {
+    return {
+        id: c.id,
+        sandbox_id: c.sandboxId,
+        user_id: c.userId,
+        vm_id: c.vmName,
+        identity: c.keyId,
+        serial_number: c.serial,
+        principals: c.principals,
+        valid_after: c.validAfter,
+        valid_before: c.validBefore,
+        status: c.status,
+        issued_at: c.issuedAt,
+        is_expired: Date.parse(c.validBefore) <= now.getTime(),
+        ttl_seconds: secondsLeft(c.validBefore, now),
+        public_key_fingerprint: c.publicKeyFingerprint,
+        ssh_key_id: c.sshKeyId,
+        revoked_at: c.revokedAt,
+        revoke_reason: c.revokeReason,
+    };
+}
+export function requestAccessResponse(issued, now) {
+    const { record, instance } = issued;
+    const target = `${instance.loginUser}@${instance.ipAddress}`;
+    const connect = `ssh -i <private key> -o CertificateFile=<private key>-cert.pub -p ${instance.sshPort} ${target}`;
+    return {
+        certificate_id: record.id,
+        certificate: issued.certificate,
+        vm_ip_address: instance.ipAddress,
+        ssh_port: instance.sshPort,
+        username: instance.loginUser,
+        valid_until: record.validBefore,
+        ttl_seconds: secondsLeft(record.validBefore, now),
+        connect_command: connect,
+        instructions: `Save "certificate" as <private key>-cert.pub next to the private key you sent the public half of, ` +
+            `then connect with: ${connect}. It opens only instance ${instance.instanceName} and expires at ${record.validBefore}.`,
+    };
+}
+export function sessionResponse(s, now) {
+    const end = s.endedAt ? Date.parse(s.endedAt) : now.getTime();
+    return {
+        id: s.id,
+        certificate_id: s.certificateId,
+        sandbox_id: s.sandboxId,
+        user_id: s.userId,
+        vm_id: s.vmName,
+        vm_ip_address: s.vmIpAddress,
+        source_ip: s.sourceIp,
+        started_at: s.startedAt,
+        ended_at: s.endedAt ?? '',
+        duration_seconds: Math.max(0, Math.floor((end - Date.parse(s.startedAt)) / 1000)),
+        status: s.status,
+        end_reason: s.endReason ?? '',
+    };
+}
+export function instanceResponse(i) {
+    return {
+        server_id: i.serverId,
+        instance_name: i.instanceName,
+        node_id: i.nodeId,
+        ip_address: i.ipAddress,
+        ssh_port: i.sshPort,
+        login_user: i.loginUser,
+        state: i.state,
+        source: i.source,
+        principal: `vm-${i.serverId}`,
+        created_at: i.createdAt,
+        updated_at: i.updatedAt,
+    };
+}
+// ---- request schemas ----
+const page = {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+};
+const uuid = { type: 'string', format: 'uuid' };
+const loginUser = { type: 'string', pattern: '^[a-z_][a-z0-9_-]{0,31}$' };
+const instanceFields = {
+    instance_name: { type: 'string', minLength: 1, maxLength: 255 },
+    ip_address: { type: 'string', maxLength: 255 },
+    ssh_port: { type: 'integer', minimum: 1, maximum: 65535 },
+    login_user: loginUser,
+    state: { type: 'string', enum: ['running', 'shut off', 'paused', 'crashed', 'unknown'] },
+};
+export const schemas = {
+    request: {
+        type: 'object',
+        required: ['sandbox_id'],
+        properties: {
+            sandbox_id: { type: 'string', minLength: 1, maxLength: 64 },
+            user_id: { type: 'string', maxLength: 100 },
+            public_key: { type: 'string', minLength: 1, maxLength: 16384 },
+            ssh_key_id: { type: ['string', 'integer'] },
+            // Any JSON value: the policy check (policy.ts) refuses non-integers with the allowed range.
+            ttl_minutes: {},
+        },
+    },
+    certificatesQuery: {
+        type: 'object',
+        properties: {
+            sandbox_id: { type: 'string' },
+            user_id: { type: 'string' },
+            status: { type: 'string', enum: ['ACTIVE', 'EXPIRED', 'REVOKED'] },
+            active_only: { type: 'boolean' },
+            ...page,
+        },
+    },
+    sessionsQuery: {
+        type: 'object',
+        properties: {
+            sandbox_id: { type: 'string' },
+            certificate_id: { type: 'string' },
+            user_id: { type: 'string' },
+            active_only: { type: 'boolean' },
+            ...page,
+        },
+    },
+    pageQuery: { type: 'object', properties: page },
+    certParams: {
+        type: 'object',
+        required: ['certID'],
+        properties: { certID: { type: 'string', minLength: 1 } },
+    },
+    revoke: { type: ['object', 'null'], properties: { reason: { type: 'string', maxLength: 1024 } } },
+    sessionStart: {
+        type: 'object',
+        required: ['certificate_id'],
+        properties: {
+            certificate_id: { type: 'string', minLength: 1 },
+            source_ip: { type: 'string', maxLength: 64 },
+        },
+    },
+    sessionEnd: {
+        type: 'object',
+        required: ['session_id'],
+        properties: { session_id: { type: 'string', minLength: 1 }, reason: { type: 'string', maxLength: 1024 } },
+    },
+    rotate: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: { key_type: { type: 'string', enum: ['ed25519', 'ecdsa-p256', 'rsa'] } },
+    },
+    caParams: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } },
+    instanceParams: { type: 'object', required: ['server_id'], properties: { server_id: uuid } },
+    grantParams: {
+        type: 'object',
+        required: ['server_id', 'identity_id'],
+        properties: { server_id: uuid, identity_id: uuid },
+    },
+    instanceCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['server_id', 'instance_name', 'login_user', 'state'],
+        properties: { server_id: uuid, ...instanceFields },
+    },
+    instancePatch: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: instanceFields,
+    },
+    grantCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['identity_id'],
+        properties: { identity_id: uuid },
+    },
+};
+//# sourceMappingURL=wire.js.map

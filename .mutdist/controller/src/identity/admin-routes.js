@@ -1,0 +1,46 @@
+import { requireAdmin } from '../http/auth.js';
+import { authenticatorFields, identityFields } from './store.js';
+import { listWindow } from './routes.js';
+import * as wire from './wire.js';
+/** /identities: admin management of identities (same OpenZiti envelopes as the rest of the group). */
+export function registerIdentityAdminRoutes(app, s) {
+    const idParams = { params: wire.schemas.idParams };
+    const detail = async (id) => {
+        const identity = await s.identities.get(id);
+        const auths = await s.identityStore.listAuthenticators(id, listWindow({ limit: 500 }, authenticatorFields));
+        return wire.identityDetail(identity, auths.rows, false);
+    };
+    app.post('/identities', { schema: { body: wire.schemas.identityCreate } }, async (request, reply) => {
+        requireAdmin(request);
+        const identity = await s.identities.create(request.body);
+        return reply.status(201).send(wire.createdEnvelope(identity.id, 'identities'));
+    });
+    app.get('/identities', { schema: { querystring: wire.schemas.listQuery } }, async (request) => {
+        requireAdmin(request);
+        const page = await s.identities.list(listWindow(request.query, identityFields));
+        const rows = await Promise.all(page.rows.map((i) => detail(i.id)));
+        return wire.listEnvelope({ ...page, rows }, (r) => r, Object.keys(identityFields));
+    });
+    app.get('/identities/:id', { schema: idParams }, async (request) => {
+        requireAdmin(request);
+        return wire.envelope(await detail(request.params.id));
+    });
+    app.patch('/identities/:id', { schema: { ...idParams, body: wire.schemas.identityPatch } }, async (request) => {
+        requireAdmin(request);
+        await s.identities.update(request.params.id, request.body);
+        return wire.emptyEnvelope();
+    });
+    app.delete('/identities/:id', { schema: idParams }, async (request) => {
+        requireAdmin(request);
+        await s.identities.remove(request.params.id);
+        return wire.emptyEnvelope();
+    });
+    app.post('/identities/:id/certificate', { schema: { ...idParams, body: wire.schemas.certificateRequest } }, async (request, reply) => {
+        requireAdmin(request);
+        const { authenticator, certPem } = await s.identities.issueCertificate(request.params.id, request.body.csr);
+        return reply
+            .status(201)
+            .send(wire.envelope({ authenticatorId: authenticator.id, certificate: certPem, ca: s.ca.certPem }));
+    });
+}
+//# sourceMappingURL=admin-routes.js.map

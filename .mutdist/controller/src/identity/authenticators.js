@@ -1,0 +1,116 @@
+import { badRequest, conflict, notFound, unauthorized } from '../platform/errors.js';
+import { hashPassword, verifyPassword } from '../platform/secrets.js';
+import { certFingerprint, CsrError, parseCsr, subjectAltNames } from '../pki/internal-ca.js';
+/** /current-identity/authenticators: what an identity may do with its own authenticators. */
+export class OwnAuthenticators {
+    store;
+    ca;
+    clock;
+    clientCertDays;
+    constructor(store, ca, clock, clientCertDays) {
+        this.store = store;
+        this.ca = ca;
+        this.clock = clock;
+        this.clientCertDays = clientCertDays;
+    }
+    async list(caller, window) {
+        const { rows, total } = await this.store.listAuthenticators(caller.identity.id, window);
+        return { rows, total, limit: window.limit, offset: window.offset };
+    }
+    /** Another identity's authenticator is "not found": its existence must not leak. */
+    async get(caller, id) {
+        const a = await this.store.getAuthenticator(id);
+        if (!a || a.identityId !== caller.identity.id)
+            throw notFound(`no authenticator with id ${id}`);
+        return a;
+    }
+    async changeCredentials(caller, id, change) {
+        const a = await this.get(caller, id);
+        if (a.method !== 'updb') {
+            throw conflict('CAN_NOT_UPDATE_AUTHENTICATOR', 'only updb (username/password) authenticators can be updated');
+        }
+        if (!(await verifyPassword(change.currentPassword, a.passwordHash ?? ''))) {
+            throw unauthorized('UNAUTHORIZED', 'the current password is not correct', {
+                field: 'currentPassword',
+                reason: 'does not match the current password',
+            });
+        }
+        if (change.username && change.username !== a.username) {
+            const taken = await this.store.findUpdbByUsername(change.username);
+            if (taken)
+                throw conflict('DUPLICATE_NAME', `the username '${change.username}' is taken`);
+            a.username = change.username;
+        }
+        if (change.password)
+            a.passwordHash = await hashPassword(change.password);
+        a.updatedAt = this.clock.now().toISOString();
+        await this.store.updateAuthenticator(a);
+    }
+    /**
+     * Issues a new certificate for a CSR. The caller must present the authenticator's current certificate
+     * over mTLS. The old certificate keeps working until extendVerify confirms receipt of the new one.
+     */
+    async extend(caller, id, csrPem, presented) {
+        const a = await this.get(caller, id);
+        if (a.method !== 'cert' || !a.certPem) {
+            throw conflict('CAN_NOT_UPDATE_AUTHENTICATOR', 'only certificate authenticators can be extended');
+        }
+        if (!presented || presented !== a.fingerprint) {
+            throw unauthorized('INVALID_AUTH', 'extend requires the current client certificate of this authenticator over TLS');
+        }
+        let issued;
+        try {
+            const csr = parseCsr(csrPem);
+            issued = await this.ca.issueClientCert(csrPem, {
+                days: this.clientCertDays,
+                subject: csr.subject,
+                sans: subjectAltNames(a.certPem),
+            });
+            a.lastExtendRolledKeys = !samePublicKey(csr.publicKey.rawData, a.certPem);
+        }
+        catch (err) {
+            if (err instanceof CsrError)
+                throw badRequest('COULD_NOT_PROCESS_CSR', `could not process CSR: ${err.message}`);
+            throw err;
+        }
+        a.pendingCertPem = issued.pem;
+        a.pendingFingerprint = issued.fingerprint;
+        a.extendRequestedAt = this.clock.now().toISOString();
+        a.updatedAt = a.extendRequestedAt;
+        await this.store.updateAuthenticator(a);
+        return { clientCert: issued.pem, ca: this.ca.certPem };
+    }
+    /** Confirms the new certificate: from now on only it authenticates. */
+    async extendVerify(caller, id, clientCertPem) {
+        const a = await this.get(caller, id);
+        if (a.method !== 'cert') {
+            throw conflict('CAN_NOT_UPDATE_AUTHENTICATOR', 'only certificate authenticators can be extended');
+        }
+        let fingerprint;
+        try {
+            fingerprint = certFingerprint(clientCertPem.trim());
+        }
+        catch {
+            fingerprint = undefined;
+        }
+        if (!a.pendingFingerprint || fingerprint !== a.pendingFingerprint) {
+            throw badRequest('INVALID_CLIENT_CERT', 'the client certificate does not match the pending extension', {
+                field: 'clientCert',
+                reason: a.pendingFingerprint ? 'not the certificate issued by extend' : 'no extension is pending',
+            });
+        }
+        a.certPem = a.pendingCertPem;
+        a.fingerprint = a.pendingFingerprint;
+        a.pendingCertPem = null;
+        a.pendingFingerprint = null;
+        a.extendRequestedAt = null;
+        a.updatedAt = this.clock.now().toISOString();
+        await this.store.updateAuthenticator(a);
+    }
+}
+function samePublicKey(csrSpki, certPem) {
+    const spki = Buffer.from(csrSpki);
+    const certDer = Buffer.from(certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    return certDer.includes(spki);
+}
+//# sourceMappingURL=authenticators.js.map

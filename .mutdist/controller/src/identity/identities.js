@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { badRequest, conflict, notFound } from '../platform/errors.js';
+import { writePrivateFile } from '../platform/private-file.js';
+import { hashPassword, newPassword } from '../platform/secrets.js';
+import { CsrError, identityUri } from '../pki/internal-ca.js';
+/** Admin management of identities, and the first-start bootstrap of `admin`. */
+export class Identities {
+    store;
+    sessions;
+    ca;
+    clock;
+    clientCertDays;
+    constructor(store, sessions, ca, clock, clientCertDays) {
+        this.store = store;
+        this.sessions = sessions;
+        this.ca = ca;
+        this.clock = clock;
+        this.clientCertDays = clientCertDays;
+    }
+    /** On an empty store: identity `admin` with a random password in `<dataDir>/admin-password` (0600). */
+    async bootstrapAdmin(dataDir) {
+        if ((await this.store.countIdentities()) > 0)
+            return undefined;
+        const password = newPassword();
+        await this.create({ name: 'admin', role: 'admin', password }, true);
+        writePrivateFile(join(dataDir, 'admin-password'), `${password}\n`);
+        return password;
+    }
+    async create(input, isDefaultAdmin = false) {
+        if (await this.store.getIdentityByName(input.name)) {
+            throw conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
+        }
+        const now = this.clock.now().toISOString();
+        const identity = {
+            id: randomUUID(),
+            name: input.name,
+            role: input.role,
+            isDefaultAdmin,
+            disabled: false,
+            createdAt: now,
+            updatedAt: now,
+        };
+        let updb;
+        if (input.password !== undefined) {
+            if (await this.store.findUpdbByUsername(input.name)) {
+                throw conflict('DUPLICATE_NAME', `the username '${input.name}' is taken`);
+            }
+            updb = blankAuthenticator(identity.id, 'updb', now);
+            updb.username = input.name;
+            updb.passwordHash = await hashPassword(input.password);
+        }
+        await this.store.insertIdentity(identity, updb);
+        return identity;
+    }
+    findByName(name) {
+        return this.store.getIdentityByName(name);
+    }
+    async get(id) {
+        const identity = await this.store.getIdentity(id);
+        if (!identity)
+            throw notFound(`no identity with id ${id}`);
+        return identity;
+    }
+    async list(window) {
+        const { rows, total } = await this.store.listIdentities(window);
+        return { rows, total, limit: window.limit, offset: window.offset };
+    }
+    async update(id, patch) {
+        const current = await this.get(id);
+        if (current.isDefaultAdmin && (patch.disabled || (patch.role && patch.role !== 'admin'))) {
+            throw conflict('CAN_NOT_UPDATE_DEFAULT_ADMIN', 'the default admin cannot be disabled or demoted');
+        }
+        if (patch.name && patch.name !== current.name && (await this.store.getIdentityByName(patch.name))) {
+            throw conflict('DUPLICATE_NAME', `an identity named '${patch.name}' already exists`);
+        }
+        const next = { ...current, ...defined(patch), updatedAt: this.clock.now().toISOString() };
+        await this.store.updateIdentity(next);
+        if (next.disabled || next.role !== current.role)
+            await this.sessions.endAllFor(id);
+        else
+            this.sessions.refreshIdentity(next);
+        return next;
+    }
+    async remove(id) {
+        const identity = await this.get(id);
+        if (identity.isDefaultAdmin)
+            throw conflict('CAN_NOT_DELETE_DEFAULT_ADMIN', 'the default admin cannot be deleted');
+        await this.sessions.endAllFor(id);
+        await this.store.deleteIdentity(id);
+    }
+    /** Signs a CSR for the identity and adds a `cert` authenticator for it. */
+    async issueCertificate(id, csrPem, extra = {}) {
+        const identity = await this.get(id);
+        let issued;
+        try {
+            issued = await this.ca.issueClientCert(csrPem, {
+                days: this.clientCertDays,
+                sans: [{ type: 'url', value: identityUri(identity.id) }, ...(extra.sans ?? [])],
+                serverAuth: extra.serverAuth,
+            });
+        }
+        catch (err) {
+            if (err instanceof CsrError)
+                throw badRequest('COULD_NOT_PROCESS_CSR', err.message);
+            throw err;
+        }
+        const now = this.clock.now().toISOString();
+        const authenticator = blankAuthenticator(identity.id, 'cert', now);
+        authenticator.certPem = issued.pem;
+        authenticator.fingerprint = issued.fingerprint;
+        await this.store.insertAuthenticator(authenticator);
+        return { authenticator, certPem: issued.pem };
+    }
+}
+export function blankAuthenticator(identityId, method, now) {
+    return {
+        id: randomUUID(),
+        identityId,
+        method,
+        username: null,
+        passwordHash: null,
+        certPem: null,
+        fingerprint: null,
+        pendingCertPem: null,
+        pendingFingerprint: null,
+        extendRequestedAt: null,
+        lastExtendRolledKeys: false,
+        createdAt: now,
+        updatedAt: now,
+    };
+}
+function defined(o) {
+    return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+}
+//# sourceMappingURL=identities.js.map

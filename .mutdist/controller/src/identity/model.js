@@ -1,0 +1,2 @@
+export const ROLES = ['admin', 'user', 'agent'];
+//# sourceMappingURL=model.js.map

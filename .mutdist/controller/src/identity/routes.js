@@ -1,0 +1,114 @@
+import { badRequest } from '../platform/errors.js';
+import { caller, peerCertificate, requireSession } from '../http/auth.js';
+import { handleErrorsWith } from '../http/errors.js';
+import { compileFilter } from '../http/ziti-filter.js';
+import { authenticatorFields } from './store.js';
+import { registerIdentityAdminRoutes } from './admin-routes.js';
+import * as wire from './wire.js';
+/** OpenZiti-format errors, used by this group's routes and for unknown paths of the group. */
+export function renderZitiError(err, request, reply) {
+    return reply.status(err.status).send(wire.errorEnvelope(err, String(request.id)));
+}
+/** Reads limit/offset/filter the OpenZiti way: query params, overridden by the filter's skip/limit. */
+export function listWindow(query, fields) {
+    const q = query;
+    const filter = compileFilter(q.filter, fields);
+    const limit = filter.limit ?? q.limit ?? 10;
+    if (limit < 1 || limit > 500)
+        throw badRequest('INVALID_PAGINATION', `limit must be between 1 and 500, got ${limit}`);
+    const offset = filter.skip ?? q.offset ?? 0;
+    // SQLite refuses an OFFSET beyond int64 (it arrives as a float): a 400, not a 500.
+    if (!Number.isSafeInteger(offset))
+        throw badRequest('INVALID_PAGINATION', `offset must be an integer below 2^53, got ${offset}`);
+    return { filter, limit, offset };
+}
+/** Identity & API sessions group (OpenZiti edge management semantics). */
+export async function identityRoutes(app, opts) {
+    const s = opts.services;
+    handleErrorsWith(app, renderZitiError);
+    app.addHook('onRequest', requireSession(s.sessions));
+    const sessionView = async (p) => {
+        return wire.currentApiSession({
+            session: p.session,
+            identity: p.identity,
+            token: p.token,
+            expiresAt: s.sessions.expiresAt(p.session),
+            cachedLastActivityAt: s.sessions.persistedActivityAt(p.session),
+            isCertExtendable: (await s.sessions.authenticatorMethod(p.session)) === 'cert',
+            now: s.clock.now(),
+        });
+    };
+    app.get('/version', { config: { public: true } }, async () => wire.envelope(wire.versionInfo(s.version)));
+    app.post('/authenticate', {
+        config: { public: true },
+        schema: { querystring: wire.schemas.authenticateQuery, body: wire.schemas.authenticateBody },
+    }, async (request, reply) => {
+        const { method } = request.query;
+        const body = (request.body ?? {});
+        let principal;
+        if (method === 'password') {
+            if (typeof body.username !== 'string' || typeof body.password !== 'string') {
+                throw badRequest('COULD_NOT_VALIDATE', "method=password needs 'username' and 'password' strings", {
+                    field: typeof body.username !== 'string' ? 'username' : 'password',
+                    reason: 'is required',
+                });
+            }
+            principal = await s.logins.withPassword(body.username, body.password, request.ip);
+        }
+        else if (method === 'cert') {
+            principal = await s.logins.withCertificate(peerCertificate(request), request.ip);
+        }
+        else {
+            throw badRequest('INVALID_AUTH_METHOD', `authentication method '${method}' is not enabled on this controller`);
+        }
+        void reply.header('zt-session', principal.token);
+        return wire.envelope(await sessionView(principal));
+    });
+    app.get('/current-api-session', async (request) => wire.envelope(await sessionView(caller(request))));
+    app.delete('/current-api-session', async (request) => {
+        await s.sessions.end(caller(request).session);
+        return wire.emptyEnvelope();
+    });
+    app.get('/current-identity', async (request) => {
+        const p = caller(request);
+        const auths = await s.authenticators.list(p, listWindow({ limit: 500 }, authenticatorFields));
+        return wire.envelope(wire.identityDetail(p.identity, auths.rows, true));
+    });
+    app.get('/current-identity/authenticators', { schema: { querystring: wire.schemas.listQuery } }, async (request) => {
+        const p = caller(request);
+        const page = await s.authenticators.list(p, listWindow(request.query, authenticatorFields));
+        return wire.listEnvelope(page, (a) => wire.authenticatorDetail(a, p.identity), Object.keys(authenticatorFields));
+    });
+    const idParams = { params: wire.schemas.idParams };
+    app.get('/current-identity/authenticators/:id', { schema: idParams }, async (request) => {
+        const p = caller(request);
+        const a = await s.authenticators.get(p, request.params.id);
+        return wire.envelope(wire.authenticatorDetail(a, p.identity));
+    });
+    for (const method of ['PUT', 'PATCH']) {
+        app.route({
+            method,
+            url: '/current-identity/authenticators/:id',
+            schema: {
+                ...idParams,
+                body: method === 'PUT' ? wire.schemas.authenticatorUpdate : wire.schemas.authenticatorPatch,
+            },
+            handler: async (request) => {
+                const body = request.body;
+                await s.authenticators.changeCredentials(caller(request), request.params.id, body);
+                return wire.emptyEnvelope();
+            },
+        });
+    }
+    app.post('/current-identity/authenticators/:id/extend', { schema: { ...idParams, body: wire.schemas.extendRequest } }, async (request) => {
+        const presented = peerCertificate(request);
+        const result = await s.authenticators.extend(caller(request), request.params.id, request.body.clientCertCsr, presented?.authorized ? presented.fingerprint : undefined);
+        return wire.envelope(result);
+    });
+    app.post('/current-identity/authenticators/:id/extend-verify', { schema: { ...idParams, body: wire.schemas.extendVerifyRequest } }, async (request) => {
+        await s.authenticators.extendVerify(caller(request), request.params.id, request.body.clientCert);
+        return wire.emptyEnvelope();
+    });
+    registerIdentityAdminRoutes(app, s);
+}
+//# sourceMappingURL=routes.js.map

@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { hashToken, newToken } from '../platform/secrets.js';
+/** How stale the stored lastActivityAt may get before a request writes it (the cached value is exact). */
+const PERSIST_EVERY_MS = 5_000;
+/**
+ * API sessions with a sliding idle timeout. The hot path (resolving a token on every request) is a
+ * map lookup: lastActivityAt moves in memory and reaches the store at most every few seconds, and on
+ * stop. A crash can only make a session look idle a few seconds earlier than it was — the safe side.
+ */
+export class ApiSessions {
+    sessions;
+    identities;
+    clock;
+    idleMs;
+    cache = new Map();
+    constructor(sessions, identities, clock, idleMs) {
+        this.sessions = sessions;
+        this.identities = identities;
+        this.clock = clock;
+        this.idleMs = idleMs;
+    }
+    async create(identity, authenticatorId, ipAddress) {
+        const token = newToken();
+        const now = this.clock.now().toISOString();
+        const session = {
+            id: randomUUID(),
+            tokenHash: hashToken(token),
+            identityId: identity.id,
+            authenticatorId,
+            ipAddress,
+            createdAt: now,
+            updatedAt: now,
+            lastActivityAt: now,
+        };
+        await this.sessions.insert(session);
+        this.cache.set(session.tokenHash, { session, identity, persistedActivity: Date.parse(now) });
+        return { identity, session, token };
+    }
+    /** The principal for a token, or null when unknown, idle too long, or its identity is disabled. */
+    async resolve(token) {
+        const hash = hashToken(token);
+        let entry = this.cache.get(hash);
+        if (!entry) {
+            const session = await this.sessions.findByTokenHash(hash);
+            const identity = session && (await this.identities.getIdentity(session.identityId));
+            if (!session || !identity)
+                return null;
+            entry = { session, identity, persistedActivity: Date.parse(session.lastActivityAt) };
+            this.cache.set(hash, entry);
+        }
+        const now = this.clock.now().getTime();
+        if (now >= Date.parse(entry.session.lastActivityAt) + this.idleMs || entry.identity.disabled) {
+            await this.end(entry.session);
+            return null;
+        }
+        entry.session.lastActivityAt = new Date(now).toISOString();
+        if (now - entry.persistedActivity >= PERSIST_EVERY_MS) {
+            entry.persistedActivity = now;
+            await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
+        }
+        return { identity: entry.identity, session: entry.session, token };
+    }
+    /**
+     * The method (updb/cert) of the authenticator the session was made with. Kept with the cached
+     * session, so GET /current-api-session does not cost a store read on every call.
+     */
+    async authenticatorMethod(session) {
+        const entry = this.cache.get(session.tokenHash);
+        if (entry?.authMethod)
+            return entry.authMethod;
+        const method = (await this.identities.getAuthenticator(session.authenticatorId))?.method;
+        if (entry && method)
+            entry.authMethod = method;
+        return method;
+    }
+    expiresAt(session) {
+        return new Date(Date.parse(session.lastActivityAt) + this.idleMs);
+    }
+    /** The lastActivityAt the store holds (OpenZiti calls it cachedLastActivityAt). */
+    persistedActivityAt(session) {
+        const entry = this.cache.get(session.tokenHash);
+        return entry ? new Date(entry.persistedActivity).toISOString() : session.lastActivityAt;
+    }
+    async end(session) {
+        this.cache.delete(session.tokenHash);
+        await this.sessions.delete(session.id);
+    }
+    /** Called when an identity is disabled, deleted or changes role: its sessions end. */
+    async endAllFor(identityId) {
+        for (const [hash, entry] of this.cache)
+            if (entry.identity.id === identityId)
+                this.cache.delete(hash);
+        await this.sessions.deleteForIdentity(identityId);
+    }
+    /** Refreshes the cached identity (e.g. after a rename) without ending its sessions. */
+    refreshIdentity(identity) {
+        for (const entry of this.cache.values())
+            if (entry.identity.id === identity.id)
+                entry.identity = identity;
+    }
+    /** Deletes idle sessions; run by the cron job. Returns how many were removed. */
+    async sweep() {
+        await this.flush();
+        const cutoff = new Date(this.clock.now().getTime() - this.idleMs);
+        for (const [hash, entry] of this.cache) {
+            if (Date.parse(entry.session.lastActivityAt) <= cutoff.getTime())
+                this.cache.delete(hash);
+        }
+        return this.sessions.deleteIdleSince(cutoff.toISOString());
+    }
+    /** Writes every in-memory lastActivityAt that moved since it was stored. */
+    async flush() {
+        for (const entry of this.cache.values()) {
+            const at = Date.parse(entry.session.lastActivityAt);
+            if (at > entry.persistedActivity) {
+                entry.persistedActivity = at;
+                await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
+            }
+        }
+    }
+}
+//# sourceMappingURL=sessions.js.map

@@ -1,0 +1,222 @@
+export const API_VERSION = '0.0.1';
+const meta = () => ({ apiVersion: API_VERSION, apiEnrollmentVersion: API_VERSION });
+export function envelope(data) {
+    return { meta: meta(), data };
+}
+export function emptyEnvelope() {
+    return { meta: {}, data: {} };
+}
+export function listEnvelope(page, map, filterableFields) {
+    return {
+        meta: {
+            ...meta(),
+            filterableFields,
+            pagination: { limit: page.limit, offset: page.offset, totalCount: page.total },
+        },
+        data: page.rows.map(map),
+    };
+}
+export function createdEnvelope(id, collection) {
+    return { meta: meta(), data: { id, _links: { self: { href: `./${collection}/${id}` } } } };
+}
+export function errorEnvelope(err, requestId) {
+    return {
+        meta: meta(),
+        error: {
+            code: err.code,
+            message: err.message,
+            ...(err.cause ? { cause: err.cause } : {}),
+            requestId,
+        },
+    };
+}
+const ref = (entity, id, name) => ({
+    _links: { self: { href: `./${entity}/${id}` } },
+    entity,
+    id,
+    name,
+});
+export function currentApiSession(v) {
+    const { session, identity } = v;
+    return {
+        _links: { self: { href: './current-api-session' } },
+        id: session.id,
+        createdAt: session.createdAt,
+        updatedAt: session.updatedAt,
+        tags: {},
+        token: v.token,
+        identity: ref('identities', identity.id, identity.name),
+        identityId: identity.id,
+        authenticatorId: session.authenticatorId,
+        configTypes: [],
+        ipAddress: session.ipAddress,
+        authQueries: [],
+        isMfaRequired: false,
+        isMfaComplete: false,
+        isCertExtendable: v.isCertExtendable,
+        isCertExtendRequested: false,
+        isCertKeyRollRequested: false,
+        improperClientCertChain: false,
+        lastActivityAt: session.lastActivityAt,
+        cachedLastActivityAt: v.cachedLastActivityAt,
+        cachedUpdatedAt: v.cachedLastActivityAt,
+        expiresAt: v.expiresAt.toISOString(),
+        expirationSeconds: Math.max(0, Math.floor((v.expiresAt.getTime() - v.now.getTime()) / 1000)),
+    };
+}
+export function authenticatorDetail(a, identity) {
+    return {
+        _links: { self: { href: `./current-identity/authenticators/${a.id}` } },
+        id: a.id,
+        createdAt: a.createdAt,
+        updatedAt: a.updatedAt,
+        tags: {},
+        method: a.method,
+        identityId: a.identityId,
+        identity: ref('identities', identity.id, identity.name),
+        ...(a.method === 'updb' ? { username: a.username ?? '' } : {}),
+        ...(a.method === 'cert' ? { certPem: a.certPem ?? '', fingerprint: a.fingerprint ?? '' } : {}),
+        isIssuedByNetwork: a.method === 'cert',
+        isExtendRequested: a.pendingFingerprint !== null,
+        isKeyRollRequested: false,
+        extendRequestedAt: a.extendRequestedAt,
+        lastAuthResolvedToRoot: a.method === 'cert',
+        lastExtendRolledKeys: a.lastExtendRolledKeys,
+    };
+}
+export function identityDetail(i, authenticators, hasApiSession) {
+    const updb = authenticators.find((a) => a.method === 'updb');
+    const cert = authenticators.find((a) => a.method === 'cert');
+    return {
+        _links: { self: { href: `./identities/${i.id}` } },
+        id: i.id,
+        createdAt: i.createdAt,
+        updatedAt: i.updatedAt,
+        tags: {},
+        name: i.name,
+        role: i.role,
+        type: ref('identity-types', i.role === 'agent' ? 'Router' : 'User', i.role === 'agent' ? 'Router' : 'User'),
+        typeId: i.role === 'agent' ? 'Router' : 'User',
+        isAdmin: i.role === 'admin',
+        isDefaultAdmin: i.isDefaultAdmin,
+        authenticators: {
+            ...(updb ? { updb: { id: updb.id, username: updb.username ?? '' } } : {}),
+            ...(cert ? { cert: { id: cert.id, fingerprint: cert.fingerprint ?? '' } } : {}),
+        },
+        enrollment: {},
+        envInfo: {},
+        sdkInfo: {},
+        roleAttributes: [i.role],
+        hasEdgeRouterConnection: false,
+        edgeRouterConnectionStatus: 'unknown',
+        hasApiSession,
+        isMfaEnabled: false,
+        serviceHostingPrecedences: {},
+        serviceHostingCosts: {},
+        defaultHostingCost: 0,
+        defaultHostingPrecedence: 'default',
+        authPolicyId: 'default',
+        authPolicy: ref('auth-policies', 'default', 'Default'),
+        externalId: null,
+        disabled: i.disabled,
+        disabledAt: null,
+        disabledUntil: null,
+        permissions: i.role === 'admin' ? ['admin_readonly'] : [],
+    };
+}
+export function versionInfo(version) {
+    return {
+        version,
+        revision: 'local',
+        buildDate: '',
+        runtimeVersion: process.version,
+        apiVersions: { 'edge-management': { v1: { apiVersion: API_VERSION, path: '/edge/management/v1' } } },
+    };
+}
+// ---- request schemas (validated by fastify; failures render as COULD_NOT_VALIDATE) ----
+const username = { type: 'string', minLength: 4, maxLength: 100 };
+const password = { type: 'string', minLength: 5, maxLength: 100 };
+const tags = { type: ['object', 'null'] };
+const uuid = { type: 'string', format: 'uuid' };
+export const schemas = {
+    idParams: { type: 'object', required: ['id'], properties: { id: uuid } },
+    listQuery: {
+        type: 'object',
+        properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 500 },
+            offset: { type: 'integer', minimum: 0 },
+            filter: { type: 'string', maxLength: 4096 },
+        },
+    },
+    authenticateQuery: {
+        type: 'object',
+        required: ['method'],
+        properties: { method: { type: 'string', enum: ['password', 'cert', 'ext-jwt'] } },
+    },
+    authenticateBody: {
+        type: 'object',
+        properties: {
+            username: { type: 'string', maxLength: 100 },
+            password: { type: 'string', maxLength: 100 },
+            configTypes: { type: 'array', items: { type: 'string' } },
+            envInfo: { type: 'object' },
+            sdkInfo: { type: 'object' },
+        },
+    },
+    authenticatorUpdate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['username', 'password', 'currentPassword'],
+        properties: { username, password, currentPassword: password, tags },
+    },
+    authenticatorPatch: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['currentPassword'],
+        properties: {
+            username: { ...username, type: ['string', 'null'] },
+            password: { ...password, type: ['string', 'null'] },
+            currentPassword: password,
+            tags,
+        },
+    },
+    extendRequest: {
+        type: 'object',
+        required: ['clientCertCsr'],
+        properties: { clientCertCsr: { type: 'string', minLength: 1, maxLength: 65536 } },
+    },
+    extendVerifyRequest: {
+        type: 'object',
+        required: ['clientCert'],
+        properties: { clientCert: { type: 'string', minLength: 1, maxLength: 65536 } },
+    },
+    identityCreate: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'role'],
+        properties: {
+            name: { type: 'string', minLength: 4, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$' },
+            role: { type: 'string', enum: ['admin', 'user', 'agent'] },
+            password,
+            tags,
+        },
+    },
+    identityPatch: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: {
+            name: { type: 'string', minLength: 4, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$' },
+            role: { type: 'string', enum: ['admin', 'user', 'agent'] },
+            disabled: { type: 'boolean' },
+            tags,
+        },
+    },
+    certificateRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['csr'],
+        properties: { csr: { type: 'string', minLength: 1, maxLength: 65536 } },
+    },
+};
+//# sourceMappingURL=wire.js.map

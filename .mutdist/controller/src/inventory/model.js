@@ -1,0 +1,2 @@
+export const INSTANCE_STATES = ['running', 'shut off', 'paused', 'crashed', 'unknown'];
+//# sourceMappingURL=model.js.map

@@ -1,0 +1,82 @@
+import { caller, requireAdmin, requireSession } from '../http/auth.js';
+import { handleErrorsWith } from '../http/errors.js';
+import * as wire from '../access/wire.js';
+/** /v1/instances: the inventory access is granted on. Same wire conventions as /v1/access. */
+export async function inventoryRoutes(app, opts) {
+    const s = opts.services;
+    handleErrorsWith(app, wire.renderAccessError);
+    app.addHook('onRequest', requireSession(s.sessions));
+    const serverId = (params) => params.server_id;
+    app.post('/', { schema: { body: wire.schemas.instanceCreate } }, async (request, reply) => {
+        requireAdmin(request);
+        const b = request.body;
+        const instance = await s.inventory.register({
+            serverId: b.server_id.toLowerCase(),
+            instanceName: b.instance_name,
+            ipAddress: b.ip_address ?? '',
+            sshPort: b.ssh_port ?? 22,
+            loginUser: b.login_user,
+            state: b.state,
+        });
+        return wire.sendJson(reply, 201, wire.instanceResponse(instance));
+    });
+    app.get('/', { schema: { querystring: wire.schemas.pageQuery } }, async (request, reply) => {
+        const q = request.query;
+        const { rows, total } = await s.inventory.list(caller(request), q.limit, q.offset);
+        return wire.sendJson(reply, 200, { instances: rows.map(wire.instanceResponse), total });
+    });
+    const params = { params: wire.schemas.instanceParams };
+    app.get('/:server_id', { schema: params }, async (request, reply) => {
+        const instance = await s.inventory.getFor(caller(request), serverId(request.params));
+        return wire.sendJson(reply, 200, wire.instanceResponse(instance));
+    });
+    app.patch('/:server_id', { schema: { ...params, body: wire.schemas.instancePatch } }, async (request, reply) => {
+        requireAdmin(request);
+        const b = request.body;
+        const patch = {
+            instanceName: b.instance_name,
+            ipAddress: b.ip_address,
+            sshPort: b.ssh_port,
+            loginUser: b.login_user,
+            state: b.state,
+        };
+        return wire.sendJson(reply, 200, wire.instanceResponse(await s.inventory.update(serverId(request.params), patch)));
+    });
+    app.delete('/:server_id', { schema: params }, async (request, reply) => {
+        requireAdmin(request);
+        await s.inventory.remove(serverId(request.params));
+        return wire.sendJson(reply, 200, { message: 'instance deleted', server_id: serverId(request.params) });
+    });
+    app.get('/:server_id/grants', { schema: params }, async (request, reply) => {
+        requireAdmin(request);
+        const grants = await s.inventory.grants(serverId(request.params));
+        return wire.sendJson(reply, 200, {
+            grants: grants.map((g) => ({
+                server_id: g.serverId,
+                identity_id: g.identityId,
+                created_at: g.createdAt,
+            })),
+            total: grants.length,
+        });
+    });
+    app.post('/:server_id/grants', { schema: { ...params, body: wire.schemas.grantCreate } }, async (request, reply) => {
+        requireAdmin(request);
+        const g = await s.inventory.grant(serverId(request.params), request.body.identity_id);
+        return wire.sendJson(reply, 201, {
+            server_id: g.serverId,
+            identity_id: g.identityId,
+            created_at: g.createdAt,
+        });
+    });
+    app.delete('/:server_id/grants/:identity_id', { schema: { params: wire.schemas.grantParams } }, async (request, reply) => {
+        requireAdmin(request);
+        const p = request.params;
+        await s.inventory.revokeGrant(p.server_id, p.identity_id);
+        return wire.sendJson(reply, 200, {
+            message: 'grant removed',
+            server_id: p.server_id,
+            identity_id: p.identity_id,
+        });
+    });
+}
+//# sourceMappingURL=routes.js.map

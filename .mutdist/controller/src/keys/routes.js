@@ -1,0 +1,132 @@
+import { ApiError, unauthorized } from '../platform/errors.js';
+import { tokenFrom } from '../http/auth.js';
+import { handleErrorsWith } from '../http/errors.js';
+import * as wire from './wire.js';
+const REALM = 'Basic realm="vmwarden SSH key registry", charset="UTF-8"';
+/** COmanage ErrorResponse, used by this group's routes and for unknown paths under /ssh_key_authenticator. */
+export function renderComanageError(err, request, reply) {
+    let e = err;
+    if (err.code === 'REQUEST_TOO_LARGE')
+        e = new ApiError(413, err.code, `the request body is larger than ${wire.BODY_LIMIT / 1024} KiB`);
+    const { body, statusText } = wire.errorResponse(e, wire.errorIdFor(request.method, request.url, request.params));
+    if (e.status === 401)
+        void reply.header('www-authenticate', REALM);
+    if (statusText)
+        reply.raw.statusMessage = statusText;
+    return reply.status(e.status).type('application/json; charset=utf-8').send(body);
+}
+/** Who is calling: an API session (any of the usual headers) or HTTP Basic username:password. */
+const callers = new WeakMap();
+function who(request) {
+    const identity = callers.get(request);
+    if (!identity)
+        throw unauthorized('UNAUTHORIZED', 'Authentication required');
+    return identity;
+}
+function basicCredentials(header) {
+    const m = header ? /^basic\s+([A-Za-z0-9+/=]*)\s*$/i.exec(header) : null;
+    if (!m)
+        return undefined;
+    const decoded = Buffer.from(m[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0)
+        return { username: decoded, password: '' };
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+/** SSH key registry group (COmanage Registry SshKey API semantics, JSON only). */
+export async function keyRoutes(app, opts) {
+    const s = opts.services;
+    const keys = s.sshKeys;
+    handleErrorsWith(app, renderComanageError);
+    app.addHook('onRequest', async (request) => {
+        const authorization = request.headers.authorization;
+        if (typeof authorization === 'string' && /^basic(\s|$)/i.test(authorization.trim())) {
+            const creds = basicCredentials(authorization.trim());
+            if (!creds || !creds.username)
+                throw unauthorized('UNAUTHORIZED', 'Malformed HTTP Basic credentials (expected base64 of username:password)');
+            callers.set(request, await s.logins.verifyPassword(creds.username, creds.password, request.ip));
+            return;
+        }
+        const token = tokenFrom(request.headers);
+        const principal = token ? await s.sessions.resolve(token) : null;
+        if (!principal)
+            throw unauthorized('UNAUTHORIZED', token
+                ? 'Authentication required: the API session token is invalid or has expired'
+                : 'Authentication required: use HTTP Basic (username:password) or an API session token');
+        callers.set(request, principal.identity);
+    });
+    const bodyOpts = { bodyLimit: wire.BODY_LIMIT };
+    // --- SshKey collection: /ssh_keys.json (other suffixes, or none, are refused) ---------------------
+    app.post('/ssh_keys.json', bodyOpts, async (request, reply) => {
+        const id = await keys.add(who(request), wire.parseSshKeyRequest(request.body));
+        return reply.status(201).send(wire.newObjectResponse(id));
+    });
+    app.get('/ssh_keys.json', async (request, reply) => {
+        const caller = who(request);
+        const query = request.query;
+        const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
+        if (unknownParam)
+            throw wire.invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
+        if (query.copersonid === undefined)
+            return wire.sshKeysResponse(await keys.list(caller));
+        if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
+            throw wire.invalidField('copersonid', 'copersonid must be one CO Person id');
+        const list = await keys.listForPerson(caller, query.copersonid.trim());
+        if (list.length === 0)
+            return reply.status(204).send();
+        return wire.sshKeysResponse(list);
+    });
+    const refuseFormat = async (request) => {
+        who(request);
+        throw wire.jsonOnly(request.params.format ?? '');
+    };
+    for (const url of ['/ssh_keys', '/ssh_keys.:format']) {
+        app.route({ method: ['GET', 'POST'], url, ...bodyOpts, handler: refuseFormat });
+    }
+    // --- One SshKey: /ssh_keys/<id>.json ------------------------------------------------------------
+    const keyId = (request) => wire.parseIdRef(request.params.ref, wire.sshKeyUnknown);
+    app.get('/ssh_keys/:ref', async (request) => {
+        const caller = who(request);
+        return wire.sshKeysResponse([await keys.get(caller, keyId(request))]);
+    });
+    app.put('/ssh_keys/:ref', bodyOpts, async (request, reply) => {
+        const caller = who(request);
+        const id = keyId(request);
+        await keys.edit(caller, id, wire.parseSshKeyRequest(request.body));
+        return reply.status(200).send();
+    });
+    app.delete('/ssh_keys/:ref', async (request, reply) => {
+        const caller = who(request);
+        await keys.remove(caller, keyId(request));
+        return reply.status(200).send();
+    });
+    // --- SSH key authenticators (one per person): discovery, lock, unlock ---------------------------
+    app.get('/authenticators.json', async (request) => {
+        const caller = who(request);
+        const query = request.query;
+        const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
+        if (unknownParam)
+            throw wire.invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
+        if (query.copersonid === undefined)
+            return wire.authenticatorsResponse(await keys.authenticators(caller));
+        if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
+            throw wire.invalidField('copersonid', 'copersonid must be one CO Person id');
+        return wire.authenticatorsResponse([await keys.authenticatorFor(caller, query.copersonid.trim())]);
+    });
+    app.get('/authenticators/:ref', async (request) => {
+        const caller = who(request);
+        const id = wire.parseIdRef(request.params.ref, wire.authenticatorUnknown);
+        return wire.authenticatorsResponse([await keys.getAuthenticator(caller, id)]);
+    });
+    for (const action of ['lock', 'unlock']) {
+        app.post(`/authenticators/:id/${action}`, bodyOpts, async (request) => {
+            const caller = who(request);
+            let ref = request.params.id;
+            if (!ref.includes('.'))
+                ref += '.json';
+            const id = wire.parseIdRef(ref, wire.authenticatorUnknown);
+            return wire.authenticatorsResponse([await keys.setLocked(caller, id, action === 'lock')]);
+        });
+    }
+}
+//# sourceMappingURL=routes.js.map

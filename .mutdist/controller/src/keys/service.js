@@ -1,0 +1,198 @@
+import { ApiError, forbidden } from '../platform/errors.js';
+import { openSshLine } from './key-material.js';
+import { authenticatorUnknown, invalidField, InvalidFieldsError, personUnknown, sshKeyUnknown, } from './wire.js';
+const isAdmin = (caller) => caller.role === 'admin';
+const lockedError = () => new ApiError(403, 'AUTHENTICATOR_LOCKED', 'The SSH key authenticator of this person is locked: its keys cannot be added, edited, deleted or used');
+/**
+ * The SSH key registry (COmanage SshKey semantics): users manage their own keys, admins everyone's;
+ * keys are soft-deleted; a locked authenticator freezes its person's keys.
+ */
+export class SshKeys {
+    store;
+    identities;
+    clock;
+    constructor(store, identities, clock) {
+        this.store = store;
+        this.identities = identities;
+        this.clock = clock;
+    }
+    now() {
+        return this.clock.now().toISOString();
+    }
+    /** Users (and agents) act only on themselves; admins on anyone. */
+    mayActFor(caller, personId) {
+        if (caller.role === 'agent')
+            throw forbidden('Agent identities have no SSH keys');
+        if (!isAdmin(caller) && caller.id !== personId)
+            throw forbidden('You may only manage your own SSH keys (this is another CO Person)');
+    }
+    /** The person a key request is for: must exist and be a person, not an agent. */
+    async person(personId) {
+        const identity = await this.identities.getIdentity(personId);
+        if (!identity)
+            throw invalidField('Person', 'CO Person Unknown');
+        if (identity.role === 'agent')
+            throw invalidField('Person', 'Agent identities cannot hold SSH keys');
+        return identity;
+    }
+    ensureAuthenticator(identityId) {
+        return this.store.transaction((tx) => tx.ensureAuthenticator(identityId, this.now()));
+    }
+    checkAuthenticator(a, req) {
+        if (a.id !== req.authenticatorId)
+            throw invalidField('SshKeyAuthenticatorId', `SshKeyAuthenticatorId ${req.authenticatorId} is not the SSH key authenticator of this CO Person; theirs is ${a.id} (see GET /ssh_key_authenticator/authenticators.json?copersonid=${req.personId})`);
+        if (a.locked)
+            throw lockedError();
+    }
+    async refuseDuplicate(tx, personId, fingerprint, exceptId) {
+        const dup = await tx.findLiveDuplicate(personId, fingerprint, exceptId);
+        if (dup !== undefined)
+            throw invalidField('Skey', `This key (${fingerprint}) is already registered for this CO Person as SshKey ${dup}`);
+    }
+    material(req) {
+        return { type: req.key.type, skey: req.key.skey, comment: req.comment, fingerprint: req.key.fingerprint };
+    }
+    async add(caller, req) {
+        this.mayActFor(caller, req.personId);
+        await this.person(req.personId);
+        const a = await this.ensureAuthenticator(req.personId);
+        this.checkAuthenticator(a, req);
+        return this.writeMappingDuplicate(() => this.store.transaction(async (tx) => {
+            const current = (await tx.getAuthenticator(a.id));
+            this.checkAuthenticator(current, req);
+            await this.refuseDuplicate(tx, req.personId, req.key.fingerprint);
+            return tx.insertKey(req.personId, a.id, this.material(req), this.now());
+        }));
+    }
+    async edit(caller, id, req) {
+        const existing = await this.visible(caller, id);
+        if (existing.deleted)
+            throw sshKeyUnknown();
+        if (req.id !== undefined && req.id !== String(id))
+            throw invalidField('Id', `Id ${req.id.slice(0, 20)} does not match the SshKey in the URL (${id})`);
+        if (req.personId !== existing.identityId)
+            throw invalidField('Person', 'An SshKey cannot be moved to another CO Person');
+        await this.writeMappingDuplicate(() => this.store.transaction(async (tx) => {
+            const key = await tx.getKey(id);
+            if (!key || key.deleted)
+                throw sshKeyUnknown();
+            const a = (await tx.getAuthenticator(key.authenticatorId));
+            this.checkAuthenticator(a, req);
+            await this.refuseDuplicate(tx, key.identityId, req.key.fingerprint, id);
+            await tx.updateKey(id, this.material(req), this.now());
+        }));
+    }
+    async remove(caller, id) {
+        const existing = await this.visible(caller, id);
+        if (existing.deleted)
+            throw sshKeyUnknown();
+        await this.store.transaction(async (tx) => {
+            const key = await tx.getKey(id);
+            if (!key || key.deleted)
+                throw sshKeyUnknown();
+            const a = (await tx.getAuthenticator(key.authenticatorId));
+            if (a.locked)
+                throw lockedError();
+            await tx.softDelete(id, this.now());
+        });
+    }
+    /** One key, deleted ones included (they stay viewable by id). */
+    get(caller, id) {
+        return this.visible(caller, id);
+    }
+    /** Live keys: every key for an admin, one's own for others. */
+    list(caller) {
+        if (caller.role === 'agent')
+            throw forbidden('Agent identities have no SSH keys');
+        return this.store.listLive(isAdmin(caller) ? undefined : caller.id);
+    }
+    /** Live keys of one CO Person. */
+    async listForPerson(caller, personId) {
+        this.mayActFor(caller, personId);
+        if (!(await this.identities.getIdentity(personId)))
+            throw personUnknown();
+        return this.store.listLive(personId);
+    }
+    /** A person's SSH key authenticator (created on first use), so clients learn its id. */
+    async authenticatorFor(caller, personId) {
+        this.mayActFor(caller, personId);
+        const identity = await this.identities.getIdentity(personId);
+        if (!identity)
+            throw personUnknown();
+        if (identity.role === 'agent')
+            throw forbidden('Agent identities have no SSH key authenticator');
+        return (await this.store.authenticatorOf(personId)) ?? this.ensureAuthenticator(personId);
+    }
+    /** Every authenticator that exists (admins), or one's own. */
+    async authenticators(caller) {
+        if (isAdmin(caller))
+            return this.store.listAuthenticators();
+        return [await this.authenticatorFor(caller, caller.id)];
+    }
+    async getAuthenticator(caller, id) {
+        const a = await this.store.getAuthenticator(id);
+        if (!a)
+            throw authenticatorUnknown();
+        this.mayActFor(caller, a.identityId);
+        return a;
+    }
+    /** Admins lock or unlock a person's SSH key authenticator. */
+    async setLocked(caller, id, locked) {
+        if (!isAdmin(caller))
+            throw forbidden('Locking and unlocking SSH key authenticators needs the admin role');
+        return this.store.transaction(async (tx) => {
+            const a = await tx.getAuthenticator(id);
+            if (!a)
+                throw authenticatorUnknown();
+            if (a.locked !== locked)
+                await tx.setLocked(id, locked, this.now());
+            return (await tx.getAuthenticator(id));
+        });
+    }
+    /**
+     * For access requests (POST /v1/access/request): the registered key `keyId` of `identityId`, as an
+     * OpenSSH line and fingerprint. ApiError 404 (SshKey Unknown) for an unknown, deleted, malformed
+     * or someone else's key id; 403 when the person's SSH key authenticator is locked.
+     */
+    async resolveUsableKey(identityId, keyId) {
+        const text = String(keyId).trim();
+        const id = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+        const key = Number.isSafeInteger(id) && id > 0 ? await this.store.getKey(id) : undefined;
+        if (!key || key.deleted || key.identityId !== identityId)
+            throw sshKeyUnknown();
+        const a = await this.store.getAuthenticator(key.authenticatorId);
+        if (!a || a.locked)
+            throw lockedError();
+        return {
+            publicKey: openSshLine(key.type, key.skey),
+            fingerprint: key.fingerprint,
+            type: key.type,
+            id: String(key.id),
+        };
+    }
+    /** Key `id`, if the caller may see it: 404 when it does not exist, 403 when it is someone else's. */
+    async visible(caller, id) {
+        if (caller.role === 'agent')
+            throw forbidden('Agent identities have no SSH keys');
+        const key = await this.store.getKey(id);
+        if (!key)
+            throw sshKeyUnknown();
+        if (!isAdmin(caller) && key.identityId !== caller.id)
+            throw forbidden('This SshKey belongs to another CO Person');
+        return key;
+    }
+    /** Two concurrent adds of one key: the partial unique index catches the loser; report it as a duplicate. */
+    async writeMappingDuplicate(write) {
+        try {
+            return await write();
+        }
+        catch (err) {
+            if (err instanceof InvalidFieldsError || err instanceof ApiError)
+                throw err;
+            if (/UNIQUE constraint failed: ssh_keys/.test(String(err?.message)))
+                throw invalidField('Skey', 'This key is already registered for this CO Person');
+            throw err;
+        }
+    }
+}
+//# sourceMappingURL=service.js.map

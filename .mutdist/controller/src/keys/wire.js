@@ -1,0 +1,244 @@
+/**
+ * COmanage Registry SshKey API wire format (seeds/ssh-key-api.md): request parsing, response
+ * mappers and the ErrorResponse. Ids are integers rendered as strings, dates "YYYY-MM-DD hh:mm:ss"
+ * UTC, as COmanage does. `Fingerprint` is our addition to the SshKey object.
+ */
+import { ApiError } from '../platform/errors.js';
+import { KeyMaterialError, MAX_SKEY_CHARS, parseKeyMaterial } from './key-material.js';
+export const VERSION = '1.0';
+export const MAX_COMMENT_CHARS = 256;
+/** Bodies of this group are small: one key of at most 16 KiB plus its envelope. */
+export const BODY_LIMIT = 64 * 1024;
+/** 400 "Invalid Fields" with COmanage's InvalidFields map. */
+export class InvalidFieldsError extends ApiError {
+    fields;
+    constructor(fields) {
+        const first = Object.entries(fields)[0];
+        super(400, 'INVALID_FIELDS', first ? `${first[0]}: ${first[1][0]}` : 'Invalid Fields');
+        this.fields = fields;
+    }
+}
+export const invalidField = (field, message) => new InvalidFieldsError({ [field]: [message] });
+export const sshKeyUnknown = () => new ApiError(404, 'SSHKEY_UNKNOWN', 'SshKey Unknown');
+export const personUnknown = () => new ApiError(404, 'COPERSON_UNKNOWN', 'CO Person Unknown');
+export const authenticatorUnknown = () => new ApiError(404, 'AUTHENTICATOR_UNKNOWN', 'SshKeyAuthenticator Unknown');
+export const jsonOnly = (format) => new ApiError(415, 'UNSUPPORTED_FORMAT', format
+    ? `Format '${format.slice(0, 16)}' is not supported: only JSON is supported (use the .json suffix)`
+    : 'A format suffix is required: only JSON is supported (use the .json suffix)');
+/** HTTP reason phrases COmanage uses for its errors. */
+const STATUS_TEXT = {
+    INVALID_FIELDS: 'Invalid Fields',
+    SSHKEY_UNKNOWN: 'SshKey Unknown',
+    COPERSON_UNKNOWN: 'CO Person Unknown',
+    AUTHENTICATOR_UNKNOWN: 'SshKeyAuthenticator Unknown',
+};
+export function errorResponse(err, id) {
+    let invalid;
+    if (err instanceof InvalidFieldsError)
+        invalid = err.fields;
+    else if (err.status === 400)
+        invalid = { [err.cause?.field || 'Request']: [err.cause?.reason ?? err.message] };
+    return {
+        body: {
+            ResponseType: 'ErrorResponse',
+            Version: VERSION,
+            ...(id !== undefined ? { Id: id } : {}),
+            Error: err.message,
+            ...(invalid ? { InvalidFields: invalid } : {}),
+        },
+        statusText: STATUS_TEXT[err.code],
+    };
+}
+/** "2026-11-22 15:04:22" from an ISO timestamp. */
+export const comanageDate = (iso) => iso.slice(0, 19).replace('T', ' ');
+const person = (identityId) => ({ Type: 'CO', Id: identityId });
+export function sshKeyView(k) {
+    return {
+        Version: VERSION,
+        Id: String(k.id),
+        Person: person(k.identityId),
+        Comment: k.comment,
+        Type: k.type,
+        Skey: k.skey,
+        Created: comanageDate(k.createdAt),
+        Modified: comanageDate(k.modifiedAt),
+        Revision: String(k.revision),
+        Deleted: k.deleted,
+        SshKeyAuthenticatorId: String(k.authenticatorId),
+        Fingerprint: k.fingerprint,
+    };
+}
+export const sshKeysResponse = (keys) => ({
+    ResponseType: 'SshKeys',
+    Version: VERSION,
+    SshKeys: keys.map(sshKeyView),
+});
+export const newObjectResponse = (id, objectType = 'SshKey') => ({
+    ResponseType: 'NewObject',
+    Version: VERSION,
+    ObjectType: objectType,
+    Id: String(id),
+});
+export function authenticatorView(a) {
+    return {
+        Version: VERSION,
+        Id: String(a.id),
+        Person: person(a.identityId),
+        Locked: a.locked,
+        Created: comanageDate(a.createdAt),
+        Modified: comanageDate(a.updatedAt),
+    };
+}
+export const authenticatorsResponse = (list) => ({
+    ResponseType: 'SshKeyAuthenticators',
+    Version: VERSION,
+    SshKeyAuthenticators: list.map(authenticatorView),
+});
+/** Response fields a client may echo back from a GET; ignored (Id is checked against the URL). */
+const READ_ONLY = new Set([
+    'Id',
+    'Created',
+    'Modified',
+    'Revision',
+    'Deleted',
+    'Fingerprint',
+    'ActorIdentifier',
+]);
+const ITEM_FIELDS = new Set([
+    'Version',
+    'Person',
+    'Comment',
+    'Type',
+    'Skey',
+    'SshKeyAuthenticatorId',
+    ...READ_ONLY,
+]);
+const isObject = (v) => typeof v === 'object' && v !== null && !Array.isArray(v);
+/**
+ * Checks a COmanage SshKey request body and parses its key. Every problem found is reported at
+ * once in InvalidFields.
+ */
+export function parseSshKeyRequest(body) {
+    if (body === undefined || body === null || body === '')
+        throw invalidField('SshKeys', 'SSH Key Request not provided in POST body');
+    if (!isObject(body))
+        throw invalidField('SshKeys', 'the body must be a JSON object (an SshKeys request)');
+    const problems = {};
+    const add = (field, message) => (problems[field] ??= []).push(message);
+    const fail = () => new InvalidFieldsError(problems);
+    for (const k of Object.keys(body))
+        if (!['RequestType', 'Version', 'SshKeys'].includes(k))
+            add(k.slice(0, 64), 'Unknown field');
+    if (body.RequestType !== 'SshKeys')
+        add('RequestType', 'RequestType must be "SshKeys"');
+    if (body.Version !== VERSION)
+        add('Version', 'Unknown version');
+    const list = body.SshKeys;
+    if (!Array.isArray(list) || list.length !== 1) {
+        add('SshKeys', 'SshKeys must be an array of exactly one SshKey');
+        throw fail();
+    }
+    const item = list[0];
+    if (!isObject(item)) {
+        add('SshKeys', 'SshKeys[0] must be an SshKey object');
+        throw fail();
+    }
+    for (const k of Object.keys(item))
+        if (!ITEM_FIELDS.has(k))
+            add(k.slice(0, 64), 'Unknown field');
+    if (item.Version !== VERSION)
+        add('Version', 'Unknown version');
+    let personId = '';
+    const p = item.Person;
+    if (!isObject(p) || typeof p.Id !== 'string' || !p.Id.trim())
+        add('Person', 'Person must be {"Type":"CO","Id":"<CO Person id>"}');
+    else if (p.Type !== 'CO')
+        add('Person', 'Person Type must be "CO"');
+    else if (Object.keys(p).some((k) => k !== 'Type' && k !== 'Id'))
+        add('Person', 'Person has unknown fields');
+    else
+        personId = p.Id.trim();
+    let authenticatorId = 0;
+    const a = item.SshKeyAuthenticatorId;
+    if (a === undefined || a === null || a === '')
+        add('SshKeyAuthenticatorId', 'SshKeyAuthenticatorId is required');
+    else if ((typeof a !== 'string' && typeof a !== 'number') || !/^[1-9]\d{0,15}$/.test(String(a)))
+        add('SshKeyAuthenticatorId', 'SshKeyAuthenticatorId must be a positive integer (as a string)');
+    else
+        authenticatorId = Number(a);
+    if (item.Type !== undefined && typeof item.Type !== 'string')
+        add('Type', 'Type must be a string');
+    let comment;
+    if (item.Comment !== undefined && item.Comment !== null) {
+        if (typeof item.Comment !== 'string')
+            add('Comment', 'Comment must be a string');
+        else
+            comment = item.Comment;
+    }
+    let key;
+    if (typeof item.Skey !== 'string' || !item.Skey.trim())
+        add('Skey', 'Skey is required (the public key)');
+    else if (item.Skey.length > MAX_SKEY_CHARS)
+        add('Skey', `Skey is longer than ${MAX_SKEY_CHARS} characters`);
+    else if (typeof item.Type === 'string' || item.Type === undefined) {
+        try {
+            key = parseKeyMaterial(item.Skey, item.Type);
+            if (item.Type === undefined && !/\s/.test(item.Skey.trim()))
+                add('Type', 'Type is required when Skey is only the base64 body of the key');
+        }
+        catch (err) {
+            if (!(err instanceof KeyMaterialError))
+                throw err;
+            add(err.field, err.message);
+        }
+    }
+    // A Comment in the request wins over the one carried by an OpenSSH line or RFC 4716 block.
+    const finalComment = (comment ?? key?.comment ?? '').trim();
+    if (finalComment.length > MAX_COMMENT_CHARS)
+        add('Comment', `Comment is longer than ${MAX_COMMENT_CHARS} characters`);
+    else if (/[<>]/.test(finalComment))
+        add('Comment', 'Comment may not contain < or >');
+    else if (/[\x00-\x1f\x7f]/.test(finalComment))
+        add('Comment', 'Comment may not contain control characters');
+    let id;
+    if (item.Id !== undefined) {
+        if (typeof item.Id !== 'string' && typeof item.Id !== 'number')
+            add('Id', 'Id must be a string');
+        else
+            id = String(item.Id);
+    }
+    if (Object.keys(problems).length || !key)
+        throw fail();
+    return { personId, authenticatorId, key, comment: finalComment, ...(id !== undefined ? { id } : {}) };
+}
+/**
+ * `<id>.json` from a path segment. Another suffix (or none) is refused as a format error; an id
+ * that is not a positive integer is an invalid field; one too large to exist is simply unknown.
+ */
+export function parseIdRef(ref, unknown) {
+    const dot = ref.lastIndexOf('.');
+    const format = dot >= 0 ? ref.slice(dot + 1) : '';
+    if (format !== 'json')
+        throw jsonOnly(format);
+    const id = ref.slice(0, dot);
+    if (!id)
+        throw invalidField('Id', 'id not provided');
+    if (!/^\d+$/.test(id))
+        throw invalidField('Id', 'Id must be a positive integer');
+    const n = Number(id);
+    if (!Number.isSafeInteger(n) || n < 1)
+        throw unknown();
+    return n;
+}
+/** The Id echoed in an ErrorResponse: "New" for an add, the path's id otherwise. */
+export function errorIdFor(method, url, params) {
+    const ref = params?.ref;
+    if (typeof ref === 'string') {
+        const id = ref.replace(/\.[^.]*$/, '');
+        return /^\d{1,20}$/.test(id) ? id : undefined;
+    }
+    if (method === 'POST' && /\/ssh_keys(\.[^/?]*)?(\?|$)/.test(url))
+        return 'New';
+    return undefined;
+}
+//# sourceMappingURL=wire.js.map

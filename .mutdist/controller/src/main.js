@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig } from './config.js';
+import { startController } from './server.js';
+import { InsecureFileError } from './platform/private-file.js';
+const STOP_DEADLINE_MS = 10_000;
+async function main() {
+    const config = loadConfig(process.argv.slice(2));
+    const controller = await startController(config);
+    const log = (msg, extra = {}) => process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
+    log('vmwarden controller listening', { endpoints: controller.endpoints, dataDir: resolve(config.dataDir) });
+    if (controller.initialAdminPassword) {
+        const file = join(resolve(config.dataDir), 'admin-password');
+        // Printed once, on the terminal only: under a service manager stdout is a log, so only the path goes there.
+        if (process.stdout.isTTY)
+            process.stdout.write(`\nInitial admin password: ${controller.initialAdminPassword}\n(also in ${file})\n\n`);
+        else
+            log('initial admin identity created', { passwordFile: file });
+    }
+    let stopping = false;
+    const shutdown = (signal) => {
+        if (stopping)
+            return;
+        stopping = true;
+        log('stopping', { signal });
+        const deadline = setTimeout(() => {
+            log('stop deadline passed, exiting');
+            process.exit(1);
+        }, STOP_DEADLINE_MS);
+        deadline.unref();
+        controller.stop().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+}
+main().catch((err) => {
+    const known = err instanceof ConfigError || err instanceof InsecureFileError;
+    process.stderr.write(`vmwarden-controller: ${known ? err.message : err.stack}\n`);
+    process.exit(known ? 2 : 1);
+});
+//# sourceMappingURL=main.js.map

@@ -1,0 +1,102 @@
+import { hostname as localHostname } from 'node:os';
+import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
+import { hashToken, newToken } from '../platform/secrets.js';
+import { nodeUri } from '../pki/internal-ca.js';
+const ENROLLMENT_TOKEN_TTL_MS = 24 * 3600_000;
+export class EnrollmentError extends Error {
+}
+/** Compute nodes: created by an admin, enrolled by their agent with a one-time token. */
+export class Nodes {
+    store;
+    identities;
+    inventory;
+    clock;
+    defaultLoginUser;
+    caFingerprint;
+    constructor(store, identities, inventory, clock, defaultLoginUser, caFingerprint) {
+        this.store = store;
+        this.identities = identities;
+        this.inventory = inventory;
+        this.clock = clock;
+        this.defaultLoginUser = defaultLoginUser;
+        this.caFingerprint = caFingerprint;
+    }
+    async create(name) {
+        if (await this.store.byName(name))
+            throw conflict('NODE_EXISTS', `a node named '${name}' already exists`);
+        // `<secret>.<CA fingerprint>`: the agent pins our CA from the token before it trusts the connection.
+        const token = `${newToken()}.${this.caFingerprint}`;
+        const now = this.clock.now();
+        const expires = new Date(now.getTime() + ENROLLMENT_TOKEN_TTL_MS).toISOString();
+        const node = await this.store.create(name, hashToken(token), expires, now.toISOString());
+        return { node, token };
+    }
+    async get(id) {
+        const node = await this.store.get(id);
+        if (!node)
+            throw notFound(`no node with id ${id}`);
+        return node;
+    }
+    list() {
+        return this.store.list();
+    }
+    /** The node an agent's identity belongs to (from its mTLS certificate). */
+    async forIdentity(identityId) {
+        return this.store.byIdentity(identityId);
+    }
+    /**
+     * Exchanges a one-time token and a CSR for the agent's certificate. The agent becomes an identity
+     * (role agent) with a cert authenticator, so it rotates that certificate like any identity.
+     */
+    async enroll(req) {
+        const hash = hashToken(req.token ?? '');
+        const node = await this.store.byTokenHash(hash);
+        const now = this.clock.now().toISOString();
+        if (!node || !node.tokenExpiresAt || node.tokenExpiresAt <= now) {
+            throw new EnrollmentError('enrollment token is unknown, used or expired');
+        }
+        if (!req.nodePublicKeyPem?.includes('PUBLIC KEY'))
+            throw new EnrollmentError('node_public_key_pem is missing');
+        const identityName = `node-${node.name}`.slice(0, 100);
+        const identity = (await this.identities.findByName(identityName)) ??
+            (await this.identities.create({ name: identityName, role: 'agent' }));
+        let certPem;
+        try {
+            certPem = (await this.identities.issueCertificate(identity.id, req.csrPem, {
+                sans: [{ type: 'url', value: nodeUri(node.id) }],
+                serverAuth: true,
+            })).certPem;
+        }
+        catch (err) {
+            throw new EnrollmentError(err instanceof ApiError ? err.message : 'could not issue a certificate');
+        }
+        const claimed = await this.store.completeEnrollment(node.id, hash, {
+            identityId: identity.id,
+            publicKeyPem: req.nodePublicKeyPem,
+            agentAddress: req.agentAddress,
+            hostname: req.hostname || localHostname(),
+            at: now,
+        });
+        if (!claimed)
+            throw new EnrollmentError('enrollment token is unknown, used or expired');
+        return { node: (await this.store.get(node.id)), certPem, identityId: identity.id };
+    }
+    async reportInventory(node, report) {
+        await this.store.seen(node.id, {
+            agentAddress: report.agentAddress || node.agentAddress || '',
+            validationActive: report.validationActive,
+            libvirtUri: report.libvirtUri,
+            at: this.clock.now().toISOString(),
+        });
+        await this.inventory.syncFromNode(node.id, report.instances, this.defaultLoginUser);
+    }
+    async setValidation(id, active) {
+        await this.store.setValidation(id, active);
+    }
+    static parseId(raw) {
+        if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1)
+            throw badRequest('INVALID_NODE_ID', `node id must be a positive integer, got '${raw}'`);
+        return Number(raw);
+    }
+}
+//# sourceMappingURL=service.js.map

@@ -1,0 +1,76 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import cron from 'node-cron';
+import { systemClock } from './platform/clock.js';
+import { parseHostPort, serverNames } from './config.js';
+import { Database } from './store/database.js';
+import { migrate } from './store/migrations.js';
+import { allMigrations } from './store/registry.js';
+import { InternalCa } from './pki/internal-ca.js';
+import { createServices } from './services.js';
+import { buildHttpApp } from './http/app.js';
+import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
+export const VERSION = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
+const fmt = (host, port) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+async function listen(app, address) {
+    const { host, port } = parseHostPort(address);
+    await app.listen({ host, port });
+    return fmt(host, app.server.address().port);
+}
+/** Starts the controller: store, internal CA, REST (HTTP + HTTPS), gRPC, housekeeping jobs. */
+export async function startController(config, opts = {}) {
+    const clock = opts.clock ?? systemClock;
+    const dataDir = resolve(config.dataDir);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(join(dataDir, 'pki'), { recursive: true, mode: 0o700 });
+    const db = await Database.open(join(dataDir, 'controller.db'));
+    await migrate(db, allMigrations);
+    const ca = await InternalCa.openOrCreate(join(dataDir, 'pki'), clock);
+    const services = await createServices({ ...config, dataDir }, db, ca, clock, VERSION);
+    const initialAdminPassword = await services.identities.bootstrapAdmin(dataDir);
+    const serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
+    const apps = [];
+    let grpcServer;
+    const endpoints = {};
+    const housekeeping = [
+        cron.schedule('* * * * *', () => void services.sessions.sweep().catch(() => undefined)),
+        cron.schedule('* * * * *', () => void services.access.markExpired().catch(() => undefined)),
+    ];
+    const stop = async () => {
+        for (const job of housekeeping)
+            await job.stop();
+        await Promise.all([
+            ...apps.map((a) => a.close()),
+            grpcServer ? stopGrpcServer(grpcServer, 5000) : Promise.resolve(),
+        ]);
+        services.agents.close();
+        await services.sessions.flush();
+        await db.close();
+    };
+    try {
+        if (config.listenHttp) {
+            const app = buildHttpApp(services);
+            apps.push(app);
+            endpoints.http = await listen(app, config.listenHttp);
+        }
+        if (config.listenHttps) {
+            const app = buildHttpApp(services, { ...serverTls, ca: ca.certPem });
+            apps.push(app);
+            endpoints.https = await listen(app, config.listenHttps);
+        }
+        if (config.listenGrpc) {
+            const { host, port } = parseHostPort(config.listenGrpc);
+            const started = await startGrpcServer(host, port, { ...serverTls, ca: ca.certPem }, services, () => endpoints.https ? `https://${endpoints.https}` : '');
+            grpcServer = started.server;
+            endpoints.grpc = fmt(host, started.port);
+        }
+    }
+    catch (err) {
+        await stop().catch(() => undefined);
+        throw err;
+    }
+    void services.tasks.resume();
+    writeFileSync(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+    return { endpoints, services, initialAdminPassword, stop };
+}
+//# sourceMappingURL=server.js.map

@@ -1,0 +1,78 @@
+import { requireAdmin, requireSession } from '../http/auth.js';
+import { handleErrorsWith } from '../http/errors.js';
+import { badRequest } from '../platform/errors.js';
+import { Nodes } from '../nodes/service.js';
+import * as wire from './wire.js';
+const ACTIONS = ['activate', 'deactivate'];
+/** Fastify parses no body on GET, but the Sign API's own example sends the action as a GET body. */
+async function actionFrom(request) {
+    let body = request.body;
+    if (request.method === 'GET') {
+        let raw = '';
+        for await (const chunk of request.raw) {
+            raw += chunk;
+            if (raw.length > 4096)
+                throw badRequest('BAD_REQUEST', 'request body too large');
+        }
+        try {
+            body = raw ? JSON.parse(raw) : undefined;
+        }
+        catch {
+            throw badRequest('BAD_REQUEST', 'body is not valid JSON');
+        }
+    }
+    const action = body?.action;
+    if (typeof action !== 'string' || !ACTIONS.includes(action)) {
+        throw badRequest('BAD_REQUEST', `action must be one of ${ACTIONS.join(', ')}, got ${JSON.stringify(action ?? null)}`);
+    }
+    return action;
+}
+/** Sign API: admin-only management of instance signatures and node validation. */
+export async function signRoutes(app, opts) {
+    const s = opts.services;
+    handleErrorsWith(app, wire.renderSignError);
+    app.addHook('onRequest', requireSession(s.sessions));
+    app.addHook('preHandler', async (request) => void requireAdmin(request));
+    const list = async (request) => {
+        const q = request.query;
+        const signs = await s.sign.list(q.offset ?? q.$offset ?? 0, q.limit ?? q.$limit ?? 100);
+        return { signs: signs.map(wire.sign) };
+    };
+    app.get('/v1/sign', { schema: { querystring: wire.schemas.listQuery } }, list);
+    app.get('/sign', { schema: { querystring: wire.schemas.listQuery } }, list);
+    app.get('/v1/sign/:server_id', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
+        sign: wire.sign(await s.sign.get(request.params.server_id)),
+    }));
+    app.get('/v1/sign/:server_id/manifest', { schema: { params: wire.schemas.serverParams } }, async (request) => {
+        const m = await s.sign.manifest(request.params.server_id);
+        return wire.manifest(m.record, m.verdict, m.nodePublicKey);
+    });
+    app.post('/v1/sign', { schema: { body: wire.schemas.serverBody } }, async (request) => ({
+        sign: wire.sign(await s.sign.create(request.body.server_id)),
+    }));
+    app.put('/v1/sign', { schema: { body: wire.schemas.serverBody } }, async (request) => ({
+        sign: wire.sign(await s.sign.update(request.body.server_id)),
+    }));
+    const nodeAction = async (request) => {
+        const nodeId = Nodes.parseId(request.params.node_id);
+        const action = (await actionFrom(request));
+        await s.nodes.get(nodeId);
+        const task = await s.tasks.submit(action, nodeId);
+        return { action, node_id: nodeId, success: true, task_id: task.id };
+    };
+    app.post('/v1/sign/node/:node_id/action', nodeAction);
+    app.get('/v1/sign/node/:node_id/action', nodeAction);
+    app.get('/v1/tasks/:task_id', { schema: { params: wire.schemas.taskParams } }, async (request) => wire.task(await s.tasks.get(request.params.task_id)));
+    app.post('/v1/nodes', { schema: { body: wire.schemas.nodeCreate } }, async (request, reply) => {
+        const { node, token } = await s.nodes.create(request.body.name);
+        const expiresAt = wire.rfc1123(node.tokenExpiresAt);
+        return reply
+            .status(201)
+            .send({ node_id: node.id, name: node.name, enrollment_token: token, expires_at: expiresAt });
+    });
+    app.get('/v1/nodes', async () => ({ nodes: (await s.nodes.list()).map(wire.node) }));
+    app.get('/v1/nodes/:node_id', async (request) => ({
+        node: wire.node(await s.nodes.get(Nodes.parseId(request.params.node_id))),
+    }));
+}
+//# sourceMappingURL=routes.js.map

@@ -1,0 +1,16 @@
+import { identityMigrations } from '../identity/migrations.js';
+import { inventoryMigrations } from '../inventory/migrations.js';
+import { accessMigrations } from '../access/migrations.js';
+import { nodeMigrations } from '../nodes/migrations.js';
+import { signMigrations } from '../sign/migrations.js';
+import { keyMigrations } from '../keys/migrations.js';
+/** Every concern's schema steps, in the order they must apply (later ones may reference earlier tables). */
+export const allMigrations = [
+    ...identityMigrations,
+    ...inventoryMigrations,
+    ...accessMigrations,
+    ...nodeMigrations,
+    ...signMigrations,
+    ...keyMigrations,
+];
+//# sourceMappingURL=registry.js.map

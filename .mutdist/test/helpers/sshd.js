@@ -1,0 +1,147 @@
+/**
+ * A real OpenSSH server on a loopback port for tests, and a client login helper.
+ * sshd must run as root (privilege separation); tests log in as the current user.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+export const currentUser = () => userInfo().username;
+export function run(cmd, args, opts = {}) {
+    return new Promise((resolve) => {
+        execFile(cmd, args, { timeout: opts.timeoutMs ?? 15_000, env: opts.env ?? process.env, encoding: 'utf8' }, (err, stdout, stderr) => {
+            const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+            resolve({ code, stdout, stderr });
+        });
+    });
+}
+export async function freePort() {
+    return new Promise((resolve, reject) => {
+        const srv = createServer();
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => {
+            const addr = srv.address();
+            const port = typeof addr === 'object' && addr ? addr.port : 0;
+            srv.close(() => resolve(port));
+        });
+    });
+}
+function canConnect(port) {
+    return new Promise((resolve) => {
+        const sock = connect({ port, host: '127.0.0.1' });
+        const done = (ok) => {
+            sock.destroy();
+            resolve(ok);
+        };
+        sock.once('connect', () => done(true));
+        sock.once('error', () => done(false));
+        sock.setTimeout(500, () => done(false));
+    });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export async function startSshd(opts) {
+    const dir = await mkdtemp(join(tmpdir(), 'vmwarden-sshd-'));
+    await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+    const hostKey = join(dir, 'host_ed25519');
+    const keygen = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    if (keygen.code !== 0)
+        throw new Error(`ssh-keygen host key failed: ${keygen.stderr}`);
+    const principalsDir = join(dir, 'principals');
+    await mkdir(principalsDir);
+    const perUser = Array.isArray(opts.authorizedPrincipals)
+        ? { [currentUser()]: opts.authorizedPrincipals }
+        : opts.authorizedPrincipals;
+    for (const [user, principals] of Object.entries(perUser)) {
+        await writeFile(join(principalsDir, user), principals.map((p) => p + '\n').join(''));
+    }
+    const port = await freePort();
+    const config = [
+        `ListenAddress 127.0.0.1`,
+        `Port ${port}`,
+        `HostKey ${hostKey}`,
+        `PidFile ${join(dir, 'sshd.pid')}`,
+        `StrictModes no`,
+        `UsePAM no`,
+        `PermitRootLogin prohibit-password`,
+        `PasswordAuthentication no`,
+        `KbdInteractiveAuthentication no`,
+        `PubkeyAuthentication yes`,
+        `AuthorizedKeysFile none`,
+        `TrustedUserCAKeys ${opts.trustedCaKeysFile}`,
+        `AuthorizedPrincipalsFile ${principalsDir}/%u`,
+        ...(opts.revokedKeysFile ? [`RevokedKeys ${opts.revokedKeysFile}`] : []),
+        `LogLevel VERBOSE`,
+        ...(opts.extraConfig ?? []),
+    ];
+    const configFile = join(dir, 'sshd_config');
+    await writeFile(configFile, config.join('\n') + '\n');
+    const check = await run('/usr/sbin/sshd', ['-t', '-f', configFile]);
+    if (check.code !== 0)
+        throw new Error(`sshd -t rejected the config: ${check.stderr}`);
+    let logs = '';
+    let exited = false;
+    const child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', configFile], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (d) => (logs += d));
+    child.stderr.on('data', (d) => (logs += d));
+    const exitPromise = new Promise((resolve) => child.once('exit', () => {
+        exited = true;
+        resolve();
+    }));
+    const stop = async () => {
+        if (!exited) {
+            child.kill('SIGTERM');
+            const killTimer = setTimeout(() => child.kill('SIGKILL'), 3000);
+            await exitPromise;
+            clearTimeout(killTimer);
+        }
+        await rm(dir, { recursive: true, force: true });
+    };
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
+    while (!(await canConnect(port))) {
+        if (exited || Date.now() > deadline) {
+            await stop();
+            throw new Error(`sshd did not start on port ${port}${exited ? ' (exited)' : ''}:\n${logs}`);
+        }
+        await sleep(50);
+    }
+    return {
+        port,
+        dir,
+        get logs() {
+            return logs;
+        },
+        stop,
+    };
+}
+/** Logs in with the OpenSSH client using exactly one key + certificate; never prompts. */
+export function sshLogin(opts) {
+    const args = [
+        '-F',
+        '/dev/null',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'IdentityAgent=none',
+        '-o',
+        'ConnectTimeout=5',
+        '-o',
+        `CertificateFile=${opts.certFile}`,
+        '-i',
+        opts.keyFile,
+        '-p',
+        String(opts.port),
+        `${opts.user ?? currentUser()}@127.0.0.1`,
+        opts.command ?? 'true',
+    ];
+    return run('ssh', args, { timeoutMs: opts.timeoutMs ?? 15_000 });
+}
+//# sourceMappingURL=sshd.js.map

@@ -1,0 +1,190 @@
+// The agent's view of libvirt: a small adapter over the @unraid/libvirt N-API binding. Calls the
+// binding lacks (interface addresses) go through `virsh`, libvirt's own client.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  DomainGetXMLDescFlags,
+  DomainState,
+  Hypervisor as NativeHypervisor,
+  type Domain,
+} from '@unraid/libvirt';
+
+const execFileP = promisify(execFile);
+
+export type DomainStateName = 'running' | 'shut off' | 'paused' | 'crashed' | 'unknown';
+
+export interface DomainInfo {
+  uuid: string;
+  name: string;
+  state: DomainStateName;
+}
+
+export interface Hypervisor {
+  readonly uri: string;
+  /** Every defined or running domain. */
+  listDomains(): Promise<DomainInfo[]>;
+  /** undefined when no domain has this UUID. */
+  getDomain(uuid: string): Promise<DomainInfo | undefined>;
+  /** The persistent definition (VIR_DOMAIN_XML_INACTIVE, without SECURE: no secrets). */
+  inactiveXml(uuid: string): Promise<string>;
+  defineXml(xml: string): Promise<DomainInfo>;
+  start(uuid: string): Promise<void>;
+  destroy(uuid: string): Promise<void>;
+  /** IP addresses of a running domain (libvirt's lease source); [] for test:/// URIs. */
+  addresses(uuid: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Thrown by operations on a UUID that names no domain. */
+export class DomainNotFoundError extends Error {
+  readonly code = 'DOMAIN_NOT_FOUND';
+  constructor(readonly uuid: string) {
+    super(`no domain with uuid ${uuid}`);
+  }
+}
+
+export function stateName(state: number): DomainStateName {
+  switch (state) {
+    case DomainState.RUNNING:
+    case DomainState.BLOCKED:
+    case DomainState.SHUTDOWN: // shutting down: still running, its disks still in use
+      return 'running';
+    case DomainState.PAUSED:
+    case DomainState.PMSUSPENDED:
+      return 'paused';
+    case DomainState.SHUTOFF:
+      return 'shut off';
+    case DomainState.CRASHED:
+      return 'crashed';
+    default:
+      return 'unknown';
+  }
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+function isNotFound(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /domain not found|no domain with matching|invalid uuid/i.test(msg);
+}
+
+class LibvirtHypervisor implements Hypervisor {
+  private closed = false;
+
+  constructor(
+    readonly uri: string,
+    private readonly native: NativeHypervisor,
+  ) {}
+
+  private async describe(dom: Domain): Promise<DomainInfo> {
+    const [uuid, name, info] = await Promise.all([
+      this.native.domainGetUUIDString(dom),
+      this.native.domainGetName(dom),
+      this.native.domainGetInfo(dom),
+    ]);
+    return { uuid, name, state: stateName(info.state) };
+  }
+
+  private async lookup(uuid: string): Promise<Domain | undefined> {
+    if (!UUID_RE.test(uuid)) return undefined;
+    try {
+      return await this.native.domainLookupByUUIDString(uuid);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private async mustLookup(uuid: string): Promise<Domain> {
+    const dom = await this.lookup(uuid);
+    if (!dom) throw new DomainNotFoundError(uuid);
+    return dom;
+  }
+
+  async listDomains(): Promise<DomainInfo[]> {
+    const doms = await this.native.connectListAllDomains();
+    const out: DomainInfo[] = [];
+    for (const dom of doms) {
+      try {
+        out.push(await this.describe(dom));
+      } catch (e) {
+        if (!isNotFound(e)) throw e; // undefined between listing and describing
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getDomain(uuid: string): Promise<DomainInfo | undefined> {
+    const dom = await this.lookup(uuid);
+    if (!dom) return undefined;
+    try {
+      return await this.describe(dom);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async inactiveXml(uuid: string): Promise<string> {
+    const dom = await this.mustLookup(uuid);
+    return this.native.domainGetXMLDesc(dom, DomainGetXMLDescFlags.INACTIVE);
+  }
+
+  async defineXml(xml: string): Promise<DomainInfo> {
+    const dom = await this.native.domainDefineXML(xml);
+    return this.describe(dom);
+  }
+
+  async start(uuid: string): Promise<void> {
+    await this.native.domainCreate(await this.mustLookup(uuid));
+  }
+
+  async destroy(uuid: string): Promise<void> {
+    await this.native.domainDestroy(await this.mustLookup(uuid));
+  }
+
+  async addresses(uuid: string): Promise<string[]> {
+    if (this.uri.startsWith('test:')) return [];
+    await this.mustLookup(uuid);
+    try {
+      const { stdout } = await execFileP('virsh', ['-q', '-c', this.uri, 'domifaddr', uuid], {
+        timeout: 10_000,
+      });
+      return parseDomifaddr(stdout);
+    } catch {
+      return [];
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.native.connectClose();
+  }
+}
+
+/** Addresses (without prefix length) from `virsh domifaddr` output. */
+export function parseDomifaddr(stdout: string): string[] {
+  const out: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /\b(ipv4|ipv6)\s+(\S+)/.exec(line);
+    if (m) out.push(m[2]!.replace(/\/\d+$/, ''));
+  }
+  return out;
+}
+
+export async function connectHypervisor(uri: string): Promise<Hypervisor> {
+  const native = new NativeHypervisor({ uri });
+  await native.connectOpen();
+  return new LibvirtHypervisor(uri, native);
+}
+
+/** 'qemu:///system' when libvirtd answers there within 2 s, else libvirt's built-in test driver. */
+export async function pickDefaultUri(): Promise<string> {
+  try {
+    await execFileP('virsh', ['-c', 'qemu:///system', 'uri'], { timeout: 2000 });
+    return 'qemu:///system';
+  } catch {
+    return 'test:///default';
+  }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
+import { isEnrolled, saveCredentials } from './credentials.js';
+import { enroll, EnrollError } from './enroll.js';
+import { startAgent } from './daemon.js';
+import { NodeKey } from './signature/node-key.js';
+import { InsecureFileError } from '../../controller/src/platform/private-file.js';
+
+const USAGE = `usage: vmwarden-agent <command> [flags]
+  enroll --controller HOST:PORT --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
+  run    [--controller HOST:PORT] [--token TOKEN (enrolls first when not enrolled)] [--data-dir DIR]
+         [--libvirt-uri URI] [--listen-grpc HOST:PORT] [--socket PATH] [--config FILE]`;
+
+const log = (msg: string, extra: object = {}) =>
+  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
+
+async function enrollWith(config: AgentConfig, token: string | undefined) {
+  if (!token) throw new AgentConfigError('--token is required to enroll');
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = NodeKey.loadOrCreate(dataDir);
+  const creds = await enroll({
+    controller: config.controller,
+    token,
+    nodeName: config.nodeName,
+    nodePublicKeyPem: key.publicKeyPem,
+    agentAddress: config.advertiseAddress || config.listenGrpc,
+  });
+  saveCredentials(dataDir, creds);
+  log('enrolled', {
+    nodeId: creds.enrollment.nodeId,
+    node: creds.enrollment.nodeName,
+    controller: config.controller,
+  });
+}
+
+async function main() {
+  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), ['token']);
+  if (command === 'enroll') return enrollWith(config, extra.token);
+  if (command !== 'run')
+    throw new AgentConfigError(command ? `unknown command '${command}'\n${USAGE}` : USAGE);
+
+  if (!isEnrolled(resolve(config.dataDir))) await enrollWith(config, extra.token);
+  const agent = await startAgent(config);
+  log('vmwarden agent running', { endpoints: agent.endpoints, libvirt: agent.hypervisor.uri });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping', { signal });
+    setTimeout(() => process.exit(1), 10_000).unref();
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err) => {
+  const known =
+    err instanceof AgentConfigError || err instanceof EnrollError || err instanceof InsecureFileError;
+  process.stderr.write(`vmwarden-agent: ${known ? err.message : (err as Error).stack}\n`);
+  process.exit(known ? 2 : 1);
+});

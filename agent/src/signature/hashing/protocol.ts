@@ -1,0 +1,17 @@
+// Messages between the HashEngine (main thread) and its hash workers. The file descriptor is opened
+// by the engine and shared: worker threads live in the same process, so they read the same open file
+// with positional reads. Only the chunk digests travel back (transferred, not copied).
+
+/** Hash chunks [first, first + count) of the open file `fd` of `size` bytes. */
+export interface BatchRequest {
+  id: number;
+  fd: number;
+  size: number;
+  chunkSize: number;
+  first: number;
+  count: number;
+}
+
+export type BatchReply =
+  | { id: number; ok: true; digests: Uint8Array; bytesRead: number; zeroChunks: number }
+  | { id: number; ok: false; message: string; code?: string };

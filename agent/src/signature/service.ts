@@ -1,0 +1,475 @@
+// SignatureService: signs an instance (manifest over its canonical definition, boot artifacts and
+// sealed writable disks, signed with the node key) and verifies it later against that baseline.
+//
+// Every file is hashed through the HashEngine with the cached previous digest of that path, so an
+// unchanged instance is re-checked from file identities alone (no bytes read), also after a restart.
+import { stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../../../controller/src/platform/clock.js';
+import type { DomainInfo, Hypervisor } from '../libvirt/hypervisor.js';
+import { AgentStore, type StoredSignature, type VerdictValue } from '../store/agent-store.js';
+import { domainArtifacts, type BootArtifact, type BootRole, type WritableDisk } from './artifacts.js';
+import { configDigest } from './canonical-xml.js';
+import {
+  AlreadySignedError,
+  ArtifactError,
+  DomainStateError,
+  NotFoundError,
+  NotSignedError,
+} from './errors.js';
+import { HashEngine, diffChunks, type FileDigest } from './hashing/engine.js';
+import {
+  fileDigest,
+  isSealed,
+  type BootEntry,
+  type DiskEntry,
+  type Manifest,
+  type SealedDisk,
+} from './manifest.js';
+import { NodeKey } from './node-key.js';
+
+export interface SignatureRecord {
+  serverId: string;
+  instanceName: string;
+  manifest: Manifest;
+  signature: string;
+  createdAt: string;
+  updatedAt: string | null;
+  lastVerdict: VerdictValue;
+  lastVerifiedAt: string | null;
+}
+
+export interface Difference {
+  component: 'config' | 'boot' | 'disk';
+  role?: BootRole;
+  target?: string;
+  path?: string;
+  expected?: string;
+  actual?: string;
+  /** Indices of the differing 1 MiB chunks (when the file was hashed at both times). */
+  chunks?: number[];
+  reason?: string;
+}
+
+export interface Verdict {
+  serverId: string;
+  isValid: VerdictValue;
+  checkedAt: string;
+  differences: Difference[];
+  /** Disks not compared, and why: in use by a running instance, or never sealed. Not a failure. */
+  skipped?: Array<{ component: 'disk'; target: string; path: string; reason: 'in-use' | 'not-sealed' }>;
+  /** Hashing work of this check: `bytesRead` is 0 when every file was re-checked from its identity. */
+  stats?: { files: number; reused: number; bytesRead: number; ms: number };
+}
+
+export interface SignatureServiceOptions {
+  hypervisor: Hypervisor;
+  store: AgentStore;
+  key: NodeKey;
+  engine?: HashEngine;
+  clock?: Clock;
+  /** Node name written into manifests (default: the host name). */
+  node?: string;
+  /** qemu-img binary for backing chains, or false to skip them. */
+  qemuImg?: string | false;
+}
+
+/** What a definition covers, with the files we can hash separated from those we cannot. */
+interface Coverage {
+  config: string;
+  boot: BootArtifact[];
+  disks: WritableDisk[];
+  unsupported: string[];
+}
+
+type HashResult =
+  { ok: true; file: FileDigest } | { ok: false; path: string; reason: string; missing: boolean };
+
+function errorReason(e: unknown): { reason: string; missing: boolean } {
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOENT') return { reason: 'missing', missing: true };
+  return { reason: `unreadable: ${err?.message ?? String(e)}`, missing: false };
+}
+
+export class SignatureService {
+  private readonly hv: Hypervisor;
+  private readonly store: AgentStore;
+  private readonly key: NodeKey;
+  private readonly engine: HashEngine;
+  private readonly clock: Clock;
+  private readonly node: string;
+  private readonly qemuImg: string | false;
+  private readonly ownsEngine: boolean;
+  private ownsStore = false;
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(opts: SignatureServiceOptions) {
+    this.hv = opts.hypervisor;
+    this.store = opts.store;
+    this.key = opts.key;
+    this.ownsEngine = !opts.engine;
+    this.engine = opts.engine ?? new HashEngine();
+    this.clock = opts.clock ?? systemClock;
+    this.node = opts.node ?? hostname();
+    this.qemuImg = opts.qemuImg ?? 'qemu-img';
+  }
+
+  /** A service over `<dataDir>/agent.db` and `<dataDir>/node-key.pem` (both created when absent). */
+  static async open(
+    opts: Omit<SignatureServiceOptions, 'store' | 'key'> & { dataDir: string },
+  ): Promise<SignatureService> {
+    const key = NodeKey.loadOrCreate(opts.dataDir);
+    const store = await AgentStore.open(join(opts.dataDir, 'agent.db'));
+    const svc = new SignatureService({ ...opts, store, key });
+    svc.ownsStore = true;
+    return svc;
+  }
+
+  get publicKeyPem(): string {
+    return this.key.publicKeyPem;
+  }
+
+  /** Ends the hash workers and the store when this service created them (not the hypervisor). */
+  async close(): Promise<void> {
+    if (this.ownsEngine) await this.engine.close();
+    if (this.ownsStore) await this.store.close();
+  }
+
+  // --- public API ---
+
+  async get(uuid: string): Promise<SignatureRecord | undefined> {
+    const s = await this.store.getSignature(uuid);
+    return s && toRecord(s);
+  }
+
+  async list(): Promise<SignatureRecord[]> {
+    return (await this.store.listSignatures()).map(toRecord);
+  }
+
+  /** Signs an instance. Without `replace` an existing baseline is an AlreadySignedError. */
+  sign(uuid: string, opts: { replace?: boolean } = {}): Promise<SignatureRecord> {
+    return this.locked(uuid, () => this.signNow(uuid, opts.replace ?? false));
+  }
+
+  verify(uuid: string): Promise<Verdict> {
+    return this.locked(uuid, () => this.verifyNow(uuid));
+  }
+
+  /** Hashes the writable disks of a shut-off instance into its baseline (re-signed, updatedAt set). */
+  sealDisks(uuid: string): Promise<SignatureRecord> {
+    return this.locked(uuid, () => this.sealNow(uuid));
+  }
+
+  /**
+   * Signs every defined domain that has no baseline yet; returns how many were signed. A domain
+   * that cannot be signed (e.g. a missing kernel) is reported to `onError` and skipped.
+   */
+  async signUnsigned(
+    onProgress?: (done: number, total: number) => void,
+    onError?: (uuid: string, err: unknown) => void,
+  ): Promise<number> {
+    const domains = await this.hv.listDomains();
+    const todo: DomainInfo[] = [];
+    for (const d of domains) if (!(await this.store.getSignature(d.uuid))) todo.push(d);
+    let done = 0;
+    let signed = 0;
+    onProgress?.(0, todo.length);
+    for (const d of todo) {
+      try {
+        await this.sign(d.uuid, { replace: false });
+        signed++;
+      } catch (e) {
+        if (!(e instanceof AlreadySignedError)) onError?.(d.uuid, e);
+      }
+      onProgress?.(++done, todo.length);
+    }
+    return signed;
+  }
+
+  async setValidation(active: boolean): Promise<{ active: boolean; since: string | null }> {
+    await this.store.setValidation(active, this.now());
+    return this.store.validation();
+  }
+
+  validation(): Promise<{ active: boolean; since: string | null }> {
+    return this.store.validation();
+  }
+
+  // --- internals ---
+
+  private now(): string {
+    return this.clock.now().toISOString();
+  }
+
+  /** Runs operations on one instance one after another. */
+  private async locked<T>(uuid: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(uuid) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(uuid, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(uuid) === tail) this.locks.delete(uuid);
+    }
+  }
+
+  private async domain(uuid: string): Promise<DomainInfo> {
+    const d = await this.hv.getDomain(uuid);
+    if (!d) throw new NotFoundError(uuid);
+    return d;
+  }
+
+  /** Digest of the definition plus the files it points at; files that are not regular go to unsupported. */
+  private async coverage(uuid: string): Promise<Coverage> {
+    const xml = await this.hv.inactiveXml(uuid);
+    const found = await domainArtifacts(xml, { qemuImg: this.qemuImg });
+    const unsupported = [...found.unsupported];
+    const hashable = async (path: string, what: string) => {
+      try {
+        const st = await stat(path);
+        if (st.isFile()) return true;
+        unsupported.push(`${what} ${path} is not a regular file and is not hashed`);
+        return false;
+      } catch {
+        return true; // missing/unreadable: reported when hashing
+      }
+    };
+    const boot: BootArtifact[] = [];
+    for (const a of found.boot) if (await hashable(a.path, a.role)) boot.push(a);
+    const disks: WritableDisk[] = [];
+    for (const d of found.disks) if (await hashable(d.path, `disk ${d.target}`)) disks.push(d);
+    return { config: configDigest(xml), boot, disks, unsupported };
+  }
+
+  /** Hashes files with their cached previous digests and refreshes the cache. */
+  private async hashAll(paths: string[]): Promise<Map<string, HashResult>> {
+    const unique = [...new Set(paths)];
+    const results = await Promise.all(
+      unique.map(async (path): Promise<HashResult> => {
+        try {
+          const previous = await this.store.cachedDigest(path);
+          return { ok: true, file: await this.engine.hashFile(path, { previous }) };
+        } catch (e) {
+          return { ok: false, path, ...errorReason(e) };
+        }
+      }),
+    );
+    const files = results.filter((r): r is { ok: true; file: FileDigest } => r.ok).map((r) => r.file);
+    await this.store.cacheDigests(files, this.now());
+    for (const r of results) if (!r.ok && r.missing) await this.store.forgetDigest(r.path);
+    return new Map(unique.map((p, i) => [p, results[i]!]));
+  }
+
+  private async signNow(uuid: string, replace: boolean): Promise<SignatureRecord> {
+    const dom = await this.domain(uuid);
+    const existing = await this.store.getSignature(uuid);
+    if (existing && !replace) throw new AlreadySignedError(uuid);
+
+    const cov = await this.coverage(uuid);
+    const seal = dom.state === 'shut off';
+    const hashed = await this.hashAll([
+      ...cov.boot.map((b) => b.path),
+      ...(seal ? cov.disks.map((d) => d.path) : []),
+    ]);
+    const problems: Array<{ path: string; reason: string }> = [];
+    const files: FileDigest[] = [];
+    const boot: BootEntry[] = [];
+    for (const a of cov.boot) {
+      const r = hashed.get(a.path)!;
+      if (!r.ok) problems.push({ path: a.path, reason: r.reason });
+      else {
+        files.push(r.file);
+        boot.push({ role: a.role, path: a.path, size: r.file.size, digest: fileDigest(r.file.digest) });
+      }
+    }
+    // The instance may have started while its disks were being read: then they are in use.
+    const stillOff = seal && (await this.hv.getDomain(uuid))?.state === 'shut off';
+    const now = this.now();
+    const disks: DiskEntry[] = [];
+    for (const d of cov.disks) {
+      if (!stillOff) {
+        disks.push({ target: d.target, path: d.path, state: 'in-use' });
+        continue;
+      }
+      const r = hashed.get(d.path)!;
+      if (!r.ok) problems.push({ path: d.path, reason: r.reason });
+      else {
+        files.push(r.file);
+        disks.push({
+          target: d.target,
+          path: d.path,
+          size: r.file.size,
+          digest: fileDigest(r.file.digest),
+          sealedAt: now,
+        });
+      }
+    }
+    if (problems.length) throw new ArtifactError(uuid, problems);
+
+    const manifest: Manifest = {
+      version: 1,
+      serverId: dom.uuid,
+      instanceName: dom.name,
+      node: this.node,
+      createdAt: now,
+      config: { digest: cov.config },
+      boot,
+      disks,
+    };
+    if (cov.unsupported.length) manifest.unsupported = cov.unsupported;
+    const stored: StoredSignature = {
+      serverId: dom.uuid,
+      instanceName: dom.name,
+      manifest,
+      signature: this.key.sign(manifest),
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: existing ? now : null,
+      lastVerdict: 'true',
+      lastVerifiedAt: now,
+    };
+    if (!(await this.store.putSignature(stored, files, { replace }))) throw new AlreadySignedError(uuid);
+    return toRecord(stored);
+  }
+
+  private async verifyNow(uuid: string): Promise<Verdict> {
+    const t0 = performance.now();
+    const dom = await this.domain(uuid);
+    const baseline = await this.store.getSignature(uuid);
+    if (!baseline) return { serverId: uuid, isValid: 'unknown', checkedAt: this.now(), differences: [] };
+    const m = baseline.manifest;
+    const differences: Difference[] = [];
+    const skipped: NonNullable<Verdict['skipped']> = [];
+
+    const cov = await this.coverage(uuid);
+    if (cov.config !== m.config.digest) {
+      differences.push({ component: 'config', expected: m.config.digest, actual: cov.config });
+    }
+
+    const known = new Set(m.boot.map((b) => b.path));
+    const extra = cov.boot.filter((b) => !known.has(b.path));
+    const sealedNow = dom.state === 'shut off';
+    const sealed = m.disks.filter(isSealed);
+    for (const d of m.disks) {
+      if (!sealedNow) skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'in-use' });
+      else if (!isSealed(d))
+        skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'not-sealed' });
+    }
+    const diskPaths = sealedNow ? sealed.map((d) => d.path) : [];
+    const hashed = await this.hashAll([
+      ...m.boot.map((b) => b.path),
+      ...extra.map((b) => b.path),
+      ...diskPaths,
+    ]);
+
+    for (const b of m.boot) {
+      const diff = await this.compare(uuid, b.path, b.digest, hashed.get(b.path)!);
+      if (diff) differences.push({ component: 'boot', role: b.role, ...diff });
+    }
+    for (const b of extra) {
+      const r = hashed.get(b.path)!;
+      differences.push({
+        component: 'boot',
+        role: b.role,
+        path: b.path,
+        ...(r.ok ? { actual: fileDigest(r.file.digest) } : {}),
+        reason: 'not in baseline',
+      });
+    }
+    if (sealedNow) {
+      // Started while we were reading? Then its disks are in use, not tampered.
+      const stillOff = (await this.hv.getDomain(uuid))?.state === 'shut off';
+      for (const d of sealed) {
+        if (!stillOff) {
+          skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'in-use' });
+          continue;
+        }
+        const diff = await this.compare(uuid, d.path, d.digest, hashed.get(d.path)!);
+        if (diff) differences.push({ component: 'disk', target: d.target, ...diff });
+      }
+    }
+
+    const results = [...hashed.values()].filter((r): r is { ok: true; file: FileDigest } => r.ok);
+    const verdict: Verdict = {
+      serverId: uuid,
+      isValid: differences.length ? 'false' : 'true',
+      checkedAt: this.now(),
+      differences,
+      stats: {
+        files: results.length,
+        reused: results.filter((r) => r.file.reused).length,
+        bytesRead: results.reduce((n, r) => n + r.file.stats.bytesRead, 0),
+        ms: Math.round((performance.now() - t0) * 1000) / 1000,
+      },
+    };
+    if (skipped.length) verdict.skipped = skipped;
+    await this.store.recordVerdict(uuid, verdict.isValid, verdict.checkedAt);
+    return verdict;
+  }
+
+  /** undefined when the file still has the expected digest. */
+  private async compare(
+    uuid: string,
+    path: string,
+    expected: string,
+    r: HashResult,
+  ): Promise<Omit<Difference, 'component'> | undefined> {
+    if (!r.ok) return { path, expected, reason: r.reason };
+    const actual = fileDigest(r.file.digest);
+    if (actual === expected) return undefined;
+    const diff: Omit<Difference, 'component'> = { path, expected, actual };
+    const base = await this.store.baselineFile(uuid, path);
+    if (base && fileDigest(base.digest) === expected && base.chunkSize === r.file.chunkSize) {
+      diff.chunks = diffChunks({ ...r.file, chunks: base.chunks }, r.file);
+    }
+    if (base && base.size !== r.file.size) diff.reason = `size changed from ${base.size} to ${r.file.size}`;
+    return diff;
+  }
+
+  private async sealNow(uuid: string): Promise<SignatureRecord> {
+    const dom = await this.domain(uuid);
+    const baseline = await this.store.getSignature(uuid);
+    if (!baseline) throw new NotSignedError(uuid);
+    if (dom.state !== 'shut off') throw new DomainStateError(uuid, dom.state);
+    const m = baseline.manifest;
+    const hashed = await this.hashAll(m.disks.map((d) => d.path));
+    if ((await this.hv.getDomain(uuid))?.state !== 'shut off') throw new DomainStateError(uuid, 'running');
+    const now = this.now();
+    const problems: Array<{ path: string; reason: string }> = [];
+    const files: FileDigest[] = [];
+    const disks: SealedDisk[] = [];
+    for (const d of m.disks) {
+      const r = hashed.get(d.path)!;
+      if (!r.ok) problems.push({ path: d.path, reason: r.reason });
+      else {
+        files.push(r.file);
+        disks.push({
+          target: d.target,
+          path: d.path,
+          size: r.file.size,
+          digest: fileDigest(r.file.digest),
+          sealedAt: now,
+        });
+      }
+    }
+    if (problems.length) throw new ArtifactError(uuid, problems);
+    const manifest: Manifest = { ...m, disks };
+    const signature = this.key.sign(manifest);
+    await this.store.updateManifest(uuid, manifest, signature, now, files);
+    return toRecord({ ...baseline, manifest, signature, updatedAt: now });
+  }
+}
+
+function toRecord(s: StoredSignature): SignatureRecord {
+  return {
+    serverId: s.serverId,
+    instanceName: s.instanceName,
+    manifest: s.manifest,
+    signature: s.signature,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+    lastVerdict: s.lastVerdict,
+    lastVerifiedAt: s.lastVerifiedAt,
+  };
+}

@@ -1,0 +1,33 @@
+import type { Migration } from '../store/migrations.js';
+
+export const signMigrations: Migration[] = [
+  {
+    id: '0005-signatures',
+    sql: `
+CREATE TABLE signatures (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  server_id TEXT NOT NULL UNIQUE,
+  instance_name TEXT NOT NULL,
+  node_id INTEGER NOT NULL REFERENCES nodes (id),
+  is_valid TEXT NOT NULL CHECK (is_valid IN ('true', 'false', 'unknown')),
+  manifest TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT,
+  checked_at TEXT
+);
+CREATE TABLE tasks (
+  id TEXT PRIMARY KEY,
+  action TEXT NOT NULL,
+  node_id INTEGER NOT NULL REFERENCES nodes (id),
+  state TEXT NOT NULL CHECK (state IN ('PENDING', 'RUNNING', 'SUCCESS', 'FAILURE')),
+  progress INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL,
+  started_at TEXT,
+  finished_at TEXT,
+  error TEXT
+);
+CREATE INDEX tasks_state ON tasks (state);
+`,
+  },
+];

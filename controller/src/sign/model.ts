@@ -1,0 +1,29 @@
+export type Validity = 'true' | 'false' | 'unknown';
+
+export interface SignRecord {
+  id: number;
+  serverId: string;
+  instanceName: string;
+  nodeId: number;
+  isValid: Validity;
+  manifest: string;
+  signature: string;
+  createdAt: string;
+  updatedAt: string | null;
+  checkedAt: string | null;
+}
+
+export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAILURE';
+export type NodeAction = 'activate' | 'deactivate';
+
+export interface Task {
+  id: string;
+  action: NodeAction;
+  nodeId: number;
+  state: TaskState;
+  progress: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}

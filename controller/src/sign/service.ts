@@ -1,0 +1,165 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../platform/clock.js';
+import { ApiError, conflict, notFound } from '../platform/errors.js';
+import type { Inventory } from '../inventory/service.js';
+import type { Nodes } from '../nodes/service.js';
+import type { Node } from '../nodes/model.js';
+import { AgentUnavailableError, type AgentClients } from '../nodes/agent-clients.js';
+import type { EventMsg, SignatureMsg, VerdictMsg } from '../../../proto/messages.js';
+import type { SignRecord, Task, Validity } from './model.js';
+import type { SignStore } from './store.js';
+import type { TaskWork } from './tasks.js';
+
+const validity = (v: string): Validity => (v === 'true' || v === 'false' ? v : 'unknown');
+
+/** The controller's signature catalogue: the agents compute and sign, the controller keeps the record. */
+export class SignService {
+  constructor(
+    private readonly store: SignStore,
+    private readonly nodes: Nodes,
+    private readonly inventory: Inventory,
+    private readonly agents: AgentClients,
+    private readonly clock: Clock,
+  ) {}
+
+  /** One signature with a fresh verdict from its agent; "unknown" when the agent cannot be reached. */
+  async get(serverId: string): Promise<SignRecord> {
+    const record = await this.store.get(serverId);
+    if (!record) throw notFound(`no signature for server ${serverId}`);
+    try {
+      const verdict = await this.verdictOf(record);
+      const at = this.clock.now().toISOString();
+      await this.store.setVerdict(serverId, validity(verdict.isValid), at);
+      return { ...record, isValid: validity(verdict.isValid), checkedAt: at };
+    } catch (err) {
+      if (err instanceof AgentUnavailableError) return { ...record, isValid: 'unknown' };
+      throw err;
+    }
+  }
+
+  list(offset: number, limit: number): Promise<SignRecord[]> {
+    return this.store.list(offset, limit);
+  }
+
+  /** POST /v1/sign: the first baseline. */
+  async create(serverId: string): Promise<SignRecord> {
+    const node = await this.nodeOf(serverId);
+    if (await this.store.get(serverId))
+      throw conflict('SIGNATURE_EXISTS', `server ${serverId} is already signed`);
+    const sig = await this.call(() => this.agents.for(node).sign(serverId, false));
+    return this.store.insert(this.fromAgent(sig, node, null));
+  }
+
+  /** PUT /v1/sign: accept the instance's current state as its baseline. */
+  async update(serverId: string): Promise<SignRecord> {
+    const existing = await this.store.get(serverId);
+    if (!existing) throw notFound(`no signature for server ${serverId}; create one with POST`);
+    const node = await this.nodeOf(serverId);
+    const sig = await this.call(() => this.agents.for(node).sign(serverId, true));
+    const record = {
+      ...this.fromAgent(sig, node, this.clock.now().toISOString()),
+      id: existing.id,
+      createdAt: existing.createdAt,
+    };
+    await this.store.replaceBaseline(record);
+    return record;
+  }
+
+  /** The signed manifest, and what differs from it now. */
+  async manifest(
+    serverId: string,
+  ): Promise<{ record: SignRecord; verdict: VerdictMsg | null; nodePublicKey: string }> {
+    const record = await this.store.get(serverId);
+    if (!record) throw notFound(`no signature for server ${serverId}`);
+    const node = await this.nodes.get(record.nodeId);
+    const verdict = await this.verdictOf(record).catch((err) => {
+      if (err instanceof AgentUnavailableError) return null;
+      throw err;
+    });
+    return { record, verdict, nodePublicKey: node.publicKeyPem ?? '' };
+  }
+
+  /** A verdict an agent pushed (file watcher, nightly re-hash, start check). */
+  async recordEvent(node: Node, event: EventMsg): Promise<void> {
+    if (event.kind !== 'verdict' || !event.verdict) return;
+    const record = await this.store.get(event.serverId);
+    if (!record || record.nodeId !== node.id) return;
+    await this.store.setVerdict(
+      event.serverId,
+      validity(event.verdict.isValid),
+      this.clock.now().toISOString(),
+    );
+  }
+
+  /** What the activate/deactivate tasks do. */
+  taskWork(action: 'activate' | 'deactivate'): TaskWork {
+    return async (task: Task, progress) => {
+      const node = await this.nodes.get(task.nodeId);
+      const active = action === 'activate';
+      await this.call(() =>
+        this.agents.for(node).setValidation(active, (p) => {
+          if (p.total > 0) void progress((90 * p.done) / p.total);
+        }),
+      );
+      await this.nodes.setValidation(node.id, active);
+      if (active) await this.importBaselines(node);
+    };
+  }
+
+  /** After activation the agent holds a baseline for every instance; the catalogue records each. */
+  private async importBaselines(node: Node): Promise<void> {
+    const { rows } = await this.inventory.listForNode(node.id);
+    for (const instance of rows) {
+      if (await this.store.get(instance.serverId)) continue;
+      const sig = await this.call(() => this.agents.for(node).getSignature(instance.serverId)).catch(
+        () => null,
+      );
+      if (sig) await this.store.insert(this.fromAgent(sig, node, null));
+    }
+  }
+
+  private async verdictOf(record: SignRecord): Promise<VerdictMsg> {
+    const node = await this.nodes.get(record.nodeId);
+    return this.call(() => this.agents.for(node).verify(record.serverId));
+  }
+
+  private async nodeOf(serverId: string): Promise<Node> {
+    const instance = await this.inventory.get(serverId);
+    if (instance.nodeId === null) {
+      throw conflict(
+        'NOT_AGENT_MANAGED',
+        `server ${serverId} is not managed by an agent, so it cannot be signed`,
+      );
+    }
+    return this.nodes.get(instance.nodeId);
+  }
+
+  private fromAgent(sig: SignatureMsg, node: Node, updatedAt: string | null): Omit<SignRecord, 'id'> {
+    const now = this.clock.now().toISOString();
+    return {
+      serverId: sig.serverId,
+      instanceName: sig.instanceName,
+      nodeId: node.id,
+      isValid: validity(sig.isValid),
+      manifest: sig.manifestJson,
+      signature: sig.signature,
+      createdAt: now,
+      updatedAt,
+      checkedAt: now,
+    };
+  }
+
+  /** Agent answers become API errors; an unreachable agent is a 503, not a 500. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof AgentUnavailableError) throw new ApiError(503, 'AGENT_UNAVAILABLE', err.message);
+      const e = err as grpc.ServiceError;
+      if (e.code === grpc.status.NOT_FOUND) throw notFound(e.details);
+      if (e.code === grpc.status.ALREADY_EXISTS) throw conflict('SIGNATURE_EXISTS', e.details);
+      if (e.code === grpc.status.FAILED_PRECONDITION) throw conflict('PRECONDITION', e.details);
+      throw err;
+    }
+  }
+}

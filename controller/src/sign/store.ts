@@ -1,0 +1,105 @@
+import type { Database } from '../store/database.js';
+import type { SignRecord, Task, Validity } from './model.js';
+
+type Row = Record<string, unknown>;
+
+const toSign = (r: Row): SignRecord => ({
+  id: r.id as number,
+  serverId: r.server_id as string,
+  instanceName: r.instance_name as string,
+  nodeId: r.node_id as number,
+  isValid: r.is_valid as Validity,
+  manifest: r.manifest as string,
+  signature: r.signature as string,
+  createdAt: r.created_at as string,
+  updatedAt: (r.updated_at as string) ?? null,
+  checkedAt: (r.checked_at as string) ?? null,
+});
+
+const toTask = (r: Row): Task => ({
+  id: r.id as string,
+  action: r.action as Task['action'],
+  nodeId: r.node_id as number,
+  state: r.state as Task['state'],
+  progress: r.progress as number,
+  createdAt: r.created_at as string,
+  startedAt: (r.started_at as string) ?? null,
+  finishedAt: (r.finished_at as string) ?? null,
+  error: (r.error as string) ?? null,
+});
+
+export class SignStore {
+  constructor(private readonly db: Database) {}
+
+  async get(serverId: string) {
+    const r = await this.db.get<Row>('SELECT * FROM signatures WHERE server_id = ?', [serverId]);
+    return r && toSign(r);
+  }
+
+  async list(offset: number, limit: number) {
+    return (
+      await this.db.all<Row>('SELECT * FROM signatures ORDER BY id LIMIT ? OFFSET ?', [limit, offset])
+    ).map(toSign);
+  }
+
+  async insert(s: Omit<SignRecord, 'id'>): Promise<SignRecord> {
+    await this.db.run(
+      `INSERT INTO signatures (server_id, instance_name, node_id, is_valid, manifest, signature, created_at, updated_at,
+         checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        s.serverId,
+        s.instanceName,
+        s.nodeId,
+        s.isValid,
+        s.manifest,
+        s.signature,
+        s.createdAt,
+        s.updatedAt,
+        s.checkedAt,
+      ],
+    );
+    return (await this.get(s.serverId))!;
+  }
+
+  async replaceBaseline(s: SignRecord) {
+    await this.db.run(
+      `UPDATE signatures SET instance_name = ?, node_id = ?, is_valid = ?, manifest = ?, signature = ?, updated_at = ?,
+         checked_at = ? WHERE server_id = ?`,
+      [s.instanceName, s.nodeId, s.isValid, s.manifest, s.signature, s.updatedAt, s.checkedAt, s.serverId],
+    );
+  }
+
+  async setVerdict(serverId: string, isValid: Validity, at: string) {
+    await this.db.run('UPDATE signatures SET is_valid = ?, checked_at = ? WHERE server_id = ?', [
+      isValid,
+      at,
+      serverId,
+    ]);
+  }
+
+  async insertTask(t: Task) {
+    await this.db.run(
+      `INSERT INTO tasks (id, action, node_id, state, progress, created_at, started_at, finished_at, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [t.id, t.action, t.nodeId, t.state, t.progress, t.createdAt, t.startedAt, t.finishedAt, t.error],
+    );
+  }
+
+  async updateTask(t: Task) {
+    await this.db.run(
+      'UPDATE tasks SET state = ?, progress = ?, started_at = ?, finished_at = ?, error = ? WHERE id = ?',
+      [t.state, t.progress, t.startedAt, t.finishedAt, t.error, t.id],
+    );
+  }
+
+  async getTask(id: string) {
+    const r = await this.db.get<Row>('SELECT * FROM tasks WHERE id = ?', [id]);
+    return r && toTask(r);
+  }
+
+  async unfinishedTasks() {
+    return (
+      await this.db.all<Row>("SELECT * FROM tasks WHERE state IN ('PENDING', 'RUNNING') ORDER BY created_at")
+    ).map(toTask);
+  }
+}

@@ -1,0 +1,117 @@
+/** Sign API wire format (shared/seeds/sign-api.md): RFC 1123 dates, is_valid as a string, `{error}`. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ApiError } from '../platform/errors.js';
+import type { Node } from '../nodes/model.js';
+import type { VerdictMsg } from '../../../proto/messages.js';
+import type { SignRecord, Task } from './model.js';
+
+/** `Mon, 03 Jun 2024 10:45:36 GMT`. */
+export const rfc1123 = (iso: string | null) => (iso ? new Date(iso).toUTCString() : null);
+
+export function renderSignError(err: ApiError, _request: FastifyRequest, reply: FastifyReply) {
+  return reply.status(err.status).send({ error: err.message });
+}
+
+export function sign(r: SignRecord) {
+  return {
+    id: r.id,
+    instance_name: r.instanceName,
+    server_id: r.serverId,
+    node_id: r.nodeId,
+    is_valid: r.isValid,
+    created_at: rfc1123(r.createdAt),
+    updated_at: rfc1123(r.updatedAt),
+  };
+}
+
+export function manifest(r: SignRecord, verdict: VerdictMsg | null, nodePublicKey: string) {
+  return {
+    server_id: r.serverId,
+    node_id: r.nodeId,
+    is_valid: verdict ? verdict.isValid : 'unknown',
+    checked_at: rfc1123(verdict?.checkedAt || null),
+    manifest: JSON.parse(r.manifest),
+    signature: r.signature,
+    signature_algorithm: 'ed25519',
+    node_public_key: nodePublicKey,
+    differences: (verdict?.differences ?? []).map((d) => ({
+      component: d.component,
+      ...(d.role ? { role: d.role } : {}),
+      ...(d.target ? { target: d.target } : {}),
+      ...(d.path ? { path: d.path } : {}),
+      ...(d.expected ? { expected: d.expected } : {}),
+      ...(d.actual ? { actual: d.actual } : {}),
+      ...(d.chunks?.length ? { chunks: d.chunks } : {}),
+      ...(d.reason ? { reason: d.reason } : {}),
+    })),
+  };
+}
+
+export function task(t: Task) {
+  return {
+    task_id: t.id,
+    action: t.action,
+    node_id: t.nodeId,
+    state: t.state,
+    progress: t.progress,
+    created_at: rfc1123(t.createdAt),
+    started_at: rfc1123(t.startedAt),
+    finished_at: rfc1123(t.finishedAt),
+    error: t.error,
+  };
+}
+
+export function node(n: Node) {
+  return {
+    id: n.id,
+    name: n.name,
+    hostname: n.hostname,
+    enrolled: n.enrolledAt !== null,
+    enrolled_at: rfc1123(n.enrolledAt),
+    agent_address: n.agentAddress,
+    libvirt_uri: n.libvirtUri,
+    validation_active: n.validationActive,
+    public_key_pem: n.publicKeyPem,
+    last_seen_at: rfc1123(n.lastSeenAt),
+    created_at: rfc1123(n.createdAt),
+  };
+}
+
+export const schemas = {
+  serverBody: {
+    type: 'object',
+    required: ['server_id'],
+    properties: { server_id: { type: 'string', minLength: 1, maxLength: 64 } },
+  },
+  serverParams: {
+    type: 'object',
+    required: ['server_id'],
+    properties: { server_id: { type: 'string', maxLength: 64 } },
+  },
+  listQuery: {
+    type: 'object',
+    properties: {
+      offset: { type: 'integer', minimum: 0 },
+      limit: { type: 'integer', minimum: 1, maximum: 1000 },
+      // The Sign API document's own example writes `?$offset=0&$limit=10`.
+      $offset: { type: 'integer', minimum: 0 },
+      $limit: { type: 'integer', minimum: 1, maximum: 1000 },
+    },
+  },
+  actionBody: {
+    type: 'object',
+    required: ['action'],
+    properties: { action: { type: 'string' } },
+  },
+  nodeCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' } },
+  },
+  taskParams: {
+    type: 'object',
+    required: ['task_id'],
+    properties: { task_id: { type: 'string', maxLength: 64 } },
+  },
+} as const;

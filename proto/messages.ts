@@ -1,0 +1,91 @@
+/** TypeScript shapes of the proto messages as @grpc/proto-loader hands them over (camelCase). */
+
+export type Validity = 'true' | 'false' | 'unknown';
+
+export interface NodeInfo {
+  name: string;
+  hostname: string;
+  libvirtUri: string;
+  version: string;
+  validationActive: boolean;
+  validationSince: string;
+  publicKeyPem: string;
+}
+
+export interface InstanceMsg {
+  serverId: string;
+  name: string;
+  state: string;
+  ipAddresses: string[];
+  signed: boolean;
+  isValid: Validity | string;
+}
+
+export interface SignatureMsg {
+  serverId: string;
+  instanceName: string;
+  manifestJson: string;
+  signature: string;
+  createdAt: string;
+  updatedAt: string;
+  isValid: Validity | string;
+}
+
+export interface DifferenceMsg {
+  component: string;
+  role: string;
+  target: string;
+  path: string;
+  expected: string;
+  actual: string;
+  chunks: number[];
+  reason: string;
+}
+
+export interface VerdictMsg {
+  serverId: string;
+  isValid: Validity | string;
+  checkedAt: string;
+  differences: DifferenceMsg[];
+}
+
+export interface ValidationProgressMsg {
+  done: number;
+  total: number;
+  finished: boolean;
+  active: boolean;
+}
+
+export interface EventMsg {
+  time: string;
+  kind: 'verdict' | 'lifecycle' | 'validation' | string;
+  serverId: string;
+  instanceName: string;
+  detail: string;
+  verdict?: VerdictMsg | null;
+  state: string;
+}
+
+export interface EnrollRequestMsg {
+  token: string;
+  csrPem: string;
+  nodePublicKeyPem: string;
+  agentAddress: string;
+  hostname: string;
+}
+
+export interface EnrollResponseMsg {
+  nodeId: number;
+  nodeName: string;
+  clientCertPem: string;
+  caPem: string;
+  identityId: string;
+  restUrl: string;
+}
+
+export interface InventoryReportMsg {
+  instances: InstanceMsg[];
+  agentAddress: string;
+  validationActive: boolean;
+  libvirtUri: string;
+}
