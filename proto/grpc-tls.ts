@@ -4,30 +4,55 @@ import { X509Certificate } from 'node:crypto';
 type CaListener = (u: { caCertificate: Buffer } | null) => void;
 type IdListener = (u: { certificate: Buffer; privateKey: Buffer } | null) => void;
 
-/** Fixed CA + identity for grpc-js's certificate-provider credentials. */
-class StaticCertificates {
+/**
+ * CA + identity for grpc-js's certificate-provider credentials. `update()` swaps the identity on a
+ * live server (certificate rotation) without rebinding.
+ */
+export class CertificateSource {
+  private caListeners = new Set<CaListener>();
+  private idListeners = new Set<IdListener>();
+
   constructor(
-    private readonly ca: Buffer,
-    private readonly cert: Buffer,
-    private readonly key: Buffer,
+    private ca: Buffer,
+    private cert: Buffer,
+    private key: Buffer,
   ) {}
+
+  update(pem: { cert: string; key: string }): void {
+    this.cert = Buffer.from(pem.cert);
+    this.key = Buffer.from(pem.key);
+    for (const l of this.idListeners) l({ certificate: this.cert, privateKey: this.key });
+  }
+
   // grpc-js registers its watcher only after adding these listeners: answer on the next tick.
   addCaCertificateListener(l: CaListener) {
+    this.caListeners.add(l);
     setImmediate(() => l({ caCertificate: this.ca }));
   }
-  removeCaCertificateListener() {}
+  removeCaCertificateListener(l: CaListener) {
+    this.caListeners.delete(l);
+  }
   addIdentityCertificateListener(l: IdListener) {
+    this.idListeners.add(l);
     setImmediate(() => l({ certificate: this.cert, privateKey: this.key }));
   }
-  removeIdentityCertificateListener() {}
+  removeIdentityCertificateListener(l: IdListener) {
+    this.idListeners.delete(l);
+  }
 }
 
 /**
  * Server TLS that ASKS for a client certificate without requiring it (createSsl can only require or
  * not ask). Handlers that need one read it with peerCertificate() and check it themselves.
  */
-export function serverTls(pem: { ca: string; cert: string; key: string }, requireClientCert: boolean) {
-  const p = new StaticCertificates(Buffer.from(pem.ca), Buffer.from(pem.cert), Buffer.from(pem.key));
+export function serverTls(
+  pem: { ca: string; cert: string; key: string } | CertificateSource,
+  requireClientCert: boolean,
+) {
+  const p =
+    pem instanceof CertificateSource
+      ? pem
+      : new CertificateSource(Buffer.from(pem.ca), Buffer.from(pem.cert), Buffer.from(pem.key));
   return grpc.experimental.createCertificateProviderServerCredentials(
     p as never,
     p as never,

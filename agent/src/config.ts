@@ -17,6 +17,10 @@ export interface AgentConfig {
   nodeName: string;
   reportIntervalSeconds: number;
   logLevel: string;
+  /** Persistent domain definitions, watched for changes (qemu driver layout). */
+  libvirtXmlDir: string;
+  /** Cron expression of the full re-hash of every signed instance; '' disables it. */
+  rehashSchedule: string;
 }
 
 export class AgentConfigError extends Error {}
@@ -31,6 +35,8 @@ const keys: Record<keyof AgentConfig, { env: string; flag?: string; number?: boo
   nodeName: { env: 'VMWARDEN_AGENT_NODE_NAME', flag: 'node-name' },
   reportIntervalSeconds: { env: 'VMWARDEN_AGENT_REPORT_INTERVAL_SECONDS', number: true },
   logLevel: { env: 'VMWARDEN_AGENT_LOG_LEVEL', flag: 'log-level' },
+  libvirtXmlDir: { env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
+  rehashSchedule: { env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
 };
 
 export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -45,6 +51,8 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     nodeName: hostname(),
     reportIntervalSeconds: 30,
     logLevel: 'info',
+    libvirtXmlDir: '/etc/libvirt/qemu',
+    rehashSchedule: '0 3 * * *',
   };
 }
 

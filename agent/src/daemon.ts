@@ -5,7 +5,9 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../proto/load.js';
-import { serverTls } from '../../proto/grpc-tls.js';
+import { CertificateSource, serverTls } from '../../proto/grpc-tls.js';
+import cron from 'node-cron';
+import { needsRotation, rotateCertificate } from './rotation.js';
 import type { EventMsg, NodeInfo } from '../../proto/messages.js';
 import { parseHostPort } from '../../controller/src/config.js';
 import type { AgentConfig } from './config.js';
@@ -14,14 +16,18 @@ import { SignatureService } from './signature/service.js';
 import { loadCredentials } from './credentials.js';
 import { ControllerLink } from './controller-link.js';
 import { agentService, instancesOf } from './grpc/agent-service.js';
+import { ChangeWatcher } from './watch.js';
 
 export interface RunningAgent {
   endpoints: { grpc: string; socket: string };
   signatures: SignatureService;
   hypervisor: Hypervisor;
   events: EventEmitter;
+  watcher: ChangeWatcher;
   /** Sends the inventory to the controller now (also runs on a timer). */
   report(): Promise<void>;
+  /** Rotates the agent certificate now (also runs when a third of its lifetime is left). */
+  rotate(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -48,7 +54,13 @@ export async function startAgent(
   const hypervisor = opts.hypervisor ?? (await connectHypervisor(uri));
   const signatures = await SignatureService.open({ dataDir, hypervisor, node: creds.enrollment.nodeName });
   const events = new EventEmitter();
-  const link = new ControllerLink(creds);
+  let link = new ControllerLink(creds);
+  const certs = new CertificateSource(Buffer.from(creds.ca), Buffer.from(creds.cert), Buffer.from(creds.key));
+  const watcher = new ChangeWatcher(signatures, hypervisor, events, {
+    xmlDir: config.libvirtXmlDir,
+    rehashSchedule: config.rehashSchedule,
+  });
+  const onSigned = () => void watcher.refresh();
 
   const info = async (): Promise<NodeInfo> => {
     const v = await signatures.validation();
@@ -70,18 +82,18 @@ export async function startAgent(
   const tcp = new grpc.Server();
   tcp.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: creds.ca }) as never,
+    agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned }) as never,
   );
   tcp.addService(Health.service, health);
   new ReflectionService(definition).addToServer(tcp);
   const { host, port } = parseHostPort(config.listenGrpc);
-  const boundPort = await bind(tcp, `${host}:${port}`, serverTls(creds, true));
+  const boundPort = await bind(tcp, `${host}:${port}`, serverTls(certs, true));
   const grpcAddress = `${host}:${boundPort}`;
 
   const local = new grpc.Server();
   local.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: null }) as never,
+    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned }) as never,
   );
   local.addService(Health.service, health);
   const socket = resolve(config.socket);
@@ -105,8 +117,24 @@ export async function startAgent(
   const forward = (e: EventMsg) => void link.reportEvent(e).catch(() => undefined);
   events.on('event', forward);
   await report().catch(() => undefined); // the controller may be down: we keep working and retry
+  await watcher.start();
+  events.on('event', (e: EventMsg) => {
+    if (e.kind === 'validation') void watcher.refresh();
+  });
   const timer = setInterval(() => void report().catch(() => undefined), config.reportIntervalSeconds * 1000);
   timer.unref();
+
+  /** Rotates the agent certificate through the identity API and switches to it without a restart. */
+  const rotate = async () => {
+    const next = await rotateCertificate(dataDir);
+    certs.update(next);
+    const old = link;
+    link = new ControllerLink(next);
+    old.close();
+  };
+  const rotation = cron.schedule('17 * * * *', () => {
+    if (needsRotation(loadCredentials(dataDir).cert)) void rotate().catch(() => undefined);
+  });
 
   const shutdown = (s: grpc.Server) => new Promise<void>((res) => s.tryShutdown(() => res()));
   return {
@@ -114,9 +142,13 @@ export async function startAgent(
     signatures,
     hypervisor,
     events,
+    watcher,
     report,
+    rotate,
     stop: async () => {
       clearInterval(timer);
+      await rotation.stop();
+      await watcher.stop();
       events.off('event', forward);
       await Promise.race([
         Promise.all([shutdown(tcp), shutdown(local)]),

@@ -106,7 +106,10 @@ for (const [caType, caLabel, caKeyType, sigAlg] of CA_TYPES) {
           assert.is(resp.ssh_port, 2222);
           assert.is(resp.vm_ip_address, '198.51.100.7');
           assert.is(resp.username, 'debian');
-          assert.ok(resp.ttl_seconds > minutes * 60 - 5 && resp.ttl_seconds <= minutes * 60, resp.ttl_seconds);
+          assert.ok(
+            resp.ttl_seconds > minutes * 60 - 5 && resp.ttl_seconds <= minutes * 60,
+            resp.ttl_seconds,
+          );
           assert.ok(resp.certificate.startsWith(`${certType} AAAA`), resp.certificate);
 
           // The record
@@ -160,7 +163,10 @@ for (const [caType, caLabel, caKeyType, sigAlg] of CA_TYPES) {
       });
       assert.is(onBehalf.record.body.user_id, user.id);
       const out = await keygenList(dir, onBehalf.certificate);
-      assert.is(field(out, 'Key ID'), `"user:${user.id}-vm:${vm.name}-sbx:${vm.serverId}-cert:${onBehalf.id}"`);
+      assert.is(
+        field(out, 'Key ID'),
+        `"user:${user.id}-vm:${vm.name}-sbx:${vm.serverId}-cert:${onBehalf.id}"`,
+      );
       assert.is(field(out, 'Serial'), onBehalf.serial);
 
       await c.destroy();

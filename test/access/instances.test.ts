@@ -70,7 +70,10 @@ test('create → 201 with the instance and its principal; get, list, patch, dele
   assert.is(d.body.server_id, id);
   assertAccessError(await c.call('GET', `/v1/instances/${id}`, { token: admin }), 404);
   assertAccessError(await c.call('DELETE', `/v1/instances/${id}`, { token: admin }), 404);
-  assertAccessError(await c.call('PATCH', `/v1/instances/${id}`, { token: admin, body: { state: 'running' } }), 404);
+  assertAccessError(
+    await c.call('PATCH', `/v1/instances/${id}`, { token: admin, body: { state: 'running' } }),
+    404,
+  );
 });
 
 test('defaults: ip_address empty, ssh_port 22', async () => {
@@ -85,7 +88,10 @@ test('defaults: ip_address empty, ssh_port 22', async () => {
 
 test('list: pagination with total', async () => {
   for (let i = 0; i < 5; i++) {
-    const r = await c.call('POST', '/v1/instances', { token: admin, body: body({ instance_name: `page-${i}` }) });
+    const r = await c.call('POST', '/v1/instances', {
+      token: admin,
+      body: body({ instance_name: `page-${i}` }),
+    });
     assert.is(r.status, 201);
   }
   const all = await c.call('GET', '/v1/instances?limit=1000', { token: admin });
@@ -155,7 +161,10 @@ test('non-admins: create/patch/delete/grants → 403; get/list only granted inst
   const id = created.body.server_id;
   const t = user.token;
   assertAccessError(await c.call('POST', '/v1/instances', { token: t, body: body() }), 403);
-  assertAccessError(await c.call('PATCH', `/v1/instances/${id}`, { token: t, body: { state: 'running' } }), 403);
+  assertAccessError(
+    await c.call('PATCH', `/v1/instances/${id}`, { token: t, body: { state: 'running' } }),
+    403,
+  );
   assertAccessError(await c.call('DELETE', `/v1/instances/${id}`, { token: t }), 403);
   assertAccessError(await c.call('GET', `/v1/instances/${id}/grants`, { token: t }), 403);
   assertAccessError(
@@ -172,16 +181,23 @@ test('non-admins: create/patch/delete/grants → 403; get/list only granted inst
 });
 
 test('grants: add, list, remove; the grantee sees the instance; errors', async () => {
-  const created = await c.call('POST', '/v1/instances', { token: admin, body: body({ instance_name: 'granted' }) });
+  const created = await c.call('POST', '/v1/instances', {
+    token: admin,
+    body: body({ instance_name: 'granted' }),
+  });
   const id = created.body.server_id;
-  const add = await c.call('POST', `/v1/instances/${id}/grants`, { token: admin, body: { identity_id: user.id } });
+  const add = await c.call('POST', `/v1/instances/${id}/grants`, {
+    token: admin,
+    body: { identity_id: user.id },
+  });
   assert.is(add.status, 201, add.text);
   assert.is(add.body.server_id, id);
   assert.is(add.body.identity_id, user.id);
   assert.type(add.body.created_at, 'string');
   // Granting twice is idempotent.
   assert.is(
-    (await c.call('POST', `/v1/instances/${id}/grants`, { token: admin, body: { identity_id: user.id } })).status,
+    (await c.call('POST', `/v1/instances/${id}/grants`, { token: admin, body: { identity_id: user.id } }))
+      .status,
     201,
   );
   const list = await c.call('GET', `/v1/instances/${id}/grants`, { token: admin });
@@ -209,7 +225,10 @@ test('grants: add, list, remove; the grantee sees the instance; errors', async (
     404,
   );
   assertAccessError(
-    await c.call('POST', `/v1/instances/${randomUUID()}/grants`, { token: admin, body: { identity_id: user.id } }),
+    await c.call('POST', `/v1/instances/${randomUUID()}/grants`, {
+      token: admin,
+      body: { identity_id: user.id },
+    }),
     404,
   );
   assertAccessError(

@@ -64,7 +64,13 @@ test.before(async () => {
   const mint = async (name: string, vm: TestInstance, u: { id: string; token: string }, ttl: number) => {
     clock.advance(1000); // distinct issued_at, so the listing order is checkable
     const got = await issue(c, u.token, { sandbox_id: vm.serverId, public_key: key.pub, ttl_minutes: ttl });
-    const m: CertModel = { id: got.id, sandbox: vm.serverId, user: u.id, status: 'ACTIVE', serial: got.serial };
+    const m: CertModel = {
+      id: got.id,
+      sandbox: vm.serverId,
+      user: u.id,
+      status: 'ACTIVE',
+      serial: got.serial,
+    };
     certs.push(m);
     byName[name] = m;
   };
@@ -199,7 +205,12 @@ test('certificates: the expiry job changes nothing visible', async () => {
 });
 
 test('certificates: limit/offset pagination with a correct total', async () => {
-  for (const q of [{}, { sandbox_id: A.serverId }, { status: 'ACTIVE' }, { user_id: u2.id, active_only: false }]) {
+  for (const q of [
+    {},
+    { sandbox_id: A.serverId },
+    { status: 'ACTIVE' },
+    { user_id: u2.id, active_only: false },
+  ]) {
     const want = expectedCerts(q);
     for (const limit of [1, 2, 3, 5, 50]) {
       const seen: string[] = [];
@@ -242,7 +253,7 @@ test('certificates: users see only their own; asking for another user → 403', 
   }
 });
 
-test('certificate by id: own → 200, another user\'s → 403, unknown → 404, admin → any', async () => {
+test("certificate by id: own → 200, another user's → 403, unknown → 404, admin → any", async () => {
   const mine = byName.c2!;
   const theirs = byName.c5!;
   const get = (token: string, id: string) => c.call('GET', `/v1/access/certificate/${id}`, { token });
@@ -347,7 +358,10 @@ test('sessions: users see only their own; asking for another user → 403', asyn
     const own = await listSessions(u.token, { user_id: u.id });
     assert.is(own.body.total, expectedSessions({}, u.id).length);
     const other = u === u1 ? u2 : u1;
-    assertAccessError(await c.call('GET', `/v1/access/sessions?user_id=${other.id}`, { token: u.token }), 403);
+    assertAccessError(
+      await c.call('GET', `/v1/access/sessions?user_id=${other.id}`, { token: u.token }),
+      403,
+    );
   }
 });
 

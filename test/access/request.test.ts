@@ -151,7 +151,7 @@ test('both or neither of public_key and ssh_key_id → 400', async () => {
   );
 });
 
-test('ssh_key_id: a key registered in the SSH key registry can be used by id; others\' or unknown → 4xx', async () => {
+test("ssh_key_id: a key registered in the SSH key registry can be used by id; others' or unknown → 4xx", async () => {
   const auth = await c.call('GET', `/ssh_key_authenticator/authenticators.json?copersonid=${alice.id}`, {
     token: alice.token,
   });
@@ -202,7 +202,11 @@ test('no token → 401 in {error, code}; bad token → 401', async () => {
 
 test('malformed JSON, wrong types, missing fields, oversized bodies → 4xx in {error, code}, never 500', async () => {
   const post = (raw: string | Buffer, contentType = 'application/json') =>
-    c.call('POST', '/v1/access/request', { token: alice.token, raw, headers: { 'content-type': contentType } });
+    c.call('POST', '/v1/access/request', {
+      token: alice.token,
+      raw,
+      headers: { 'content-type': contentType },
+    });
   const cases: Array<[string | Buffer, string?]> = [
     ['{'],
     ['{"sandbox_id": }'],

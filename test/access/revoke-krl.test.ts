@@ -101,7 +101,10 @@ test("revocation ends the certificate's live sessions as REVOKED; other sessions
   const cert = await newCert();
   const other = await newCert();
   const start = async (id: string) => {
-    const r = await c.call('POST', '/v1/access/session/start', { token: admin, body: { certificate_id: id } });
+    const r = await c.call('POST', '/v1/access/session/start', {
+      token: admin,
+      body: { certificate_id: id },
+    });
     assertOk(r, 'sessionStartResponse');
     return r.body.session_id as string;
   };
@@ -122,7 +125,10 @@ test("revocation ends the certificate's live sessions as REVOKED; other sessions
     [untouched],
   );
   // No new session on a revoked certificate.
-  const r = await c.call('POST', '/v1/access/session/start', { token: admin, body: { certificate_id: cert.id } });
+  const r = await c.call('POST', '/v1/access/session/start', {
+    token: admin,
+    body: { certificate_id: cert.id },
+  });
   assertAccessError(r, 409);
 });
 
@@ -157,7 +163,12 @@ test('KRL: version (ETag) increases with each revocation; If-None-Match current 
 test('ssh-keygen -Q says REVOKED exactly for the revoked serials (2 of 4)', async () => {
   const four = [await newCert(), await newCert(), await newCert(), await newCert()];
   const krlBefore = join(dir, 'before.krl');
-  await writeFile(krlBefore, Buffer.from(await (await fetch(c.httpBase + '/v1/access/krl', { headers: { 'zt-session': admin } })).arrayBuffer()));
+  await writeFile(
+    krlBefore,
+    Buffer.from(
+      await (await fetch(c.httpBase + '/v1/access/krl', { headers: { 'zt-session': admin } })).arrayBuffer(),
+    ),
+  );
   for (const cert of four) assert.is(await isRevoked(krlBefore, cert.certificate), false);
 
   assertOk(await revoke(four[1]!.id));

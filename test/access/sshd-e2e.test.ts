@@ -55,7 +55,8 @@ async function syncTrustedKeys(): Promise<string[]> {
     const r = await ctl.call('GET', '/v1/access/ca-pubkeys');
     assert.is(r.status, 200, r.text);
     text += r.body.trusted_user_ca_keys;
-    if (ctl === c) fingerprints.push(...r.body.public_keys.map((k: { fingerprint: string }) => k.fingerprint));
+    if (ctl === c)
+      fingerprints.push(...r.body.public_keys.map((k: { fingerprint: string }) => k.fingerprint));
   }
   await atomicWrite(trustedFile, text);
   return fingerprints;
@@ -69,7 +70,11 @@ async function syncKrl(): Promise<void> {
 }
 
 async function certFor(ctl: TestController, vm: TestInstance, extra: Record<string, unknown> = {}) {
-  const got = await issue(ctl, await ctl.adminToken(), { sandbox_id: vm.serverId, public_key: key.pub, ...extra });
+  const got = await issue(ctl, await ctl.adminToken(), {
+    sandbox_id: vm.serverId,
+    public_key: key.pub,
+    ...extra,
+  });
   const certFile = join(dir, `c${n++}-cert.pub`);
   await writeFile(certFile, got.certificate + '\n');
   return { ...got, certFile };
@@ -99,7 +104,10 @@ test.before(async () => {
   ({ dir, cleanup } = await tempDir('vmwarden-access-sshd-'));
   key = await makeUserKey(dir, 'id_user', 'ed25519');
   c = await startTestController({ sessionIdleSeconds: 86_400 }, clock);
-  forced = await startTestController({ certForceCommand: 'echo forced-command', certSourceAddress: 'caller' });
+  forced = await startTestController({
+    certForceCommand: 'echo forced-command',
+    certSourceAddress: 'caller',
+  });
   elsewhere = await startTestController({ certSourceAddress: '192.0.2.0/24' });
   admin = await c.adminToken();
   A = await createInstance(c);
@@ -179,13 +187,18 @@ test('policy: force-command runs instead of the requested command; source-addres
 
 test('CA rotation: both keys trusted → old and new certificates open; old key retired → old refused', async () => {
   const before = await certFor(c, A);
-  const rot = await c.call('POST', '/v1/access/ca/rotate', { token: admin, body: { key_type: 'ecdsa-p256' } });
+  const rot = await c.call('POST', '/v1/access/ca/rotate', {
+    token: admin,
+    body: { key_type: 'ecdsa-p256' },
+  });
   assert.is(rot.status, 200, rot.text);
   const fingerprints = await syncTrustedKeys();
   assert.is(fingerprints.length, 2);
   assert.is(fingerprints[0], rot.body.fingerprint);
   const after = await certFor(c, A);
-  assert.ok((await keygenList(dir, after.certificate)).includes(`Signing CA: ECDSA ${rot.body.fingerprint} `));
+  assert.ok(
+    (await keygenList(dir, after.certificate)).includes(`Signing CA: ECDSA ${rot.body.fingerprint} `),
+  );
   assert.ok((await keygenList(dir, before.certificate)).includes(`Signing CA: ED25519 ${fingerprints[1]} `));
   assertAccepted(await login(before.certFile));
   assertAccepted(await login(after.certFile));

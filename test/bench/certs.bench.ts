@@ -79,7 +79,9 @@ async function startController(dataDir: string): Promise<{ child: ChildProcess; 
     '',
     ...(process.env.BENCH_LOG_LEVEL ? ['--log-level', process.env.BENCH_LOG_LEVEL] : []),
   ];
-  const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const nodeArgs = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
+    : [];
   const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -153,7 +155,7 @@ async function main() {
 
     // Warm-up (JIT, connections): not counted, but committed, so counted in the total check.
     let warm = 0;
-    for (const until = Date.now() + 1000; Date.now() < until; ) {
+    for (const until = Date.now() + 1000; Date.now() < until;) {
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           const r = await call(base, 'POST', '/v1/access/request', token, body);

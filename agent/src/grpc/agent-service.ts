@@ -21,6 +21,8 @@ export interface AgentServiceDeps {
   info: () => Promise<NodeInfo>;
   /** CA that issued the controller's client certificate; null on the local unix socket. */
   caPem: string | null;
+  /** Told after a baseline was created or replaced (the watcher follows new artifacts). */
+  onSigned?: () => void;
 }
 
 function toGrpc(err: unknown): grpc.ServiceError {
@@ -62,6 +64,19 @@ export function verdictMsg(v: Verdict): VerdictMsg {
       chunks: d.chunks ?? [],
       reason: d.reason ?? '',
     })),
+  };
+}
+
+/** The event every verdict becomes, whoever asked for the check (controller, watcher, nightly job). */
+export function verdictEvent(v: Verdict): EventMsg {
+  return {
+    time: v.checkedAt,
+    kind: 'verdict',
+    serverId: v.serverId,
+    instanceName: '',
+    detail: v.isValid,
+    verdict: verdictMsg(v),
+    state: '',
   };
 }
 
@@ -119,23 +134,16 @@ export function agentService(d: AgentServiceDeps) {
       return signatureMsg(r);
     }),
 
-    signInstance: unary<{ serverId: string; replace: boolean }>(async ({ serverId, replace }) =>
-      signatureMsg(await d.signatures.sign(serverId, { replace })),
-    ),
+    signInstance: unary<{ serverId: string; replace: boolean }>(async ({ serverId, replace }) => {
+      const record = await d.signatures.sign(serverId, { replace });
+      d.onSigned?.();
+      return signatureMsg(record);
+    }),
 
     verifyInstance: unary<{ serverId: string }>(async ({ serverId }) => {
-      const verdict = verdictMsg(await d.signatures.verify(serverId));
-      const event: EventMsg = {
-        time: verdict.checkedAt,
-        kind: 'verdict',
-        serverId,
-        instanceName: '',
-        detail: verdict.isValid,
-        verdict,
-        state: '',
-      };
-      d.events.emit('event', event);
-      return verdict;
+      const verdict = await d.signatures.verify(serverId);
+      d.events.emit('event', verdictEvent(verdict));
+      return verdictMsg(verdict);
     }),
 
     setValidation: (call: grpc.ServerWritableStream<{ active: boolean }, unknown>) => {

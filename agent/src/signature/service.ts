@@ -152,8 +152,9 @@ export class SignatureService {
     return this.locked(uuid, () => this.signNow(uuid, opts.replace ?? false));
   }
 
-  verify(uuid: string): Promise<Verdict> {
-    return this.locked(uuid, () => this.verifyNow(uuid));
+  /** `full` re-reads every file even when its identity is unchanged (the nightly re-hash). */
+  verify(uuid: string, opts: { full?: boolean } = {}): Promise<Verdict> {
+    return this.locked(uuid, () => this.verifyNow(uuid, opts.full ?? false));
   }
 
   /** Hashes the writable disks of a shut-off instance into its baseline (re-signed, updatedAt set). */
@@ -244,12 +245,12 @@ export class SignatureService {
   }
 
   /** Hashes files with their cached previous digests and refreshes the cache. */
-  private async hashAll(paths: string[]): Promise<Map<string, HashResult>> {
+  private async hashAll(paths: string[], full = false): Promise<Map<string, HashResult>> {
     const unique = [...new Set(paths)];
     const results = await Promise.all(
       unique.map(async (path): Promise<HashResult> => {
         try {
-          const previous = await this.store.cachedDigest(path);
+          const previous = full ? undefined : await this.store.cachedDigest(path);
           return { ok: true, file: await this.engine.hashFile(path, { previous }) };
         } catch (e) {
           return { ok: false, path, ...errorReason(e) };
@@ -333,7 +334,7 @@ export class SignatureService {
     return toRecord(stored);
   }
 
-  private async verifyNow(uuid: string): Promise<Verdict> {
+  private async verifyNow(uuid: string, full: boolean): Promise<Verdict> {
     const t0 = performance.now();
     const dom = await this.domain(uuid);
     const baseline = await this.store.getSignature(uuid);
@@ -357,11 +358,10 @@ export class SignatureService {
         skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'not-sealed' });
     }
     const diskPaths = sealedNow ? sealed.map((d) => d.path) : [];
-    const hashed = await this.hashAll([
-      ...m.boot.map((b) => b.path),
-      ...extra.map((b) => b.path),
-      ...diskPaths,
-    ]);
+    const hashed = await this.hashAll(
+      [...m.boot.map((b) => b.path), ...extra.map((b) => b.path), ...diskPaths],
+      full,
+    );
 
     for (const b of m.boot) {
       const diff = await this.compare(uuid, b.path, b.digest, hashed.get(b.path)!);

@@ -48,7 +48,7 @@ export class AccessService {
 
   async request(caller: Principal, req: AccessRequest, callerIp: string): Promise<IssuedAccess> {
     const userId = await this.requester(caller, req.user_id);
-    const instance = await this.inventory.get(req.sandbox_id);
+    const instance = await this.instance(req.sandbox_id);
     if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
     if (instance.state !== 'running') {
       throw conflict(
@@ -99,6 +99,22 @@ export class AccessService {
     // Committed before the certificate leaves: a certificate we cannot list is one we cannot revoke.
     await this.store.insertCertificate(record);
     return { record, certificate: signed.line, instance };
+  }
+
+  private readonly instanceLookups = new Map<string, Promise<Instance>>();
+  private readonly parsedKeys = new Map<string, UserPublicKey>();
+
+  /**
+   * The instance, read from the inventory; concurrent requests for the same instance share one read
+   * (single flight: no cache, so a state change or deletion applies to every request that arrives after it).
+   */
+  private instance(serverId: string): Promise<Instance> {
+    let lookup = this.instanceLookups.get(serverId);
+    if (!lookup) {
+      lookup = this.inventory.get(serverId).finally(() => this.instanceLookups.delete(serverId));
+      this.instanceLookups.set(serverId, lookup);
+    }
+    return lookup;
   }
 
   async get(caller: Principal, id: string): Promise<CertificateRecord> {
@@ -160,8 +176,14 @@ export class AccessService {
         throw badRequest('INVALID_KEY', 'the SSH key registry is not available');
       text = (await this.resolveRegisteredKey(userId, req.ssh_key_id)).publicKey;
     }
+    const cached = this.parsedKeys.get(text!);
+    if (cached) return cached;
     try {
-      return parseUserPublicKey(text!);
+      const key = parseUserPublicKey(text!);
+      // The same few keys come back again and again: skip re-parsing (and sshpk) for them.
+      if (this.parsedKeys.size >= 1024) this.parsedKeys.clear();
+      this.parsedKeys.set(text!, key);
+      return key;
     } catch (err) {
       if (err instanceof KeyRejectedError)
         throw badRequest('INVALID_KEY', `public_key rejected: ${err.reason}`);

@@ -1,2 +1,0 @@
-export const ROLES = ['admin', 'user', 'agent'];
-//# sourceMappingURL=model.js.map

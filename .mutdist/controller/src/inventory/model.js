@@ -1,2 +1,0 @@
-export const INSTANCE_STATES = ['running', 'shut off', 'paused', 'crashed', 'unknown'];
-//# sourceMappingURL=model.js.map

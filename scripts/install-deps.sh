@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian 12 packages vmwarden builds and tests with. Idempotent; installs only what is missing.
+set -euo pipefail
+packages=(
+  build-essential python3 pkg-config libvirt-dev   # native modules (sqlite3, @unraid/libvirt, ssh2) build from source
+  libvirt-clients libvirt-daemon-driver-qemu        # virsh, and libvirt's test:///default driver
+  qemu-utils                                        # qemu-img: backing chains and sparse maps of disk images
+  openssh-client openssh-server openssl sqlite3     # real ssh-keygen/sshd/ssh and openssl in tests
+  b3sum                                             # reference hasher in the hashing benchmark
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+mkdir -p /run/sshd
