@@ -1,7 +1,14 @@
 import type { Clock } from '../platform/clock.js';
 import { badRequest, conflict, notFound, unauthorized } from '../platform/errors.js';
 import { hashPassword, verifyPassword } from '../platform/secrets.js';
-import { certFingerprint, CsrError, parseCsr, subjectAltNames, type InternalCa } from '../pki/internal-ca.js';
+import {
+  allowsServerAuth,
+  certFingerprint,
+  CsrError,
+  parseCsr,
+  subjectAltNames,
+  type InternalCa,
+} from '../pki/internal-ca.js';
 import type { Authenticator, Page, Principal } from './model.js';
 import type { IdentityStore, ListWindow } from './store.js';
 
@@ -83,6 +90,7 @@ export class OwnAuthenticators {
         days: this.clientCertDays,
         subject: csr.subject,
         sans: subjectAltNames(a.certPem),
+        serverAuth: allowsServerAuth(a.certPem),
       });
       a.lastExtendRolledKeys = !samePublicKey(csr.publicKey.rawData, a.certPem);
     } catch (err) {

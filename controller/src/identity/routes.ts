@@ -52,6 +52,10 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
     '/authenticate',
     {
       config: { public: true },
+      // Certificate logins usually send no body at all.
+      preValidation: async (request: FastifyRequest) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
       schema: { querystring: wire.schemas.authenticateQuery, body: wire.schemas.authenticateBody },
     },
     async (request, reply) => {

@@ -205,6 +205,12 @@ export function certFingerprint(pem: string): string {
   return fingerprintOf(new x509.X509Certificate(pem).rawData);
 }
 
+/** True when the certificate may also serve TLS (agents' certificates do). */
+export function allowsServerAuth(pem: string): boolean {
+  const ext = new x509.X509Certificate(pem).getExtension(x509.ExtendedKeyUsageExtension);
+  return Boolean(ext?.usages.includes(x509.ExtendedKeyUsage.serverAuth));
+}
+
 export function subjectAltNames(pem: string): x509.JsonGeneralName[] {
   const ext = new x509.X509Certificate(pem).getExtension(x509.SubjectAlternativeNameExtension);
   return ext ? ext.names.toJSON() : [];
