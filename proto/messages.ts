@@ -58,12 +58,24 @@ export interface ValidationProgressMsg {
 
 export interface EventMsg {
   time: string;
-  kind: 'verdict' | 'lifecycle' | 'validation' | string;
+  kind: 'verdict' | 'lifecycle' | 'validation' | 'refusal' | 'destroyed' | string;
   serverId: string;
   instanceName: string;
   detail: string;
   verdict?: VerdictMsg | null;
   state: string;
+  /** alert | refused | destroyed | allowed | signed; '' or absent: derived from kind and verdict. */
+  action?: string;
+}
+
+export interface CheckStartRequestMsg {
+  serverId: string;
+  domainXml: string;
+}
+
+export interface CheckStartResponseMsg {
+  allowed: boolean;
+  reason: string;
 }
 
 export interface EnrollRequestMsg {

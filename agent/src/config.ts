@@ -21,7 +21,19 @@ export interface AgentConfig {
   libvirtXmlDir: string;
   /** Cron expression of the full re-hash of every signed instance; '' disables it. */
   rehashSchedule: string;
+  /** Start of an instance without a baseline while validation is active: sign it on the way, or refuse. */
+  unsignedPolicy: 'sign' | 'refuse';
+  /** A running instance found tampered: alert the controller only, or also destroy it (then refused until re-signed). */
+  tamperPolicy: 'alert' | 'shutdown';
+  /** The libvirt hook when the agent is unreachable while validation is active: refuse (closed) or allow (open). */
+  hookFailPolicy: 'closed' | 'open';
 }
+
+const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
+  unsignedPolicy: ['sign', 'refuse'],
+  tamperPolicy: ['alert', 'shutdown'],
+  hookFailPolicy: ['closed', 'open'],
+};
 
 export class AgentConfigError extends Error {}
 
@@ -37,6 +49,9 @@ const keys: Record<keyof AgentConfig, { env: string; flag?: string; number?: boo
   logLevel: { env: 'VMWARDEN_AGENT_LOG_LEVEL', flag: 'log-level' },
   libvirtXmlDir: { env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
   rehashSchedule: { env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
+  unsignedPolicy: { env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
+  tamperPolicy: { env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
+  hookFailPolicy: { env: 'VMWARDEN_AGENT_HOOK_FAIL_POLICY', flag: 'hook-fail-policy' },
 };
 
 export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -53,6 +68,9 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     logLevel: 'info',
     libvirtXmlDir: '/etc/libvirt/qemu',
     rehashSchedule: '0 3 * * *',
+    unsignedPolicy: 'sign',
+    tamperPolicy: 'alert',
+    hookFailPolicy: 'closed',
   };
 }
 
@@ -92,6 +110,11 @@ export function loadAgentConfig(
     const fromFlag = spec.flag ? parsed.values[spec.flag] : undefined;
     const v = fromFlag ?? fromEnv;
     if (v !== undefined) config[k] = spec.number ? Number(v) : v;
+  }
+  for (const [k, allowed] of Object.entries(CHOICES)) {
+    if (!allowed.includes(String(config[k]))) {
+      throw new AgentConfigError(`${k} must be one of ${allowed.join(', ')}, got '${String(config[k])}'`);
+    }
   }
   const extra = Object.fromEntries(extraFlags.map((f) => [f, parsed.values[f]]));
   return { command: parsed.positionals[0] ?? '', config: config as unknown as AgentConfig, extra };

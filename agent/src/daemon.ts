@@ -17,6 +17,8 @@ import { loadCredentials } from './credentials.js';
 import { ControllerLink } from './controller-link.js';
 import { agentService, instancesOf } from './grpc/agent-service.js';
 import { ChangeWatcher } from './watch.js';
+import { Enforcer } from './enforce/enforcer.js';
+import { StartGuard } from './enforce/start-guard.js';
 
 export interface RunningAgent {
   endpoints: { grpc: string; socket: string };
@@ -52,7 +54,12 @@ export async function startAgent(
   const creds = loadCredentials(dataDir);
   const uri = config.libvirtUri || (await pickDefaultUri());
   const hypervisor = opts.hypervisor ?? (await connectHypervisor(uri));
-  const signatures = await SignatureService.open({ dataDir, hypervisor, node: creds.enrollment.nodeName });
+  const guard = new StartGuard(hypervisor);
+  const signatures = await SignatureService.open({
+    dataDir,
+    hypervisor: guard,
+    node: creds.enrollment.nodeName,
+  });
   const events = new EventEmitter();
   let link = new ControllerLink(creds);
   const certs = new CertificateSource(Buffer.from(creds.ca), Buffer.from(creds.cert), Buffer.from(creds.key));
@@ -60,7 +67,12 @@ export async function startAgent(
     xmlDir: config.libvirtXmlDir,
     rehashSchedule: config.rehashSchedule,
   });
-  const onSigned = () => void watcher.refresh();
+  const socket = resolve(config.socket);
+  const enforcer = new Enforcer({ signatures, guard, hypervisor, events, config, dataDir, socket });
+  const onSigned = (serverId: string) => {
+    enforcer.signed(serverId);
+    void watcher.refresh();
+  };
 
   const info = async (): Promise<NodeInfo> => {
     const v = await signatures.validation();
@@ -82,7 +94,7 @@ export async function startAgent(
   const tcp = new grpc.Server();
   tcp.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned }) as never,
+    agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned, enforcer }) as never,
   );
   tcp.addService(Health.service, health);
   new ReflectionService(definition).addToServer(tcp);
@@ -93,10 +105,9 @@ export async function startAgent(
   const local = new grpc.Server();
   local.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned }) as never,
+    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned, enforcer }) as never,
   );
   local.addService(Health.service, health);
-  const socket = resolve(config.socket);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
   if (existsSync(socket)) rmSync(socket);
   await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
@@ -118,8 +129,11 @@ export async function startAgent(
   events.on('event', forward);
   await report().catch(() => undefined); // the controller may be down: we keep working and retry
   await watcher.start();
+  await enforcer.start();
   events.on('event', (e: EventMsg) => {
-    if (e.kind === 'validation') void watcher.refresh();
+    if (e.kind !== 'validation') return;
+    void watcher.refresh();
+    void enforcer.writeState().catch(() => undefined);
   });
   const timer = setInterval(() => void report().catch(() => undefined), config.reportIntervalSeconds * 1000);
   timer.unref();
@@ -149,6 +163,7 @@ export async function startAgent(
       clearInterval(timer);
       await rotation.stop();
       await watcher.stop();
+      await enforcer.stop();
       events.off('event', forward);
       await Promise.race([
         Promise.all([shutdown(tcp), shutdown(local)]),

@@ -5,11 +5,14 @@ import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js
 import { isEnrolled, saveCredentials } from './credentials.js';
 import { enroll, EnrollError } from './enroll.js';
 import { startAgent } from './daemon.js';
+import { installHook } from './enforce/install-hook.js';
+import { stateFilePath } from './enforce/state-file.js';
 import { NodeKey } from './signature/node-key.js';
 import { InsecureFileError } from '../../controller/src/platform/private-file.js';
 
 const USAGE = `usage: vmwarden-agent <command> [flags]
   enroll --controller HOST:PORT --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
+  install-hook [--socket PATH] [--data-dir DIR] [--hook-path PATH]
   run    [--controller HOST:PORT] [--token TOKEN (enrolls first when not enrolled)] [--data-dir DIR]
          [--libvirt-uri URI] [--listen-grpc HOST:PORT] [--socket PATH] [--config FILE]`;
 
@@ -37,8 +40,17 @@ async function enrollWith(config: AgentConfig, token: string | undefined) {
 }
 
 async function main() {
-  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), ['token']);
+  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), ['token', 'hook-path']);
   if (command === 'enroll') return enrollWith(config, extra.token);
+  if (command === 'install-hook') {
+    const r = installHook({
+      socket: resolve(config.socket),
+      state: stateFilePath(resolve(config.dataDir)),
+      path: extra['hook-path'],
+    });
+    process.stdout.write(`${r.message}\n`);
+    return;
+  }
   if (command !== 'run')
     throw new AgentConfigError(command ? `unknown command '${command}'\n${USAGE}` : USAGE);
 

@@ -7,17 +7,15 @@
 // each at concurrency 32 for BENCH_SECONDS (default 10) after a 1 s warm-up, through node:http with a
 // keep-alive Agent (maxSockets 32). Reports requests/s, p50 and p99 latency (ms), the error count and
 // the auth/unauth throughput ratio. The last line printed is one JSON object with all figures.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnController, stopController } from './controller-process.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 const CONCURRENCY = 32;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = 1;
-const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
 
 interface Phase {
   requests: number;
@@ -26,37 +24,6 @@ interface Phase {
   rps: number;
   p50Ms: number;
   p99Ms: number;
-}
-
-async function startController(dataDir: string): Promise<{ child: ChildProcess; http: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMWARDEN_')));
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      '--data-dir',
-      dataDir,
-      '--listen-http',
-      '127.0.0.1:0',
-      '--listen-https',
-      '',
-      '--listen-grpc',
-      '',
-      '--log-level',
-      'warn',
-    ],
-    { env, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('"msg":"vmwarden controller listening"')) {
-    if (child.exitCode !== null) throw new Error(`controller exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('controller did not start within 60 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const line = out.split('\n').find((l) => l.includes('vmwarden controller listening'))!;
-  return { child, http: JSON.parse(line).endpoints.http };
 }
 
 function get(
@@ -128,7 +95,8 @@ async function load(
 
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'vmwarden-bench-auth-'));
-  const { child, http } = await startController(dataDir);
+  const { child, base } = await spawnController(dataDir);
+  const http = base.replace('http://', '');
   try {
     const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
     const res = await fetch(`http://${http}/authenticate?method=password`, {
@@ -173,8 +141,7 @@ async function main() {
       }),
     );
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
+    await stopController(child);
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -10,20 +10,18 @@
 // Targets: ≥ 3,000 certificates/s with every record committed, and ≥ 12× the ssh-keygen rate.
 // The last line printed is one JSON object with all figures.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnController, stopController } from './controller-process.js';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const TARGET_RATE = 3000;
 const TARGET_RATIO = 12;
 
-const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
@@ -66,56 +64,9 @@ function call(base: string, method: string, path: string, token?: string, body?:
   });
 }
 
-async function startController(dataDir: string): Promise<{ child: ChildProcess; base: string }> {
-  const args = [
-    MAIN,
-    '--data-dir',
-    dataDir,
-    '--listen-http',
-    '127.0.0.1:0',
-    '--listen-https',
-    '',
-    '--listen-grpc',
-    '',
-    ...(process.env.BENCH_LOG_LEVEL ? ['--log-level', process.env.BENCH_LOG_LEVEL] : []),
-  ];
-  const nodeArgs = process.env.BENCH_CPU_PROF
-    ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
-    : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    // Request logs are not kept (they would grow without bound); only the start-up lines are.
-    if (out.length < 100_000) out += d;
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d));
-  for (let i = 0; i < 400; i++) {
-    const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
-    if (m) {
-      if (/"https"|"grpc"/.test(out.split('\n').find((l) => l.includes('"endpoints"')) ?? ''))
-        throw new Error('an empty --listen-https/--listen-grpc did not disable the listener');
-      return { child, base: `http://${m[1]}` };
-    }
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`controller did not start:\n${out}\n${err}`);
-}
-
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(t);
 }
 
 async function main() {
@@ -131,7 +82,7 @@ async function main() {
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bench-ca', '-f', caKey]);
 
     // ---- 1. the controller ----
-    const started = await startController(dataDir);
+    const started = await spawnController(dataDir);
     child = started.child;
     const base = started.base;
     const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
@@ -194,7 +145,7 @@ async function main() {
     const total = JSON.parse(list.text).total as number;
     const committedAll = total === ok + warm;
 
-    await stopChild(child);
+    await stopController(child);
     child = undefined;
 
     // ---- 2. ssh-keygen, one process per certificate ----
@@ -274,7 +225,7 @@ async function main() {
       }),
     );
   } finally {
-    if (child) await stopChild(child);
+    if (child) await stopController(child);
     agent.destroy();
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -34,6 +34,8 @@ export interface TestAgentOptions {
   hypervisor?: Hypervisor;
   /** Inventory report interval; long by default, tests call agent.report() when they need one. */
   reportIntervalSeconds?: number;
+  /** Other agent settings (e.g. tamperPolicy); libvirtUri follows the hypervisor handed in. */
+  config?: Partial<AgentConfig>;
 }
 
 export interface TestAgent {
@@ -49,8 +51,8 @@ export interface TestAgent {
   token: string;
   /** Stops the agent only (data dir and hypervisor kept): the controller sees it unreachable. */
   stopAgent(): Promise<void>;
-  /** Starts the agent again on the same data dir (same port unless `newPort`), then reports. */
-  restartAgent(opts?: { newPort?: boolean }): Promise<RunningAgent>;
+  /** Starts the agent again on the same data dir (same port unless `newPort`; `config` changes settings). */
+  restartAgent(opts?: { newPort?: boolean; config?: Partial<AgentConfig> }): Promise<RunningAgent>;
   /** Everything: agent, own hypervisor, data dir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -85,13 +87,14 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
     ...defaultAgentConfig({}),
     dataDir,
     controller: c.controller.endpoints.grpc!,
-    libvirtUri: 'test:///default',
+    libvirtUri: hypervisor.uri,
     listenGrpc: '127.0.0.1:0',
     advertiseAddress: '',
     socket: join(dataDir, 'agent.sock'),
     nodeName,
     reportIntervalSeconds: opts.reportIntervalSeconds ?? 3600,
     logLevel: 'silent',
+    ...opts.config,
   };
   let running: RunningAgent | undefined = await startAgent(config, { hypervisor });
   let stopped = false;
@@ -113,6 +116,7 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
     async restartAgent(o = {}) {
       await t.stopAgent();
       const listenGrpc = o.newPort ? '127.0.0.1:0' : t.agent.endpoints.grpc;
+      Object.assign(config, o.config ?? {});
       running = await startAgent({ ...config, listenGrpc }, { hypervisor });
       t.agent = running;
       return running;

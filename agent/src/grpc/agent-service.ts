@@ -13,6 +13,7 @@ import {
 import type { SignatureRecord, SignatureService, Verdict } from '../signature/service.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
+import type { Enforcer } from '../enforce/enforcer.js';
 
 export interface AgentServiceDeps {
   signatures: SignatureService;
@@ -22,7 +23,9 @@ export interface AgentServiceDeps {
   /** CA that issued the controller's client certificate; null on the local unix socket. */
   caPem: string | null;
   /** Told after a baseline was created or replaced (the watcher follows new artifacts). */
-  onSigned?: () => void;
+  onSigned?: (serverId: string) => void;
+  /** Start checks for the libvirt hook (CheckStart); absent: every start is allowed. */
+  enforcer?: Enforcer;
 }
 
 function toGrpc(err: unknown): grpc.ServiceError {
@@ -136,8 +139,14 @@ export function agentService(d: AgentServiceDeps) {
 
     signInstance: unary<{ serverId: string; replace: boolean }>(async ({ serverId, replace }) => {
       const record = await d.signatures.sign(serverId, { replace });
-      d.onSigned?.();
+      d.onSigned?.(serverId);
       return signatureMsg(record);
+    }),
+
+    checkStart: unary<{ serverId: string; domainXml: string }>(async ({ serverId, domainXml }) => {
+      if (!serverId && !domainXml) throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
+      if (!d.enforcer) return { allowed: true, reason: 'no enforcement on this endpoint' };
+      return d.enforcer.checkStart(serverId, domainXml);
     }),
 
     verifyInstance: unary<{ serverId: string }>(async ({ serverId }) => {

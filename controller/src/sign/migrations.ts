@@ -30,4 +30,22 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_state ON tasks (state);
 `,
   },
+  {
+    // Audit trail of enforcement: every verdict, refusal and tamper shutdown an agent reports.
+    id: '0006-sign-events',
+    sql: `
+CREATE TABLE sign_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  server_id TEXT NOT NULL,
+  node_id INTEGER NOT NULL REFERENCES nodes (id),
+  time TEXT NOT NULL,
+  component TEXT,
+  old_digest TEXT,
+  new_digest TEXT,
+  action TEXT NOT NULL CHECK (action IN ('alert', 'refused', 'destroyed', 'allowed', 'signed')),
+  detail TEXT NOT NULL
+);
+CREATE INDEX sign_events_server ON sign_events (server_id, id);
+`,
+  },
 ];

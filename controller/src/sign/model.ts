@@ -27,3 +27,17 @@ export interface Task {
   finishedAt: string | null;
   error: string | null;
 }
+
+export type AuditAction = 'alert' | 'refused' | 'destroyed' | 'allowed' | 'signed';
+
+export interface SignEvent {
+  id: number;
+  serverId: string;
+  nodeId: number;
+  time: string;
+  component: string | null;
+  oldDigest: string | null;
+  newDigest: string | null;
+  action: AuditAction;
+  detail: string;
+}

@@ -6,7 +6,7 @@ import type { Nodes } from '../nodes/service.js';
 import type { Node } from '../nodes/model.js';
 import { AgentUnavailableError, type AgentClients } from '../nodes/agent-clients.js';
 import type { EventMsg, SignatureMsg, VerdictMsg } from '../../../proto/messages.js';
-import type { SignRecord, Task, Validity } from './model.js';
+import type { AuditAction, SignEvent, SignRecord, Task, Validity } from './model.js';
 import type { SignStore } from './store.js';
 import type { TaskWork } from './tasks.js';
 
@@ -79,16 +79,27 @@ export class SignService {
     return { record, verdict, nodePublicKey: node.publicKeyPem ?? '' };
   }
 
-  /** A verdict an agent pushed (file watcher, nightly re-hash, start check). */
+  /** A verdict an agent pushed (file watcher, nightly re-hash, start check), refusal or tamper shutdown. */
   async recordEvent(node: Node, event: EventMsg): Promise<void> {
-    if (event.kind !== 'verdict' || !event.verdict) return;
+    if (!['verdict', 'refusal', 'destroyed'].includes(event.kind) || !event.serverId) return;
     const record = await this.store.get(event.serverId);
-    if (!record || record.nodeId !== node.id) return;
+    if (record && record.nodeId !== node.id) return; // a node speaks only for its own instances
+    await this.store.insertEvents(auditRecords(node, event, this.clock.now().toISOString()));
+    if (event.kind !== 'verdict' || !event.verdict || !record) return;
     await this.store.setVerdict(
       event.serverId,
       validity(event.verdict.isValid),
       this.clock.now().toISOString(),
     );
+  }
+
+  /** GET /v1/sign/{server_id}/events: the audit trail, oldest first. */
+  async events(serverId: string): Promise<SignEvent[]> {
+    const events = await this.store.events(serverId);
+    if (!events.length && !(await this.store.get(serverId))) {
+      throw notFound(`no signature or enforcement events for server ${serverId}`);
+    }
+    return events;
   }
 
   /** What the activate/deactivate tasks do. */
@@ -162,4 +173,26 @@ export class SignService {
       throw err;
     }
   }
+}
+
+const ACTIONS: AuditAction[] = ['alert', 'refused', 'destroyed', 'allowed', 'signed'];
+
+/** One audit row per difference (at least one per event). */
+export function auditRecords(node: Node, e: EventMsg, now: string): Array<Omit<SignEvent, 'id'>> {
+  let action: AuditAction;
+  if (e.action && ACTIONS.includes(e.action as AuditAction)) action = e.action as AuditAction;
+  else if (e.kind === 'refusal') action = 'refused';
+  else if (e.kind === 'destroyed') action = 'destroyed';
+  else action = e.verdict?.isValid === 'false' ? 'alert' : 'allowed';
+  const time = e.time && !Number.isNaN(Date.parse(e.time)) ? e.time : now;
+  const detail = e.detail || (e.verdict ? `verdict ${e.verdict.isValid}` : e.kind);
+  const base = { serverId: e.serverId, nodeId: node.id, time, action, detail };
+  const diffs = (e.verdict?.differences ?? []).slice(0, 50);
+  if (!diffs.length) return [{ ...base, component: null, oldDigest: null, newDigest: null }];
+  return diffs.map((d) => ({
+    ...base,
+    component: d.component || null,
+    oldDigest: d.expected || null,
+    newDigest: d.actual || null,
+  }));
 }

@@ -1,5 +1,5 @@
 import type { Database } from '../store/database.js';
-import type { SignRecord, Task, Validity } from './model.js';
+import type { SignEvent, SignRecord, Task, Validity } from './model.js';
 
 type Row = Record<string, unknown>;
 
@@ -101,5 +101,33 @@ export class SignStore {
     return (
       await this.db.all<Row>("SELECT * FROM tasks WHERE state IN ('PENDING', 'RUNNING') ORDER BY created_at")
     ).map(toTask);
+  }
+
+  async insertEvents(events: Array<Omit<SignEvent, 'id'>>) {
+    for (const e of events) {
+      await this.db.run(
+        `INSERT INTO sign_events (server_id, node_id, time, component, old_digest, new_digest, action, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        [e.serverId, e.nodeId, e.time, e.component, e.oldDigest, e.newDigest, e.action, e.detail],
+      );
+    }
+  }
+
+  async events(serverId: string, limit = 1000): Promise<SignEvent[]> {
+    const rows = await this.db.all<Row>(
+      'SELECT * FROM sign_events WHERE server_id = ? ORDER BY id DESC LIMIT ?',
+      [serverId, limit],
+    );
+    return rows.reverse().map((r) => ({
+      id: r.id as number,
+      serverId: r.server_id as string,
+      nodeId: r.node_id as number,
+      time: r.time as string,
+      component: (r.component as string) ?? null,
+      oldDigest: (r.old_digest as string) ?? null,
+      newDigest: (r.new_digest as string) ?? null,
+      action: r.action as SignEvent['action'],
+      detail: r.detail as string,
+    }));
   }
 }

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../platform/errors.js';
 import type { Node } from '../nodes/model.js';
 import type { VerdictMsg } from '../../../proto/messages.js';
-import type { SignRecord, Task } from './model.js';
+import type { SignEvent, SignRecord, Task } from './model.js';
 
 /** `Mon, 03 Jun 2024 10:45:36 GMT`. */
 export const rfc1123 = (iso: string | null) => (iso ? new Date(iso).toUTCString() : null);
@@ -44,6 +44,17 @@ export function manifest(r: SignRecord, verdict: VerdictMsg | null, nodePublicKe
       ...(d.chunks?.length ? { chunks: d.chunks } : {}),
       ...(d.reason ? { reason: d.reason } : {}),
     })),
+  };
+}
+
+export function signEvent(e: SignEvent) {
+  return {
+    time: rfc1123(e.time),
+    component: e.component,
+    old_digest: e.oldDigest,
+    new_digest: e.newDigest,
+    action: e.action,
+    detail: e.detail,
   };
 }
 

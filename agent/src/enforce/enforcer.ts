@@ -1,0 +1,206 @@
+// Enforcement of signatures on this host: the start check the libvirt hook asks for, sealing of
+// writable disks when an instance shuts off, and the tamper policy for running instances.
+import type { EventEmitter } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CheckStartResponseMsg, DifferenceMsg, EventMsg } from '../../../proto/messages.js';
+import type { AgentConfig } from '../config.js';
+import type { Hypervisor } from '../libvirt/hypervisor.js';
+import { AlreadySignedError } from '../signature/errors.js';
+import type { Difference, SignatureService, Verdict } from '../signature/service.js';
+import { verdictMsg } from '../grpc/agent-service.js';
+import { LifecycleEvents, type LifecycleEvent } from './lifecycle.js';
+import { StartGuard, uuidOf } from './start-guard.js';
+import { stateFilePath, writeEnforcementState } from './state-file.js';
+
+export interface EnforcerDeps {
+  signatures: SignatureService;
+  guard: StartGuard;
+  /** The plain hypervisor (destroy, states of running domains). */
+  hypervisor: Hypervisor;
+  events: EventEmitter;
+  config: Pick<AgentConfig, 'unsignedPolicy' | 'tamperPolicy' | 'hookFailPolicy'>;
+  dataDir: string;
+  socket: string;
+}
+
+const short = (d: string | undefined) => (d ? d.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]+$/, '$1$2…') : '?');
+
+/** One difference in a few words: what a refusal reason and an audit detail say. */
+export function describeDifference(d: Difference): string {
+  const where = [d.role ?? d.target, d.path].filter(Boolean).join(' ');
+  if (d.component === 'config') return `definition changed (config ${short(d.expected)} → ${short(d.actual)})`;
+  const what = `${d.component === 'boot' ? 'boot artifact' : 'disk'} ${where}`;
+  if (d.reason && !d.actual) return `${what} ${d.reason}`;
+  const chunks = d.chunks?.length
+    ? ` in chunk${d.chunks.length > 1 ? 's' : ''} ${d.chunks.slice(0, 8).join(', ')}${d.chunks.length > 8 ? ', …' : ''}`
+    : '';
+  return `${what} changed${chunks}${d.reason ? ` (${d.reason})` : ''}`;
+}
+
+/** A Difference from its proto form (empty strings = absent). */
+function fromMsg(d: DifferenceMsg): Difference {
+  const opt = (s: string) => s || undefined;
+  return {
+    component: d.component as Difference['component'],
+    role: opt(d.role) as Difference['role'],
+    target: opt(d.target),
+    path: opt(d.path),
+    expected: opt(d.expected),
+    actual: opt(d.actual),
+    chunks: d.chunks,
+    reason: opt(d.reason),
+  };
+}
+
+export const describeVerdict = (v: Verdict) => v.differences.map(describeDifference).join('; ');
+
+export class Enforcer {
+  private readonly blockedFile: string;
+  private readonly blocked: Map<string, string>;
+  private readonly lifecycle: LifecycleEvents;
+  private readonly seals = new Map<string, Promise<void>>();
+  private readonly onEvent = (e: EventMsg) => void this.tamperCheck(e);
+
+  constructor(private readonly d: EnforcerDeps) {
+    this.blockedFile = join(d.dataDir, 'blocked.json');
+    this.blocked = new Map(Object.entries(this.readBlocked()));
+    this.lifecycle = new LifecycleEvents(d.hypervisor.uri, (e) => void this.onLifecycle(e));
+  }
+
+  async start(): Promise<void> {
+    await this.writeState();
+    this.d.events.on('event', this.onEvent);
+    this.lifecycle.start();
+  }
+
+  async stop(): Promise<void> {
+    this.lifecycle.stop();
+    this.d.events.off('event', this.onEvent);
+    await Promise.allSettled([...this.seals.values()]);
+  }
+
+  /** The state file the hook falls back to when the agent does not answer. */
+  async writeState(): Promise<void> {
+    const v = await this.d.signatures.validation();
+    writeEnforcementState(stateFilePath(this.d.dataDir), {
+      active: v.active,
+      failOpen: this.d.config.hookFailPolicy === 'open',
+      socket: this.d.socket,
+      updatedAt: new Date().toISOString(),
+    });
+  }
+
+  /** A new baseline lifts the block a tamper shutdown put on an instance. */
+  signed(serverId: string): void {
+    if (this.blocked.delete(serverId.toLowerCase())) this.saveBlocked();
+  }
+
+  /** May this instance start? Answers the libvirt hook (prepare begin). */
+  async checkStart(serverId: string, xml: string): Promise<CheckStartResponseMsg> {
+    const uuid = (serverId || uuidOf(xml) || '').toLowerCase();
+    if (!uuid) return { allowed: false, reason: 'vmwarden: no domain uuid in the start request' };
+    if (!(await this.d.signatures.validation()).active) {
+      return { allowed: true, reason: 'validation is not active on this node' };
+    }
+    const name = /<name>\s*([^<]*?)\s*<\/name>/.exec(xml)?.[1] ?? uuid;
+    return this.d.guard.during(uuid, xml, async () => {
+      const block = this.blocked.get(uuid);
+      if (block) {
+        return this.refuse(uuid, name, `destroyed after tampering (${block}); re-sign it to start it`);
+      }
+      if (!(await this.d.signatures.get(uuid))) {
+        if (this.d.config.unsignedPolicy === 'refuse') return this.refuse(uuid, name, 'instance is not signed');
+        try {
+          await this.d.signatures.sign(uuid, { replace: false });
+          this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'signed', detail: 'signed at start' });
+          return { allowed: true, reason: 'signed at start' };
+        } catch (e) {
+          if (!(e instanceof AlreadySignedError)) {
+            return this.refuse(uuid, name, `cannot be signed: ${(e as Error).message}`);
+          }
+        }
+      }
+      // Waits behind a seal of this instance that is running (SignatureService serialises per instance).
+      await this.seals.get(uuid);
+      const v = await this.d.signatures.verify(uuid);
+      if (v.isValid === 'false') {
+        const why = describeVerdict(v);
+        this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'refused', detail: why, verdict: v });
+        return this.refuse(uuid, name, `signature check failed: ${why}`, v);
+      }
+      this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'allowed', detail: `verdict ${v.isValid}`, verdict: v });
+      return { allowed: true, reason: `signature verdict ${v.isValid}` };
+    });
+  }
+
+  private refuse(uuid: string, name: string, why: string, v?: Verdict): CheckStartResponseMsg {
+    const reason = `vmwarden: start of '${name}' refused: ${why}`;
+    this.emit({ kind: 'refusal', serverId: uuid, instanceName: name, action: 'refused', detail: why, verdict: v });
+    return { allowed: false, reason };
+  }
+
+  private emit(e: { kind: string; serverId: string; instanceName: string; action: string; detail: string; verdict?: Verdict }) {
+    this.d.events.emit('event', {
+      time: new Date().toISOString(),
+      kind: e.kind,
+      serverId: e.serverId,
+      instanceName: e.instanceName,
+      detail: e.detail,
+      verdict: e.verdict ? verdictMsg(e.verdict) : null,
+      state: '',
+      action: e.action,
+    } satisfies EventMsg);
+  }
+
+  /** Shut off → seal its writable disks, so the next start compares them with what was left. */
+  private async onLifecycle(e: LifecycleEvent): Promise<void> {
+    const rec = (await this.d.signatures.list()).find((r) => r.instanceName === e.name);
+    this.d.events.emit('event', {
+      time: new Date().toISOString(),
+      kind: 'lifecycle',
+      serverId: rec?.serverId ?? '',
+      instanceName: e.name,
+      detail: `${e.event} ${e.detail}`.trim(),
+      verdict: null,
+      state: e.event === 'Stopped' ? 'shut off' : e.event === 'Started' ? 'running' : '',
+    } satisfies EventMsg);
+    if (e.event !== 'Stopped' || !rec || !rec.manifest.disks.length) return;
+    const seal = this.d.signatures.sealDisks(rec.serverId).then(
+      () => undefined,
+      () => undefined, // restarted meanwhile, or a disk vanished: the next start check tells
+    );
+    this.seals.set(rec.serverId, seal);
+    await seal;
+    if (this.seals.get(rec.serverId) === seal) this.seals.delete(rec.serverId);
+  }
+
+  /** Tamper policy for a running instance found "false" (file watcher, nightly re-hash, controller). */
+  private async tamperCheck(e: EventMsg): Promise<void> {
+    if (e.kind !== 'verdict' || e.verdict?.isValid !== 'false' || (e.action && e.action !== 'alert')) return;
+    if (this.d.config.tamperPolicy !== 'shutdown' || this.d.guard.isStarting(e.serverId)) return;
+    const dom = await this.d.hypervisor.getDomain(e.serverId).catch(() => undefined);
+    if (!dom || dom.state === 'shut off') return;
+    const why = e.verdict.differences.map((d) => describeDifference(fromMsg(d))).join('; ');
+    this.blocked.set(e.serverId, why || 'signature check failed');
+    this.saveBlocked();
+    try {
+      await this.d.hypervisor.destroy(e.serverId);
+    } catch (err) {
+      if ((await this.d.hypervisor.getDomain(e.serverId))?.state !== 'shut off') throw err;
+    }
+    this.emit({ kind: 'destroyed', serverId: e.serverId, instanceName: dom.name, action: 'destroyed', detail: `destroyed by tamper policy: ${why}` });
+  }
+
+  private readBlocked(): Record<string, string> {
+    try {
+      return JSON.parse(readFileSync(this.blockedFile, 'utf8')) as Record<string, string>;
+    } catch {
+      return {};
+    }
+  }
+
+  private saveBlocked(): void {
+    writeFileSync(this.blockedFile, JSON.stringify(Object.fromEntries(this.blocked)), { mode: 0o600 });
+  }
+}

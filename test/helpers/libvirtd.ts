@@ -1,0 +1,85 @@
+/**
+ * A real libvirtd (qemu:///system) for enforcement tests: started here when none answers, and the
+ * vmwarden hook installed so that libvirtd runs it (restarted once when the hook is new to it).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { installHook, type InstallResult } from '../../agent/src/enforce/install-hook.js';
+
+const execFileP = promisify(execFile);
+export const QEMU_URI = 'qemu:///system';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function answers(): Promise<boolean> {
+  try {
+    await execFileP('virsh', ['-c', QEMU_URI, 'uri'], { timeout: 5000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitAnswering(ms = 20_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await answers()) return;
+    await sleep(200);
+  }
+  throw new Error(`libvirtd did not answer on ${QEMU_URI} within ${ms} ms`);
+}
+
+const running = (name: string) => {
+  try {
+    execFileSync('pgrep', ['-x', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Makes sure virtlogd and libvirtd run and answer on qemu:///system. */
+export async function ensureLibvirtd(): Promise<void> {
+  if (!running('virtlogd')) execFileSync('virtlogd', ['-d']);
+  if (await answers()) return;
+  if (!running('libvirtd')) execFileSync('libvirtd', ['-d']);
+  await waitAnswering();
+}
+
+/** Restarts libvirtd (it reads its hook set at startup). Running domains keep running. */
+export async function restartLibvirtd(): Promise<void> {
+  const pidFile = '/run/libvirtd.pid';
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+  if (Number.isInteger(pid) && pid > 0) {
+    process.kill(pid, 'SIGTERM');
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
+      try {
+        process.kill(pid, 0);
+        await sleep(100);
+      } catch {
+        break;
+      }
+    }
+  }
+  if (!running('virtlogd')) execFileSync('virtlogd', ['-d']);
+  execFileSync('libvirtd', ['-d']);
+  await waitAnswering();
+}
+
+/** Points the host's hook at a (test) agent; restarts libvirtd when it would not see a new hook. */
+export async function installTestHook(socket: string, state: string): Promise<InstallResult> {
+  const r = installHook({ socket, state });
+  if (r.restartNeeded) await restartLibvirtd();
+  return r;
+}
+
+export async function virsh(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP('virsh', ['-c', QEMU_URI, ...args], { timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
