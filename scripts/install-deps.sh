@@ -7,6 +7,7 @@ packages=(
   qemu-utils                                        # qemu-img: backing chains and sparse maps of disk images
   openssh-client openssh-server openssl sqlite3     # real ssh-keygen/sshd/ssh and openssl in tests
   b3sum                                             # reference hasher in the hashing benchmark
+  libvirt-daemon-system qemu-system-x86 dnsmasq-base # a real libvirtd + QEMU (TCG) for enforcement tests
 )
 missing=()
 for p in "${packages[@]}"; do

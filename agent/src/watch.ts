@@ -26,7 +26,7 @@ export class ChangeWatcher {
 
   async start(): Promise<void> {
     this.watcher = watch(await this.paths(), { ignoreInitial: true, awaitWriteFinish: false });
-    this.watcher.on('all', (_event, path) => void this.changed(path));
+    this.watcher.on('all', (_event, path) => void this.changed(path).catch(() => undefined)); // libvirtd away: the nightly job re-checks
     if (this.opts.rehashSchedule) {
       this.job = cron.schedule(this.opts.rehashSchedule, () => void this.verifyAll(true));
     }

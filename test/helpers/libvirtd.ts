@@ -5,7 +5,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { installHook, type InstallResult } from '../../agent/src/enforce/install-hook.js';
+import { DEFAULT_HOOK_PATH, installHook, type InstallResult } from '../../agent/src/enforce/install-hook.js';
 
 const execFileP = promisify(execFile);
 export const QEMU_URI = 'qemu:///system';
@@ -38,10 +38,20 @@ const running = (name: string) => {
   }
 };
 
-/** Makes sure virtlogd and libvirtd run and answer on qemu:///system. */
+/**
+ * Makes sure virtlogd and libvirtd run and answer on qemu:///system, with the vmwarden hook file in
+ * place (pointing nowhere until installTestHook): libvirtd sees a new hook only after a restart, so
+ * that restart happens here, before the test opens its connections.
+ */
 export async function ensureLibvirtd(): Promise<void> {
   if (!running('virtlogd')) execFileSync('virtlogd', ['-d']);
-  if (await answers()) return;
+  const hook = existsSync(DEFAULT_HOOK_PATH)
+    ? undefined
+    : installHook({ socket: '/nonexistent/agent.sock', state: '/nonexistent/enforcement.json' });
+  if (await answers()) {
+    if (hook?.restartNeeded) await restartLibvirtd();
+    return;
+  }
   if (!running('libvirtd')) execFileSync('libvirtd', ['-d']);
   await waitAnswering();
 }
@@ -67,10 +77,10 @@ export async function restartLibvirtd(): Promise<void> {
   await waitAnswering();
 }
 
-/** Points the host's hook at a (test) agent; restarts libvirtd when it would not see a new hook. */
-export async function installTestHook(socket: string, state: string): Promise<InstallResult> {
+/** Points the host's hook at a (test) agent. Call ensureLibvirtd() first (no restart is needed then). */
+export function installTestHook(socket: string, state: string): InstallResult {
   const r = installHook({ socket, state });
-  if (r.restartNeeded) await restartLibvirtd();
+  if (r.restartNeeded) throw new Error('the hook was new to libvirtd: call ensureLibvirtd() first');
   return r;
 }
 
@@ -80,6 +90,10 @@ export async function virsh(...args: string[]): Promise<{ code: number; stdout: 
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+    return {
+      code: typeof err.code === 'number' ? err.code : 1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
   }
 }

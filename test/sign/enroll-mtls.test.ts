@@ -213,7 +213,7 @@ test("agent TCP gRPC with a certificate that is not the controller's (the agent'
     );
     // the streaming call is guarded too
     const code = await new Promise<number>((resolve) => {
-      const stream = client.setValidation({ active: false });
+      const stream = client.setValidation({ active: false }, { deadline: Date.now() + 10_000 });
       stream.on('data', () => undefined);
       stream.on('error', (e: grpc.ServiceError) => resolve(e.code));
       stream.on('end', () => resolve(-1));

@@ -219,6 +219,7 @@ test('activate: task PENDING/RUNNING → SUCCESS 100, every unsigned instance si
   assert.match(r.body.task_id, /^[0-9a-f-]{36}$/);
   const { final, states } = await waitTask(c, admin, r.body.task_id);
   assertTaskOrder(states);
+  assert.ok(states.length >= 2 && states[0] !== 'SUCCESS', `states seen: ${states.join(' → ')}`);
   assert.is(final.state, 'SUCCESS', final.error);
   assert.is(final.progress, 100);
   assert.is(final.action, 'activate');
@@ -275,6 +276,40 @@ test("deactivate (GET with a JSON body, as the document's example): SUCCESS, nod
   );
   // signatures stay
   assert.is((await getSign()).body.sign.is_valid, 'true');
+});
+
+test('a domain the agent signed at activation before the controller knew it: POST adopts that baseline', async () => {
+  const late = await defineTestDomain(a.hypervisor, 'vm-late'); // not reported yet
+  try {
+    const r = await c.call('POST', `/v1/sign/node/${a.nodeId}/action`, {
+      token: admin,
+      body: { action: 'activate' },
+    });
+    const { final } = await waitTask(c, admin, r.body.task_id);
+    assert.is(final.state, 'SUCCESS', final.error);
+    // the agent holds a baseline; the catalogue has none, the inventory had no such instance
+    const sock = agentSocketClient(a.agent.endpoints.socket);
+    let agentSig: any;
+    try {
+      agentSig = await unaryCall(sock, 'getSignature', { serverId: late.uuid });
+    } finally {
+      sock.close();
+    }
+    assert.is((await getSign(late.uuid)).status, 404);
+    await a.agent.report();
+    const post = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: late.uuid } });
+    assert.is(post.status, 200, post.text);
+    assertSignShape(post.body.sign);
+    assert.is(post.body.sign.instance_name, 'vm-late');
+    const m = (await manifestOf(late.uuid)).body;
+    assert.is(m.signature, agentSig.signature, 'the baseline signed at activation is kept, not replaced');
+    assert.is((await getSign(late.uuid)).body.sign.is_valid, 'true');
+    // a second POST is the usual 409
+    const again = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: late.uuid } });
+    assert.is(again.status, 409, again.text);
+  } finally {
+    late.remove();
+  }
 });
 
 test.run();

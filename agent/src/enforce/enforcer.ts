@@ -24,12 +24,14 @@ export interface EnforcerDeps {
   socket: string;
 }
 
-const short = (d: string | undefined) => (d ? d.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]+$/, '$1$2…') : '?');
+const short = (d: string | undefined) =>
+  d ? d.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]+$/, '$1$2…') : '?';
 
 /** One difference in a few words: what a refusal reason and an audit detail say. */
 export function describeDifference(d: Difference): string {
   const where = [d.role ?? d.target, d.path].filter(Boolean).join(' ');
-  if (d.component === 'config') return `definition changed (config ${short(d.expected)} → ${short(d.actual)})`;
+  if (d.component === 'config')
+    return `definition changed (config ${short(d.expected)} → ${short(d.actual)})`;
   const what = `${d.component === 'boot' ? 'boot artifact' : 'disk'} ${where}`;
   if (d.reason && !d.actual) return `${what} ${d.reason}`;
   const chunks = d.chunks?.length
@@ -54,6 +56,8 @@ function fromMsg(d: DifferenceMsg): Difference {
 }
 
 export const describeVerdict = (v: Verdict) => v.differences.map(describeDifference).join('; ');
+
+const SEAL_WAIT_MS = 10_000;
 
 export class Enforcer {
   private readonly blockedFile: string;
@@ -110,10 +114,17 @@ export class Enforcer {
         return this.refuse(uuid, name, `destroyed after tampering (${block}); re-sign it to start it`);
       }
       if (!(await this.d.signatures.get(uuid))) {
-        if (this.d.config.unsignedPolicy === 'refuse') return this.refuse(uuid, name, 'instance is not signed');
+        if (this.d.config.unsignedPolicy === 'refuse')
+          return this.refuse(uuid, name, 'instance is not signed');
         try {
           await this.d.signatures.sign(uuid, { replace: false });
-          this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'signed', detail: 'signed at start' });
+          this.emit({
+            kind: 'verdict',
+            serverId: uuid,
+            instanceName: name,
+            action: 'signed',
+            detail: 'signed at start',
+          });
           return { allowed: true, reason: 'signed at start' };
         } catch (e) {
           if (!(e instanceof AlreadySignedError)) {
@@ -121,26 +132,49 @@ export class Enforcer {
           }
         }
       }
-      // Waits behind a seal of this instance that is running (SignatureService serialises per instance).
-      await this.seals.get(uuid);
-      const v = await this.d.signatures.verify(uuid);
+      // A seal of this instance (shut off just now) finishes first, within bounds: one caught in a
+      // libvirt call when this start took the domain's lock would otherwise wait for us forever.
+      const seal = this.seals.get(uuid);
+      if (seal) await Promise.race([seal, new Promise((r) => setTimeout(r, SEAL_WAIT_MS).unref())]);
+      const v = await this.d.signatures.verify(uuid, { queue: false });
       if (v.isValid === 'false') {
         const why = describeVerdict(v);
-        this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'refused', detail: why, verdict: v });
+        // one event: the refusal carries the verdict (the controller records both from it)
         return this.refuse(uuid, name, `signature check failed: ${why}`, v);
       }
-      this.emit({ kind: 'verdict', serverId: uuid, instanceName: name, action: 'allowed', detail: `verdict ${v.isValid}`, verdict: v });
+      this.emit({
+        kind: 'verdict',
+        serverId: uuid,
+        instanceName: name,
+        action: 'allowed',
+        detail: `verdict ${v.isValid}`,
+        verdict: v,
+      });
       return { allowed: true, reason: `signature verdict ${v.isValid}` };
     });
   }
 
   private refuse(uuid: string, name: string, why: string, v?: Verdict): CheckStartResponseMsg {
     const reason = `vmwarden: start of '${name}' refused: ${why}`;
-    this.emit({ kind: 'refusal', serverId: uuid, instanceName: name, action: 'refused', detail: why, verdict: v });
+    this.emit({
+      kind: 'refusal',
+      serverId: uuid,
+      instanceName: name,
+      action: 'refused',
+      detail: why,
+      verdict: v,
+    });
     return { allowed: false, reason };
   }
 
-  private emit(e: { kind: string; serverId: string; instanceName: string; action: string; detail: string; verdict?: Verdict }) {
+  private emit(e: {
+    kind: string;
+    serverId: string;
+    instanceName: string;
+    action: string;
+    detail: string;
+    verdict?: Verdict;
+  }) {
     this.d.events.emit('event', {
       time: new Date().toISOString(),
       kind: e.kind,
@@ -189,7 +223,13 @@ export class Enforcer {
     } catch (err) {
       if ((await this.d.hypervisor.getDomain(e.serverId))?.state !== 'shut off') throw err;
     }
-    this.emit({ kind: 'destroyed', serverId: e.serverId, instanceName: dom.name, action: 'destroyed', detail: `destroyed by tamper policy: ${why}` });
+    this.emit({
+      kind: 'destroyed',
+      serverId: e.serverId,
+      instanceName: dom.name,
+      action: 'destroyed',
+      detail: `destroyed by tamper policy: ${why}`,
+    });
   }
 
   private readBlocked(): Record<string, string> {

@@ -61,7 +61,11 @@ export function decodeCheckStartResponse(buf: Buffer): { allowed: boolean; reaso
 class Unreachable extends Error {}
 
 /** One unary gRPC call over the unix socket (h2c). */
-export function checkStart(socket: string, serverId: string, xml: string): Promise<{ allowed: boolean; reason: string }> {
+export function checkStart(
+  socket: string,
+  serverId: string,
+  xml: string,
+): Promise<{ allowed: boolean; reason: string }> {
   const msg = Buffer.concat([stringField(1, serverId), stringField(2, xml)]);
   const frame = Buffer.alloc(5 + msg.length);
   frame.writeUInt32BE(msg.length, 1);
@@ -127,7 +131,10 @@ function parseArgs(argv: string[]): { socket: string; state: string; rest: strin
 }
 
 /** Decides; returns the exit code and what goes to stderr. */
-export async function runHook(argv: string[], stdin: () => Promise<string>): Promise<{ code: number; message: string }> {
+export async function runHook(
+  argv: string[],
+  stdin: () => Promise<string>,
+): Promise<{ code: number; message: string }> {
   const { socket, state: statePath, rest } = parseArgs(argv);
   const [name = '', op = '', subop = ''] = rest;
   if (op !== 'prepare' || subop !== 'begin') return { code: 0, message: '' };
@@ -155,10 +162,16 @@ export async function runHook(argv: string[], stdin: () => Promise<string>): Pro
     if (r.allowed) return { code: 0, message: '' };
     return { code: 1, message: r.reason || `vmwarden: start of '${name}' refused` };
   } catch (e) {
-    const what = e instanceof Unreachable ? `vmwarden agent unreachable at ${state?.socket || socket}` : 'vmwarden agent failed';
+    const what =
+      e instanceof Unreachable
+        ? `vmwarden agent unreachable at ${state?.socket || socket}`
+        : 'vmwarden agent failed';
     const detail = `${what}: ${(e as Error).message}`;
-    if (!enforced) return allow(`${detail}; allowed (${state ? 'fail-open policy or validation off' : 'no agent state'})`);
-    return refuse(`${detail}; validation is active on this node, so starts are refused (fail closed)${stateError ? ` [state file: ${stateError}]` : ''}`);
+    if (!enforced)
+      return allow(`${detail}; allowed (${state ? 'fail-open policy or validation off' : 'no agent state'})`);
+    return refuse(
+      `${detail}; validation is active on this node, so starts are refused (fail closed)${stateError ? ` [state file: ${stateError}]` : ''}`,
+    );
   }
 }
 

@@ -1,6 +1,14 @@
 // `vmwarden-agent install-hook`: writes /etc/libvirt/hooks/qemu.d/vmwarden, a small shell script that
 // lets every operation but `prepare begin` through at once and hands that one to hook.js.
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +37,13 @@ export interface InstallResult {
 }
 
 /** Idempotent: rewrites the file only when its content differs; mode 0755. */
-export function installHook(opts: { socket: string; state: string; path?: string; node?: string; hookJs?: string }): InstallResult {
+export function installHook(opts: {
+  socket: string;
+  state: string;
+  path?: string;
+  node?: string;
+  hookJs?: string;
+}): InstallResult {
   const path = opts.path ?? DEFAULT_HOOK_PATH;
   const dir = dirname(path);
   const dirHadHooks = existsSync(dir) && readdirSync(dir).some((f) => !f.startsWith('.'));

@@ -104,6 +104,14 @@ export async function instancesOf(
   return instances;
 }
 
+/**
+ * Ends a server stream with an error status. grpc-js sends the status from the stream's own 'error'
+ * listener; destroy() would tear the stream down without ever sending one, leaving the caller hanging.
+ */
+function failStream(call: { emit(event: string, ...args: unknown[]): boolean }, err: unknown): void {
+  call.emit('error', toGrpc(err));
+}
+
 /** vmwarden.agent.v1.Agent. On TCP only the controller (mTLS, SAN urn:vmwarden:controller) may call. */
 export function agentService(d: AgentServiceDeps) {
   const authorize = (call: { getAuthContext(): any }) => {
@@ -144,7 +152,8 @@ export function agentService(d: AgentServiceDeps) {
     }),
 
     checkStart: unary<{ serverId: string; domainXml: string }>(async ({ serverId, domainXml }) => {
-      if (!serverId && !domainXml) throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
+      if (!serverId && !domainXml)
+        throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
       if (!d.enforcer) return { allowed: true, reason: 'no enforcement on this endpoint' };
       return d.enforcer.checkStart(serverId, domainXml);
     }),
@@ -176,14 +185,14 @@ export function agentService(d: AgentServiceDeps) {
         } satisfies EventMsg);
         call.write({ done: 0, total: 0, finished: true, active });
         call.end();
-      })().catch((err) => call.destroy(toGrpc(err)));
+      })().catch((err) => failStream(call, err));
     },
 
     watchEvents: (call: grpc.ServerWritableStream<unknown, EventMsg>) => {
       try {
         authorize(call);
       } catch (err) {
-        call.destroy(toGrpc(err));
+        failStream(call, err);
         return;
       }
       const forward = (e: EventMsg) => call.write(e);

@@ -51,7 +51,15 @@ export class AgentClients {
       entry = { address: node.agentAddress, raw: new this.Agent(node.agentAddress, credentials) };
       this.clients.set(node.id, entry);
     }
-    return wrap(entry.raw as any, node);
+    const raw = entry.raw;
+    // A channel whose agent went away sits in reconnect backoff and fails calls fast for up to two
+    // minutes after the agent is back; drop it so the next call dials afresh.
+    const evict = () => {
+      if (this.clients.get(node.id)?.raw !== raw) return;
+      this.clients.delete(node.id);
+      raw.close();
+    };
+    return wrap(raw as any, node, evict);
   }
 
   close(): void {
@@ -60,11 +68,16 @@ export class AgentClients {
   }
 }
 
-function wrap(raw: any, node: Node): AgentClient {
+function wrap(raw: any, node: Node, evict: () => void): AgentClient {
+  const fail = (err: grpc.ServiceError): Error => {
+    const e = translate(err, node);
+    if (e instanceof AgentUnavailableError) evict();
+    return e;
+  };
   const unary = <T>(method: string, req: object): Promise<T> =>
     new Promise((resolve, reject) =>
       raw[method](req, { deadline: Date.now() + DEADLINE_MS }, (err: grpc.ServiceError | null, res: T) =>
-        err ? reject(translate(err, node)) : resolve(res),
+        err ? reject(fail(err)) : resolve(res),
       ),
     );
   return {
@@ -76,7 +89,7 @@ function wrap(raw: any, node: Node): AgentClient {
       new Promise((resolve, reject) => {
         const stream = raw.setValidation({ active });
         stream.on('data', onProgress);
-        stream.on('error', (err: grpc.ServiceError) => reject(translate(err, node)));
+        stream.on('error', (err: grpc.ServiceError) => reject(fail(err)));
         stream.on('end', () => resolve());
       }),
   };

@@ -62,9 +62,13 @@ export async function signRoutes(app: FastifyInstance, opts: { services: Control
     },
   );
 
-  app.get('/v1/sign/:server_id/events', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
-    events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
-  }));
+  app.get(
+    '/v1/sign/:server_id/events',
+    { schema: { params: wire.schemas.serverParams } },
+    async (request) => ({
+      events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
+    }),
+  );
 
   app.post('/v1/sign', { schema: { body: wire.schemas.serverBody } }, async (request) => ({
     sign: wire.sign(await s.sign.create((request.body as { server_id: string }).server_id)),

@@ -12,6 +12,10 @@ import type { TaskWork } from './tasks.js';
 
 const validity = (v: string): Validity => (v === 'true' || v === 'false' ? v : 'unknown');
 
+/** The agent could not be asked (call() turns AgentUnavailableError into a 503 AGENT_UNAVAILABLE). */
+const unreachable = (err: unknown) =>
+  err instanceof AgentUnavailableError || (err instanceof ApiError && err.code === 'AGENT_UNAVAILABLE');
+
 /** The controller's signature catalogue: the agents compute and sign, the controller keeps the record. */
 export class SignService {
   constructor(
@@ -32,7 +36,7 @@ export class SignService {
       await this.store.setVerdict(serverId, validity(verdict.isValid), at);
       return { ...record, isValid: validity(verdict.isValid), checkedAt: at };
     } catch (err) {
-      if (err instanceof AgentUnavailableError) return { ...record, isValid: 'unknown' };
+      if (unreachable(err)) return { ...record, isValid: 'unknown' };
       throw err;
     }
   }
@@ -46,8 +50,20 @@ export class SignService {
     const node = await this.nodeOf(serverId);
     if (await this.store.get(serverId))
       throw conflict('SIGNATURE_EXISTS', `server ${serverId} is already signed`);
-    const sig = await this.call(() => this.agents.for(node).sign(serverId, false));
-    return this.store.insert(this.fromAgent(sig, node, null));
+    const sig = await this.call(() => this.agents.for(node).sign(serverId, false)).catch(async (err) => {
+      // The agent already holds a baseline the catalogue lacks (signed at activation before its
+      // inventory report, or a catalogue restored from backup): adopt it rather than answer 409 while
+      // GET and PUT answer 404. Re-signing instead would accept whatever changed since.
+      if (err instanceof ApiError && err.code === 'SIGNATURE_EXISTS')
+        return this.call(() => this.agents.for(node).getSignature(serverId));
+      throw err;
+    });
+    return this.store.insert(this.fromAgent(sig, node, null)).catch((err) => {
+      // a concurrent POST for the same server recorded it first
+      if (/UNIQUE/.test(String((err as Error).message)))
+        throw conflict('SIGNATURE_EXISTS', `server ${serverId} is already signed`);
+      throw err;
+    });
   }
 
   /** PUT /v1/sign: accept the instance's current state as its baseline. */
@@ -73,7 +89,7 @@ export class SignService {
     if (!record) throw notFound(`no signature for server ${serverId}`);
     const node = await this.nodes.get(record.nodeId);
     const verdict = await this.verdictOf(record).catch((err) => {
-      if (err instanceof AgentUnavailableError) return null;
+      if (unreachable(err)) return null;
       throw err;
     });
     return { record, verdict, nodePublicKey: node.publicKeyPem ?? '' };
@@ -85,7 +101,7 @@ export class SignService {
     const record = await this.store.get(event.serverId);
     if (record && record.nodeId !== node.id) return; // a node speaks only for its own instances
     await this.store.insertEvents(auditRecords(node, event, this.clock.now().toISOString()));
-    if (event.kind !== 'verdict' || !event.verdict || !record) return;
+    if (!event.verdict || !record) return;
     await this.store.setVerdict(
       event.serverId,
       validity(event.verdict.isValid),
