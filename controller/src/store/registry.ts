@@ -5,6 +5,7 @@ import { accessMigrations } from '../access/migrations.js';
 import { nodeMigrations } from '../nodes/migrations.js';
 import { signMigrations } from '../sign/migrations.js';
 import { keyMigrations } from '../keys/migrations.js';
+import { opsMigrations } from '../ops/migrations.js';
 
 /** Every concern's schema steps, in the order they must apply (later ones may reference earlier tables). */
 export const allMigrations: Migration[] = [
@@ -14,4 +15,5 @@ export const allMigrations: Migration[] = [
   ...nodeMigrations,
   ...signMigrations,
   ...keyMigrations,
+  ...opsMigrations,
 ];
