@@ -101,3 +101,32 @@ export interface InventoryReportMsg {
   validationActive: boolean;
   libvirtUri: string;
 }
+
+export interface TrustBundleMsg {
+  trustedCaKeys: string[];
+  krl: Buffer;
+  /** uint64, as a decimal string (longs: String). */
+  krlVersion: string | number;
+  revokedSerials: string[];
+  loginUser: string;
+}
+
+export interface GuestTrustStatusMsg {
+  serverId: string;
+  state: string;
+  caFingerprints: string[];
+  krlVersion: string | number;
+  lastSuccess: string;
+  lastError: string;
+  loginUser: string;
+}
+
+export interface SessionReportMsg {
+  serverId: string;
+  event: 'start' | 'end';
+  certificateId: string;
+  serial: string;
+  sourceIp: string;
+  sessionId: string;
+  reason: string;
+}

@@ -1,6 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { vmwardenServices } from '../../proto/load.js';
-import type { EventMsg, InventoryReportMsg } from '../../proto/messages.js';
+import type {
+  EventMsg,
+  GuestTrustStatusMsg,
+  InventoryReportMsg,
+  SessionReportMsg,
+  TrustBundleMsg,
+} from '../../proto/messages.js';
 import type { AgentCredentials } from './credentials.js';
 
 /** The agent's mTLS client to the controller: inventory and event reports. */
@@ -24,8 +30,28 @@ export class ControllerLink {
     return this.unary('reportEvent', event);
   }
 
+  getTrustBundle(): Promise<TrustBundleMsg> {
+    return this.call('getTrustBundle', {});
+  }
+
+  async reportTrust(guests: GuestTrustStatusMsg[]): Promise<void> {
+    await this.call('reportTrust', { guests });
+  }
+
+  async reportSession(report: SessionReportMsg): Promise<string> {
+    return (await this.call<{ sessionId: string }>('reportSession', report)).sessionId;
+  }
+
   close(): void {
     this.client.close();
+  }
+
+  private call<T>(method: string, req: object): Promise<T> {
+    return new Promise((resolve, reject) =>
+      this.client[method](req, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: T) =>
+        err ? reject(err) : resolve(res),
+      ),
+    );
   }
 
   private unary(method: string, req: object): Promise<void> {

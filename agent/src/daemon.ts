@@ -19,6 +19,7 @@ import { agentService, instancesOf } from './grpc/agent-service.js';
 import { ChangeWatcher } from './watch.js';
 import { Enforcer } from './enforce/enforcer.js';
 import { StartGuard } from './enforce/start-guard.js';
+import { GuestTrustManager } from './guest/manager.js';
 
 export interface RunningAgent {
   endpoints: { grpc: string; socket: string };
@@ -26,6 +27,8 @@ export interface RunningAgent {
   hypervisor: Hypervisor;
   events: EventEmitter;
   watcher: ChangeWatcher;
+  /** SSH trust and sessions inside guests (qemu guest agent); absent for non-QEMU URIs. */
+  guests?: GuestTrustManager;
   /** Sends the inventory to the controller now (also runs on a timer). */
   report(): Promise<void>;
   /** Rotates the agent certificate now (also runs when a third of its lifetime is left). */
@@ -48,7 +51,11 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
  */
 export async function startAgent(
   config: AgentConfig,
-  opts: { hypervisor?: Hypervisor } = {},
+  opts: {
+    hypervisor?: Hypervisor;
+    /** Trust inside guests: false turns it off; `only` limits it to some domains (tests). */
+    guests?: false | { pollMs?: number; only?: (uuid: string) => boolean };
+  } = {},
 ): Promise<RunningAgent> {
   const dataDir = resolve(config.dataDir);
   const creds = loadCredentials(dataDir);
@@ -69,6 +76,13 @@ export async function startAgent(
   });
   const socket = resolve(config.socket);
   const enforcer = new Enforcer({ signatures, guard, hypervisor, events, config, dataDir, socket });
+  // Guests are reached through the qemu guest agent: only QEMU URIs have one.
+  const guests =
+    opts.guests !== false &&
+    /^qemu(\+\w+)?:/.test(hypervisor.uri) &&
+    process.env.VMWARDEN_AGENT_GUEST_TRUST !== '0'
+      ? new GuestTrustManager(hypervisor, () => link, opts.guests || {})
+      : undefined;
   const onSigned = (serverId: string) => {
     enforcer.signed(serverId);
     void watcher.refresh();
@@ -94,7 +108,16 @@ export async function startAgent(
   const tcp = new grpc.Server();
   tcp.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned, enforcer }) as never,
+    agentService({
+      signatures,
+      hypervisor,
+      events,
+      info,
+      caPem: creds.ca,
+      onSigned,
+      enforcer,
+      guests,
+    }) as never,
   );
   tcp.addService(Health.service, health);
   new ReflectionService(definition).addToServer(tcp);
@@ -105,7 +128,7 @@ export async function startAgent(
   const local = new grpc.Server();
   local.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned, enforcer }) as never,
+    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned, enforcer, guests }) as never,
   );
   local.addService(Health.service, health);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
@@ -130,6 +153,7 @@ export async function startAgent(
   await report().catch(() => undefined); // the controller may be down: we keep working and retry
   await watcher.start();
   await enforcer.start();
+  await guests?.start();
   events.on('event', (e: EventMsg) => {
     if (e.kind !== 'validation') return;
     void watcher.refresh();
@@ -157,6 +181,7 @@ export async function startAgent(
     hypervisor,
     events,
     watcher,
+    guests,
     report,
     rotate,
     stop: async () => {
@@ -164,6 +189,7 @@ export async function startAgent(
       await rotation.stop();
       await watcher.stop();
       await enforcer.stop();
+      await guests?.stop();
       events.off('event', forward);
       await Promise.race([
         Promise.all([shutdown(tcp), shutdown(local)]),

@@ -12,7 +12,7 @@ import { InsecureFileError } from '../../controller/src/platform/private-file.js
 
 const USAGE = `usage: vmwarden-agent <command> [flags]
   enroll --controller HOST:PORT --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
-  install-hook [--socket PATH] [--data-dir DIR] [--hook-path PATH]
+  install-hook [--socket PATH] [--data-dir DIR] [--hook-path PATH] [--domains GLOB]
   run    [--controller HOST:PORT] [--token TOKEN (enrolls first when not enrolled)] [--data-dir DIR]
          [--libvirt-uri URI] [--listen-grpc HOST:PORT] [--socket PATH] [--config FILE]`;
 
@@ -40,13 +40,18 @@ async function enrollWith(config: AgentConfig, token: string | undefined) {
 }
 
 async function main() {
-  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), ['token', 'hook-path']);
+  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), [
+    'token',
+    'hook-path',
+    'domains',
+  ]);
   if (command === 'enroll') return enrollWith(config, extra.token);
   if (command === 'install-hook') {
     const r = installHook({
       socket: resolve(config.socket),
       state: stateFilePath(resolve(config.dataDir)),
       path: extra['hook-path'],
+      domains: extra.domains,
     });
     process.stdout.write(`${r.message}\n`);
     return;

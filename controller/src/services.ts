@@ -18,12 +18,16 @@ import { SshAuthority } from './access/authority.js';
 import { KrlPublisher } from './access/krl-publisher.js';
 import { AccessService } from './access/service.js';
 import { AccessSessions } from './access/sessions.js';
+import { GuestTrust } from './access/guest-trust.js';
 import { Nodes } from './nodes/service.js';
 import { NodeStore } from './nodes/store.js';
 import { AgentClients } from './nodes/agent-clients.js';
 import { SignService } from './sign/service.js';
 import { SignStore } from './sign/store.js';
 import { TaskRunner } from './sign/tasks.js';
+import { AuditLog } from './ops/audit.js';
+import { Metrics } from './ops/metrics.js';
+import { storeGauges } from './ops/routes.js';
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
@@ -43,10 +47,17 @@ export interface ControllerServices {
   krl: KrlPublisher;
   access: AccessService;
   accessSessions: AccessSessions;
+  /** Trust inside guests: bundle pushed to agents, per-instance status, observed sessions. */
+  guestTrust: GuestTrust;
   nodes: Nodes;
   agents: AgentClients;
   sign: SignService;
   tasks: TaskRunner;
+  /** The store itself: readiness checks only (services own their queries). */
+  db: Database;
+  /** Audit log of state-changing actions (fail closed: see ops/audit.ts). */
+  audit: AuditLog;
+  metrics: Metrics;
 }
 
 export async function createServices(
@@ -101,6 +112,18 @@ export async function createServices(
   const signStore = new SignStore(db);
   const sign = new SignService(signStore, nodes, inventory, agents, clock);
   const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action));
+  const metrics = new Metrics();
+  storeGauges(metrics, db);
+  const accessSessions = new AccessSessions(accessStore, inventory, clock);
+  const guestTrust = new GuestTrust(
+    krl,
+    sshAuthority,
+    agents,
+    accessSessions,
+    identityStore,
+    clock,
+    config.defaultLoginUser,
+  );
   return {
     version,
     config,
@@ -116,10 +139,14 @@ export async function createServices(
     sshAuthority,
     krl,
     access,
-    accessSessions: new AccessSessions(accessStore, inventory, clock),
+    accessSessions,
+    guestTrust,
     nodes,
     agents,
     sign,
     tasks,
+    db,
+    audit: new AuditLog(db, clock, metrics),
+    metrics,
   };
 }

@@ -13,6 +13,7 @@ import { checkStart, decodeCheckStartResponse, runHook } from '../../agent/src/e
 import { hookScript, installHook } from '../../agent/src/enforce/install-hook.js';
 import { parseLifecycleLine } from '../../agent/src/enforce/lifecycle.js';
 import { writeEnforcementState } from '../../agent/src/enforce/state-file.js';
+import { AgentConfigError, loadAgentConfig } from '../../agent/src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmwarden-hook-'));
 const socket = join(dir, 'agent.sock');
@@ -194,6 +195,26 @@ test('install-hook: mode 0755, idempotent, restart advice only for a new hook in
   const moved = installHook({ socket: '/run/x.sock', state, path });
   assert.equal([moved.change, moved.restartNeeded], ['updated', false]);
   assert.match(hookScript({ socket: "/it's", state }), `'/it'\\''s'`);
+  assert.match(hookScript({ socket, state, domains: 'vmw-*' }), 'case "$1" in vmw-*) ;; *) exit 0 ;; esac');
+  assert.throws(() => hookScript({ socket, state, domains: 'x; rm -rf /' }));
+});
+
+test('the installed wrapper: other operations and out-of-scope domains pass without node', async () => {
+  const path = join(dir, 'scoped', 'vmwarden');
+  installHook({ socket, state, path, domains: 'vmw-*' });
+  setState(true); // active, agent unreachable: in scope this is refused
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      const child = execFile(path, args, (err, _o, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
+      child.stdin!.end(XML);
+    });
+  assert.is((await run(['other-vm', 'prepare', 'begin', '-'])).code, 0);
+  assert.is((await run(['vmw-1', 'release', 'end', '-'])).code, 0);
+  const refused = await run(['vmw-1', 'prepare', 'begin', '-']);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, 'vmwarden agent unreachable');
 });
 
 test('lifecycle lines from `virsh event`', () => {
@@ -207,6 +228,20 @@ test('lifecycle lines from `virsh event`', () => {
     'Shutdown',
   );
   assert.is(parseLifecycleLine('events received: 3'), undefined);
+});
+
+test('agent config: enforcement policies from flags/env, with defaults, and refused when unknown', () => {
+  const d = loadAgentConfig(['run'], [], {}).config;
+  assert.equal([d.unsignedPolicy, d.tamperPolicy, d.hookFailPolicy], ['sign', 'alert', 'closed']);
+  const c = loadAgentConfig(['run', '--tamper-policy', 'shutdown'], [], {
+    VMWARDEN_AGENT_UNSIGNED_POLICY: 'refuse',
+    VMWARDEN_AGENT_HOOK_FAIL_POLICY: 'open',
+  }).config;
+  assert.equal([c.unsignedPolicy, c.tamperPolicy, c.hookFailPolicy], ['refuse', 'shutdown', 'open']);
+  assert.throws(
+    () => loadAgentConfig(['run', '--tamper-policy', 'explode'], [], {}),
+    (e: unknown) => e instanceof AgentConfigError,
+  );
 });
 
 test.run();

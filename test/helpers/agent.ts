@@ -36,6 +36,11 @@ export interface TestAgentOptions {
   reportIntervalSeconds?: number;
   /** Other agent settings (e.g. tamperPolicy); libvirtUri follows the hypervisor handed in. */
   config?: Partial<AgentConfig>;
+  /**
+   * SSH trust inside guests (qemu:/// only). Off by default: test agents share the host's libvirtd,
+   * and one must not install its controller's trust into another test's guests.
+   */
+  guests?: false | { pollMs?: number; only?: (uuid: string) => boolean };
 }
 
 export interface TestAgent {
@@ -96,7 +101,10 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
     logLevel: 'silent',
     ...opts.config,
   };
-  let running: RunningAgent | undefined = await startAgent(config, { hypervisor });
+  let running: RunningAgent | undefined = await startAgent(config, {
+    hypervisor,
+    guests: opts.guests ?? false,
+  });
   let stopped = false;
 
   const t: TestAgent = {
@@ -117,7 +125,7 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
       await t.stopAgent();
       const listenGrpc = o.newPort ? '127.0.0.1:0' : t.agent.endpoints.grpc;
       Object.assign(config, o.config ?? {});
-      running = await startAgent({ ...config, listenGrpc }, { hypervisor });
+      running = await startAgent({ ...config, listenGrpc }, { hypervisor, guests: opts.guests ?? false });
       t.agent = running;
       return running;
     },

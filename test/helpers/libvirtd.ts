@@ -9,6 +9,8 @@ import { DEFAULT_HOOK_PATH, installHook, type InstallResult } from '../../agent/
 
 const execFileP = promisify(execFile);
 export const QEMU_URI = 'qemu:///system';
+/** Names of the domains the enforcement tests create (the hook checks only these). */
+export const TEST_DOMAINS = 'vmw-*';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function answers(): Promise<boolean> {
@@ -77,9 +79,13 @@ export async function restartLibvirtd(): Promise<void> {
   await waitAnswering();
 }
 
-/** Points the host's hook at a (test) agent. Call ensureLibvirtd() first (no restart is needed then). */
+/**
+ * Points the host's hook at a (test) agent, for the test domains only (names `vmw-*`): a libvirtd
+ * shared with other tests keeps starting their domains whatever our agent's state.
+ * Call ensureLibvirtd() first (no restart is needed then).
+ */
 export function installTestHook(socket: string, state: string): InstallResult {
-  const r = installHook({ socket, state });
+  const r = installHook({ socket, state, domains: TEST_DOMAINS });
   if (r.restartNeeded) throw new Error('the hook was new to libvirtd: call ensureLibvirtd() first');
   return r;
 }

@@ -64,12 +64,15 @@ export class Enforcer {
   private readonly blocked: Map<string, string>;
   private readonly lifecycle: LifecycleEvents;
   private readonly seals = new Map<string, Promise<void>>();
-  private readonly onEvent = (e: EventMsg) => void this.tamperCheck(e);
+  /** Lifecycle handlers and tamper checks in flight: stop() waits for them (they use the store). */
+  private readonly inFlight = new Set<Promise<void>>();
+  private stopped = false;
+  private readonly onEvent = (e: EventMsg) => this.track(() => this.tamperCheck(e));
 
   constructor(private readonly d: EnforcerDeps) {
     this.blockedFile = join(d.dataDir, 'blocked.json');
     this.blocked = new Map(Object.entries(this.readBlocked()));
-    this.lifecycle = new LifecycleEvents(d.hypervisor.uri, (e) => void this.onLifecycle(e));
+    this.lifecycle = new LifecycleEvents(d.hypervisor.uri, (e) => this.track(() => this.onLifecycle(e)));
   }
 
   async start(): Promise<void> {
@@ -79,9 +82,17 @@ export class Enforcer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.lifecycle.stop();
     this.d.events.off('event', this.onEvent);
-    await Promise.allSettled([...this.seals.values()]);
+    await Promise.allSettled([...this.inFlight, ...this.seals.values()]);
+  }
+
+  private track(fn: () => Promise<void>): void {
+    if (this.stopped) return;
+    const p = fn().catch(() => undefined); // libvirt or the controller away: nothing to do now
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
   }
 
   /** The state file the hook falls back to when the agent does not answer. */
@@ -117,7 +128,7 @@ export class Enforcer {
         if (this.d.config.unsignedPolicy === 'refuse')
           return this.refuse(uuid, name, 'instance is not signed');
         try {
-          await this.d.signatures.sign(uuid, { replace: false });
+          await this.d.signatures.sign(uuid, { replace: false, queue: false });
           this.emit({
             kind: 'verdict',
             serverId: uuid,

@@ -16,13 +16,25 @@ export const DEFAULT_HOOK_PATH = '/etc/libvirt/hooks/qemu.d/vmwarden';
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-export function hookScript(opts: { socket: string; state: string; node?: string; hookJs?: string }): string {
+export interface HookOptions {
+  socket: string;
+  state: string;
+  /** Shell glob of the domain names the hook checks (default: every domain). */
+  domains?: string;
+  node?: string;
+  hookJs?: string;
+}
+
+export function hookScript(opts: HookOptions): string {
   const hookJs = opts.hookJs ?? fileURLToPath(new URL('./hook.js', import.meta.url));
+  if (opts.domains && /[\s'"`$\\;|&()<>]/.test(opts.domains)) throw new Error('domains must be a plain glob');
+  const scope =
+    opts.domains && opts.domains !== '*' ? `\ncase "$1" in ${opts.domains}) ;; *) exit 0 ;; esac` : '';
   return `#!/bin/sh
 # vmwarden libvirt hook, written by \`vmwarden-agent install-hook\`. libvirtd runs it as
 # <domain> <operation> <sub-operation> <extra> with the domain XML on stdin. Only "prepare begin"
 # is checked (by the vmwarden agent, over its unix socket); everything else passes at once.
-[ "$2" = prepare ] && [ "$3" = begin ] || exit 0
+[ "$2" = prepare ] && [ "$3" = begin ] || exit 0${scope}
 exec ${q(opts.node ?? process.execPath)} ${q(hookJs)} --socket ${q(opts.socket)} --state ${q(opts.state)} "$@"
 `;
 }
@@ -37,13 +49,7 @@ export interface InstallResult {
 }
 
 /** Idempotent: rewrites the file only when its content differs; mode 0755. */
-export function installHook(opts: {
-  socket: string;
-  state: string;
-  path?: string;
-  node?: string;
-  hookJs?: string;
-}): InstallResult {
+export function installHook(opts: HookOptions & { path?: string }): InstallResult {
   const path = opts.path ?? DEFAULT_HOOK_PATH;
   const dir = dirname(path);
   const dirHadHooks = existsSync(dir) && readdirSync(dir).some((f) => !f.startsWith('.'));

@@ -14,6 +14,8 @@ import type { SignatureRecord, SignatureService, Verdict } from '../signature/se
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
 import type { Enforcer } from '../enforce/enforcer.js';
+import type { GuestTrustManager } from '../guest/manager.js';
+import type { TrustBundleMsg } from '../../../proto/messages.js';
 
 export interface AgentServiceDeps {
   signatures: SignatureService;
@@ -26,6 +28,8 @@ export interface AgentServiceDeps {
   onSigned?: (serverId: string) => void;
   /** Start checks for the libvirt hook (CheckStart); absent: every start is allowed. */
   enforcer?: Enforcer;
+  /** SSH trust inside guests (UpdateTrust); absent: the push is acknowledged with no guests. */
+  guests?: GuestTrustManager;
 }
 
 function toGrpc(err: unknown): grpc.ServiceError {
@@ -156,6 +160,11 @@ export function agentService(d: AgentServiceDeps) {
         throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
       if (!d.enforcer) return { allowed: true, reason: 'no enforcement on this endpoint' };
       return d.enforcer.checkStart(serverId, domainXml);
+    }),
+
+    updateTrust: unary<TrustBundleMsg>(async (bundle) => {
+      if (!d.guests) return { guests: 0, sessionsEnded: 0 };
+      return d.guests.update(bundle);
     }),
 
     verifyInstance: unary<{ serverId: string }>(async ({ serverId }) => {

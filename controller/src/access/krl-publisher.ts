@@ -8,6 +8,8 @@ export interface PublishedKrl {
   version: number;
   blob: Buffer;
   generatedAt: Date;
+  /** Serials it revokes (not yet expired), for agents ending live sessions. */
+  serials: bigint[];
 }
 
 /**
@@ -47,7 +49,7 @@ export class KrlPublisher {
       serials: revoked.filter((r) => r.caId === ca.id).map((r) => r.serial),
     }));
     const blob = buildKrl({ version: BigInt(version), generatedAt: now, comment: 'vmwarden', sections });
-    this.cached = { version, blob, generatedAt: now };
+    this.cached = { version, blob, generatedAt: now, serials: revoked.map((r) => r.serial) };
     return this.cached;
   }
 }

@@ -5,7 +5,13 @@ import { EnrollmentError } from '../nodes/service.js';
 import type { Node } from '../nodes/model.js';
 import { ApiError } from '../platform/errors.js';
 import { grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
-import type { EnrollRequestMsg, EventMsg, InventoryReportMsg } from '../../../proto/messages.js';
+import type {
+  EnrollRequestMsg,
+  EventMsg,
+  GuestTrustStatusMsg,
+  InventoryReportMsg,
+  SessionReportMsg,
+} from '../../../proto/messages.js';
 
 type Call<T> = grpc.ServerUnaryCall<T, unknown>;
 type Handler<T> = (call: Call<T>) => Promise<unknown>;
@@ -96,6 +102,20 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
       const node = await agentNode(call);
       await s.sign.recordEvent(node, call.request);
       return { nodeId: node.id };
+    }),
+    getTrustBundle: unary<unknown>(async (call) => {
+      const node = await agentNode(call);
+      s.guestTrust.remember(node);
+      return s.guestTrust.bundle();
+    }),
+    reportTrust: unary<{ guests: GuestTrustStatusMsg[] }>(async (call) => {
+      const node = await agentNode(call);
+      s.guestTrust.report(node, call.request.guests);
+      return { nodeId: node.id };
+    }),
+    reportSession: unary<SessionReportMsg>(async (call) => {
+      const node = await agentNode(call);
+      return { sessionId: await s.guestTrust.session(node, call.request) };
     }),
     listInstances: unary<{ nodeId: number; limit: number; offset: number }>(async (call) => {
       await admin(call);

@@ -4,6 +4,7 @@ import { vmwardenServices } from '../../../proto/load.js';
 import { serverTls } from '../../../proto/grpc-tls.js';
 import type { ControllerServices } from '../services.js';
 import { controllerService } from './controller-service.js';
+import { instrumentGrpc } from '../ops/metrics.js';
 
 export interface GrpcTls {
   key: string;
@@ -27,7 +28,10 @@ export async function startGrpcServer(
   const { Controller, Health, definition } = vmwardenServices();
   server.addService(
     Controller.service,
-    controllerService(services, restUrl) as grpc.UntypedServiceImplementation,
+    instrumentGrpc(
+      controllerService(services, restUrl),
+      services.metrics,
+    ) as grpc.UntypedServiceImplementation,
   );
   server.addService(Health.service, {
     check: (_call: unknown, callback: grpc.sendUnaryData<{ status: string }>) =>

@@ -15,6 +15,9 @@ import { renderAccessError } from '../access/wire.js';
 import { signRoutes } from '../sign/routes.js';
 import { renderSignError } from '../sign/wire.js';
 import { handleErrorsWith } from './errors.js';
+import { installAudit } from '../ops/audit.js';
+import { opsRoutes } from '../ops/routes.js';
+import type { CollectedRoute } from '../ops/openapi.js';
 
 export interface TlsOptions {
   key: string;
@@ -103,6 +106,29 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
   app.decorateRequest('principal', null);
   handleErrorsWith(app, renderZitiError);
   app.setNotFoundHandler(renderNotFound);
+
+  // Every route with the schemas fastify validates it with: the source of /openapi.json.
+  const routes: CollectedRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat())
+      routes.push({
+        method,
+        url: route.url,
+        schema: route.schema as CollectedRoute['schema'],
+        public: (route.config as { public?: boolean } | undefined)?.public === true,
+      });
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = {
+      route: request.routeOptions.url ?? 'unmatched',
+      method: request.method,
+      status: String(reply.statusCode),
+    };
+    services.metrics.httpRequests.inc(labels);
+    services.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+  installAudit(app, services.audit, services.metrics);
+  opsRoutes(app, services, () => routes);
 
   for (const prefix of ['', '/edge/management/v1']) app.register(identityRoutes, { prefix, services });
   app.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });

@@ -40,6 +40,23 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
     return wire.sendJson(reply, 200, wire.instanceResponse(instance));
   });
 
+  // Trust installed inside the guest, as its agent last reported it.
+  app.get('/:server_id/trust', { schema: params }, async (request, reply) => {
+    const instance = await s.inventory.getFor(caller(request), serverId(request.params));
+    const t = s.guestTrust.status(instance.serverId);
+    return wire.sendJson(reply, 200, {
+      sandbox_id: instance.serverId,
+      node_id: t.nodeId || null,
+      state: t.state,
+      ca_fingerprints: t.caFingerprints,
+      krl_version: t.krlVersion,
+      login_user: t.loginUser || null,
+      last_success: t.lastSuccess,
+      last_error: t.lastError,
+      reported_at: t.reportedAt || null,
+    });
+  });
+
   app.patch(
     '/:server_id',
     { schema: { ...params, body: wire.schemas.instancePatch } },

@@ -1,7 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { vmwardenServices } from '../../../proto/load.js';
-import type { NodeInfo, SignatureMsg, ValidationProgressMsg, VerdictMsg } from '../../../proto/messages.js';
+import type {
+  NodeInfo,
+  SignatureMsg,
+  TrustBundleMsg,
+  ValidationProgressMsg,
+  VerdictMsg,
+} from '../../../proto/messages.js';
 import { nodeUri } from '../pki/internal-ca.js';
 import type { Node } from './model.js';
 
@@ -16,6 +22,8 @@ export interface AgentClient {
   getSignature(serverId: string): Promise<SignatureMsg>;
   verify(serverId: string): Promise<VerdictMsg>;
   setValidation(active: boolean, onProgress: (p: ValidationProgressMsg) => void): Promise<void>;
+  /** Pushes the SSH trust bundle (CA keys + KRL) into the agent's guests. */
+  updateTrust(bundle: TrustBundleMsg): Promise<{ guests: number; sessionsEnded: number }>;
 }
 
 /**
@@ -85,6 +93,7 @@ function wrap(raw: any, node: Node, evict: () => void): AgentClient {
     sign: (serverId, replace) => unary('signInstance', { serverId, replace }),
     getSignature: (serverId) => unary('getSignature', { serverId }),
     verify: (serverId) => unary('verifyInstance', { serverId }),
+    updateTrust: (bundle) => unary('updateTrust', bundle),
     setValidation: (active, onProgress) =>
       new Promise((resolve, reject) => {
         const stream = raw.setValidation({ active });

@@ -1,0 +1,322 @@
+import { createHash } from 'node:crypto';
+import type { Hypervisor } from '../libvirt/hypervisor.js';
+import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
+import { GuestAgent, NoGuestAgentError } from './guest-agent.js';
+import { fingerprintOf, killSessions, TrustInstaller } from './trust.js';
+
+/** What the manager needs from the controller link. */
+export interface TrustLink {
+  getTrustBundle(): Promise<TrustBundleMsg>;
+  reportTrust(guests: GuestTrustStatusMsg[]): Promise<void>;
+  /** Returns the session id the controller gave a start. */
+  reportSession(r: SessionReportMsg): Promise<string>;
+}
+
+interface LiveSession {
+  pid: number;
+  sessionId: string;
+  certificateId: string;
+  serial: string;
+  killed?: boolean;
+}
+
+interface Guest {
+  serverId: string;
+  agent: GuestAgent;
+  installer: TrustInstaller;
+  bootId?: string;
+  /** Key of the trust content installed during bootId (CA keys, login user); undefined: not yet. */
+  installed?: string;
+  krlVersion?: string;
+  cursor?: string;
+  sessions: Map<number, LiveSession>;
+  status: GuestTrustStatusMsg;
+  queue: Promise<unknown>;
+  /** No guest agent: not asked again before this time (ms). */
+  retryAt?: number;
+}
+
+/** sshd (LogLevel VERBOSE) on a certificate login. */
+const ACCEPTED =
+  /sshd\[(\d+)\]: Accepted publickey for (\S+) from (\S+) port \d+ \S+: \S+ \S+ ID (.*) \(serial (\d+)\) CA /;
+
+export function parseAccepted(line: string) {
+  const m = ACCEPTED.exec(line);
+  if (!m) return undefined;
+  const certificateId = /-cert:(\S+)$/.exec(m[4]!)?.[1] ?? '';
+  return { pid: Number(m[1]), user: m[2]!, sourceIp: m[3]!, keyId: m[4]!, serial: m[5]!, certificateId };
+}
+
+/**
+ * Keeps the fleet's SSH trust installed in every running guest of this host (qemu guest agent),
+ * applies new KRLs within a second and ends sessions of revoked certificates, and reports the
+ * certificate logins and logouts it sees in the guests' sshd journal.
+ */
+export class GuestTrustManager {
+  private bundle?: TrustBundleMsg;
+  private readonly guests = new Map<string, Guest>();
+  private timer?: NodeJS.Timeout;
+  private polling = false;
+  private stopped = false;
+  private lastReport = '';
+
+  constructor(
+    private readonly hypervisor: Hypervisor,
+    private readonly link: () => TrustLink,
+    private readonly opts: {
+      pollMs?: number;
+      only?: (uuid: string) => boolean;
+      log?: (msg: string, err?: unknown) => void;
+    } = {},
+  ) {}
+
+  async start(): Promise<void> {
+    await this.pull().catch((err) => this.opts.log?.('trust bundle pull failed', err));
+    this.timer = setInterval(() => void this.tick(), this.opts.pollMs ?? 1500);
+    this.timer.unref();
+    void this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await Promise.all([...this.guests.values()].map((g) => g.queue.catch(() => undefined)));
+  }
+
+  /** Trust status of every guest seen. */
+  statuses(): GuestTrustStatusMsg[] {
+    return [...this.guests.values()].map((g) => ({ ...g.status }));
+  }
+
+  async pull(): Promise<void> {
+    this.bundle = await this.link().getTrustBundle();
+  }
+
+  /** A bundle pushed by the controller: the KRL (and CA keys) go into every guest now. */
+  async update(bundle: TrustBundleMsg): Promise<{ guests: number; sessionsEnded: number }> {
+    this.bundle = bundle;
+    const revoked = new Set(bundle.revokedSerials.map(String));
+    let sessionsEnded = 0;
+    const work = [...this.guests.values()]
+      .filter((g) => g.installed !== undefined)
+      .map((g) =>
+        this.serial(g, async () => {
+          const kill = [...g.sessions.values()].filter((s) => revoked.has(s.serial) && !s.killed);
+          const pids = kill.map((s) => s.pid);
+          if (g.installed === this.contentKey(g)) {
+            await g.installer.updateKrl(Buffer.from(bundle.krl), pids);
+            this.installedOk(g);
+          } else {
+            await this.installFull(g);
+            if (pids.length) await g.agent.sh(killSessions(pids));
+          }
+          for (const s of kill) {
+            s.killed = true;
+            sessionsEnded++;
+            await this.endSession(g, s, 'revoked');
+          }
+        }).catch((err) => this.failed(g, err)),
+      );
+    await Promise.all(work);
+    void this.reportTrust();
+    return { guests: work.length, sessionsEnded };
+  }
+
+  private contentKey(g: Guest): string {
+    const b = this.bundle!;
+    return createHash('sha256')
+      .update(JSON.stringify([b.trustedCaKeys, b.loginUser, g.serverId]))
+      .digest('hex');
+  }
+
+  private serial<T>(g: Guest, fn: () => Promise<T>): Promise<T> {
+    const next = g.queue.then(fn, fn);
+    g.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.polling || this.stopped) return;
+    this.polling = true;
+    try {
+      if (!this.bundle) await this.pull();
+      const domains = (await this.hypervisor.listDomains()).filter(
+        (d) => !this.opts.only || this.opts.only(d.uuid),
+      );
+      const running = new Set(domains.filter((d) => d.state === 'running').map((d) => d.uuid));
+      for (const d of domains) {
+        if (!running.has(d.uuid) || this.guests.has(d.uuid)) continue;
+        const agent = new GuestAgent(this.hypervisor.uri, d.uuid);
+        this.guests.set(d.uuid, {
+          serverId: d.uuid,
+          agent,
+          installer: new TrustInstaller(agent),
+          sessions: new Map(),
+          status: {
+            serverId: d.uuid,
+            state: 'pending',
+            caFingerprints: [],
+            krlVersion: '0',
+            lastSuccess: '',
+            lastError: '',
+            loginUser: '',
+          },
+          queue: Promise.resolve(),
+        });
+      }
+      for (const g of [...this.guests.values()]) {
+        if (!running.has(g.serverId)) {
+          // Shut off: its sessions are over and trust must be installed again at the next boot.
+          await this.serial(g, () => this.lost(g, 'instance stopped'));
+          g.status.state = 'pending';
+          g.status.lastError = 'instance is not running';
+          continue;
+        }
+        if (g.retryAt && Date.now() < g.retryAt) continue;
+        await this.serial(g, () => this.poll(g)).catch((err) => this.failed(g, err));
+      }
+      await this.reportTrust();
+    } catch (err) {
+      this.opts.log?.('guest trust tick failed', err);
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** One look into the guest: boot id, new sshd journal lines, which session processes still live. */
+  private async poll(g: Guest): Promise<void> {
+    const pids = [...g.sessions.keys()];
+    const journal = g.cursor ? `--after-cursor=${shq(g.cursor)}` : '-b';
+    const out = await g.agent.sh(
+      `cat /proc/sys/kernel/random/boot_id; echo ---; ` +
+        `journalctl -u ssh.service -o short-unix --no-pager --show-cursor ${journal} 2>/dev/null || true; echo ---; ` +
+        `for p in ${pids.join(' ')}; do [ -d /proc/$p ] && echo $p; done; true`,
+    );
+    const [bootPart = '', journalPart = '', alivePart = ''] = out.split(/^---$/m);
+    const bootId = bootPart.trim();
+    if (g.bootId !== bootId) {
+      if (g.bootId !== undefined) await this.lost(g, 'reboot');
+      g.bootId = bootId;
+      g.cursor = undefined;
+      g.installed = undefined;
+      // The journal of this boot is read from its start at the next poll.
+      await this.installFull(g);
+      return;
+    }
+    if (g.installed !== this.contentKey(g)) await this.installFull(g);
+    const alive = new Set(alivePart.split('\n').filter(Boolean).map(Number));
+    for (const line of journalPart.split('\n')) {
+      const cursor = /^-- cursor: (.*)$/.exec(line);
+      if (cursor) {
+        g.cursor = cursor[1]!;
+        continue;
+      }
+      const a = parseAccepted(line);
+      if (!a || g.sessions.has(a.pid) || !a.certificateId) continue;
+      alive.add(a.pid);
+      const sessionId = await this.link()
+        .reportSession({
+          serverId: g.serverId,
+          event: 'start',
+          certificateId: a.certificateId,
+          serial: a.serial,
+          sourceIp: a.sourceIp,
+          sessionId: '',
+          reason: '',
+        })
+        .catch((err) => {
+          this.opts.log?.('session start report failed', err);
+          return '';
+        });
+      g.sessions.set(a.pid, { pid: a.pid, sessionId, certificateId: a.certificateId, serial: a.serial });
+    }
+    for (const s of [...g.sessions.values()]) {
+      if (!pids.includes(s.pid) || alive.has(s.pid)) continue;
+      await this.endSession(g, s, s.killed ? 'revoked' : 'logout');
+    }
+  }
+
+  private async endSession(g: Guest, s: LiveSession, reason: string): Promise<void> {
+    if (!g.sessions.delete(s.pid)) return;
+    if (!s.sessionId) return;
+    await this.link()
+      .reportSession({
+        serverId: g.serverId,
+        event: 'end',
+        certificateId: s.certificateId,
+        serial: s.serial,
+        sourceIp: '',
+        sessionId: s.sessionId,
+        reason,
+      })
+      .catch((err) => this.opts.log?.('session end report failed', err));
+  }
+
+  private async lost(g: Guest, reason: string): Promise<void> {
+    for (const s of [...g.sessions.values()]) await this.endSession(g, s, reason);
+    g.bootId = undefined;
+    g.installed = undefined;
+    g.cursor = undefined;
+  }
+
+  private async installFull(g: Guest): Promise<void> {
+    const b = this.bundle;
+    if (!b) return;
+    try {
+      await g.installer.install({
+        caKeys: b.trustedCaKeys,
+        krl: Buffer.from(b.krl),
+        loginUser: b.loginUser,
+        principal: `vm-${g.serverId}`,
+      });
+      g.installed = this.contentKey(g);
+      this.installedOk(g);
+    } catch (err) {
+      this.failed(g, err);
+    }
+  }
+
+  private installedOk(g: Guest): void {
+    const b = this.bundle!;
+    g.retryAt = undefined;
+    g.krlVersion = String(b.krlVersion);
+    g.status = {
+      serverId: g.serverId,
+      state: 'installed',
+      caFingerprints: b.trustedCaKeys.map(fingerprintOf),
+      krlVersion: String(b.krlVersion),
+      lastSuccess: new Date().toISOString(),
+      lastError: '',
+      loginUser: b.loginUser,
+    };
+  }
+
+  private failed(g: Guest, err: unknown): void {
+    const noAgent = err instanceof NoGuestAgentError;
+    g.status = {
+      ...g.status,
+      state: noAgent ? 'no-guest-agent' : 'failed',
+      lastError: noAgent
+        ? `no guest agent: ${(err as Error).message}`
+        : String((err as Error)?.message ?? err),
+    };
+    if (noAgent) {
+      // Booting guests answer within a minute; domains without the channel are asked rarely.
+      g.retryAt = Date.now() + (/not configured/i.test((err as Error).message) ? 30_000 : 3_000);
+      g.bootId = undefined;
+      g.installed = undefined;
+    }
+  }
+
+  private async reportTrust(): Promise<void> {
+    const statuses = this.statuses();
+    const key = JSON.stringify(statuses.map((s) => ({ ...s, lastSuccess: '' })));
+    if (key === this.lastReport) return;
+    await this.link()
+      .reportTrust(statuses)
+      .then(() => (this.lastReport = key))
+      .catch((err) => this.opts.log?.('trust report failed', err));
+  }
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -1,0 +1,102 @@
+import { createHash } from 'node:crypto';
+import type { GuestAgent } from './guest-agent.js';
+
+export const GUEST_DIR = '/etc/ssh/vmwarden';
+export const CA_KEYS_FILE = `${GUEST_DIR}/trusted_user_ca_keys`;
+export const KRL_FILE = `${GUEST_DIR}/revoked_keys`;
+export const PRINCIPALS_DIR = `${GUEST_DIR}/principals`;
+export const DROP_IN = '/etc/ssh/sshd_config.d/vmwarden.conf';
+
+export const sshdDropIn = () =>
+  [
+    '# Managed by vmwarden-agent: SSH certificate access (do not edit).',
+    `TrustedUserCAKeys ${CA_KEYS_FILE}`,
+    `RevokedKeys ${KRL_FILE}`,
+    `AuthorizedPrincipalsFile ${PRINCIPALS_DIR}/%u`,
+    'ExposeAuthInfo yes',
+    'LogLevel VERBOSE',
+    '',
+  ].join('\n');
+
+/** OpenSSH's SHA256:… fingerprint of an authorized_keys-style public key line. */
+export function fingerprintOf(publicKey: string): string {
+  const blob = Buffer.from(publicKey.trim().split(/\s+/)[1] ?? '', 'base64');
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+export interface TrustContent {
+  caKeys: string[];
+  krl: Buffer;
+  loginUser: string;
+  principal: string;
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+/**
+ * Installs the fleet's SSH trust inside one guest through its qemu guest agent, idempotently:
+ * trusted CA keys, the KRL, the login user's AuthorizedPrincipalsFile (its instance principal) and
+ * the sshd drop-in. Files go to temporary names, get their modes, then are renamed over the old
+ * ones; sshd is reloaded only when its configuration changed (the KRL is read at each login).
+ */
+export class TrustInstaller {
+  constructor(private readonly guest: GuestAgent) {}
+
+  /** Everything; returns whether sshd was reloaded. */
+  async install(t: TrustContent): Promise<{ reloaded: boolean }> {
+    if (!USER_RE.test(t.loginUser)) throw new Error(`invalid login user ${t.loginUser}`);
+    const tmp = `.vmwarden-${process.pid}-${Date.now()}`;
+    await this.guest.sh(
+      `mkdir -p ${PRINCIPALS_DIR} && chmod 0755 ${GUEST_DIR} ${PRINCIPALS_DIR} && ` +
+        // Leftovers of an interrupted install.
+        `rm -f ${DROP_IN}.vmwarden-* ${GUEST_DIR}/*.vmwarden-* ${PRINCIPALS_DIR}/*.vmwarden-*`,
+    );
+    const files: Array<[string, Buffer]> = [
+      [CA_KEYS_FILE, Buffer.from(t.caKeys.map((k) => k.trim()).join('\n') + '\n')],
+      [KRL_FILE, t.krl],
+      [`${PRINCIPALS_DIR}/${t.loginUser}`, Buffer.from(`${t.principal}\n`)],
+      [DROP_IN, Buffer.from(sshdDropIn())],
+    ];
+    for (const [path, data] of files) await this.guest.writeFile(path + tmp, data);
+    const u = t.loginUser;
+    const script = `set -e
+id -u ${u} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash ${u}
+passwd -l ${u} >/dev/null 2>&1 || true
+changed=0
+for f in ${files.map(([p]) => shq(p)).join(' ')}; do
+  chown root:root "$f${tmp}"; chmod 0644 "$f${tmp}"
+  case "$f" in ${KRL_FILE}) ;; *) cmp -s "$f${tmp}" "$f" || changed=1 ;; esac
+  mv -f "$f${tmp}" "$f"
+done
+# Only this user's principals file stays: another login user must not keep an old grant.
+for f in ${PRINCIPALS_DIR}/*; do [ "$f" = ${shq(`${PRINCIPALS_DIR}/${u}`)} ] || rm -f "$f"; done
+if [ $changed = 1 ] || ! systemctl is-active -q ssh.service; then
+  /usr/sbin/sshd -t
+  systemctl reload-or-restart ssh.service
+  sleep 0.3
+  for i in $(seq 100); do ss -Hltn 'sport = :22' | grep -q . && break; sleep 0.1; done
+  echo reloaded
+fi
+`;
+    const out = await this.guest.sh(script, 60_000);
+    return { reloaded: /reloaded/.test(out) };
+  }
+
+  /** The fast path on revocation: the new KRL, then the given sshd session processes killed. */
+  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<void> {
+    const tmp = `${KRL_FILE}.vmwarden-${Date.now()}`;
+    await this.guest.writeFile(tmp, krl);
+    const kill = killPids.length ? `; ${killSessions(killPids)}` : '';
+    await this.guest.sh(`chmod 0644 ${tmp} && mv -f ${tmp} ${KRL_FILE}${kill}`);
+  }
+}
+
+/**
+ * Shell that ends sshd sessions given the pid sshd logged them under (the per-connection monitor):
+ * its children first (the unprivileged `sshd: user@…` process holds the connection and would survive
+ * its parent), then the monitor itself.
+ */
+export const killSessions = (pids: number[]) =>
+  pids.map((p) => `pkill -KILL -P ${Math.trunc(p)}; kill -KILL ${Math.trunc(p)}`).join('; ') +
+  ' 2>/dev/null; true';

@@ -1,0 +1,149 @@
+import type { Clock } from '../platform/clock.js';
+import type { Identity, Principal } from '../identity/model.js';
+import type { IdentityStore } from '../identity/store.js';
+import type { Node } from '../nodes/model.js';
+import type { AgentClients } from '../nodes/agent-clients.js';
+import { badRequest, notFound } from '../platform/errors.js';
+import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
+import type { SshAuthority } from './authority.js';
+import type { KrlPublisher, PublishedKrl } from './krl-publisher.js';
+import type { AccessSessions } from './sessions.js';
+
+export interface GuestTrustStatus {
+  serverId: string;
+  nodeId: number;
+  state: string;
+  caFingerprints: string[];
+  krlVersion: number;
+  lastSuccess: string | null;
+  lastError: string | null;
+  loginUser: string;
+  reportedAt: string;
+}
+
+/**
+ * The controller's side of trust inside guests: the bundle agents install (trusted CA keys + KRL),
+ * pushed to every known agent when the KRL version moves (revocation, CA rotation or retirement);
+ * the per-instance installation status agents report; the sessions they observe.
+ */
+export class GuestTrust {
+  private readonly nodes = new Map<number, Node>();
+  private readonly statuses = new Map<string, GuestTrustStatus>();
+  /** Last push per node: duration and outcome (for tests and benchmarks). */
+  readonly pushes = new Map<
+    number,
+    { at: string; doneAt: number; ms: number; krlVersion: number; sessionsEnded: number; error?: string }
+  >();
+
+  constructor(
+    private readonly krl: KrlPublisher,
+    private readonly authority: SshAuthority,
+    private readonly agents: AgentClients,
+    private readonly sessions: AccessSessions,
+    private readonly identities: IdentityStore,
+    private readonly clock: Clock,
+    private readonly loginUser: string,
+    private readonly log: (msg: string, err?: unknown) => void = () => undefined,
+  ) {
+    this.krl.events.on('krl', (k: PublishedKrl) => void this.push(k));
+  }
+
+  async bundle(k?: PublishedKrl): Promise<TrustBundleMsg> {
+    const krl = k ?? (await this.krl.current());
+    return {
+      trustedCaKeys: this.authority.trusted().map((ca) => ca.key.openssh),
+      krl: krl.blob,
+      krlVersion: String(krl.version),
+      revokedSerials: krl.serials.map(String),
+      loginUser: this.loginUser,
+    };
+  }
+
+  /** An agent that talked to us: it gets the pushes from now on. */
+  remember(node: Node): void {
+    this.nodes.set(node.id, node);
+  }
+
+  /** Sends the current bundle to every known agent, in parallel. */
+  async push(k?: PublishedKrl): Promise<void> {
+    const bundle = await this.bundle(k);
+    await Promise.all(
+      [...this.nodes.values()].map(async (node) => {
+        const t0 = Date.now();
+        try {
+          const r = await this.agents.for(node).updateTrust(bundle);
+          this.pushes.set(node.id, {
+            at: this.clock.now().toISOString(),
+            doneAt: Date.now(),
+            ms: Date.now() - t0,
+            krlVersion: Number(bundle.krlVersion),
+            sessionsEnded: r.sessionsEnded,
+          });
+        } catch (err) {
+          this.pushes.set(node.id, {
+            at: this.clock.now().toISOString(),
+            doneAt: Date.now(),
+            ms: Date.now() - t0,
+            krlVersion: Number(bundle.krlVersion),
+            sessionsEnded: 0,
+            error: String((err as Error).message ?? err),
+          });
+          this.log(`trust push to node ${node.name} failed`, err);
+        }
+      }),
+    );
+  }
+
+  report(node: Node, guests: GuestTrustStatusMsg[]): void {
+    this.remember(node);
+    const now = this.clock.now().toISOString();
+    for (const g of guests) {
+      this.statuses.set(g.serverId.toLowerCase(), {
+        serverId: g.serverId.toLowerCase(),
+        nodeId: node.id,
+        state: g.state,
+        caFingerprints: g.caFingerprints,
+        krlVersion: Number(g.krlVersion),
+        lastSuccess: g.lastSuccess || null,
+        lastError: g.lastError || null,
+        loginUser: g.loginUser,
+        reportedAt: now,
+      });
+    }
+  }
+
+  /** What the agent last reported for this instance; "unknown" when nothing was reported. */
+  status(serverId: string): GuestTrustStatus {
+    const id = serverId.toLowerCase();
+    return (
+      this.statuses.get(id) ?? {
+        serverId: id,
+        nodeId: 0,
+        state: 'unknown',
+        caFingerprints: [],
+        krlVersion: 0,
+        lastSuccess: null,
+        lastError: 'no trust report from an agent for this instance',
+        loginUser: '',
+        reportedAt: '',
+      }
+    );
+  }
+
+  /** A login/logout an agent saw inside a guest, recorded like POST /v1/access/session/start|end. */
+  async session(node: Node, r: SessionReportMsg): Promise<string> {
+    this.remember(node);
+    const identity = node.identityId ? await this.identities.getIdentity(node.identityId) : undefined;
+    if (!identity) throw notFound(`no identity for node ${node.name}`);
+    const reporter = { identity: identity as Identity } as Principal;
+    if (r.event === 'start') {
+      const s = await this.sessions.start(reporter, r.certificateId, r.sourceIp);
+      return s.id;
+    }
+    if (r.event === 'end') {
+      const s = await this.sessions.end(reporter, r.sessionId, r.reason || 'logout');
+      return s.id;
+    }
+    throw badRequest('INVALID_EVENT', `unknown session event ${r.event}`);
+  }
+}

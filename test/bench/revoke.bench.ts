@@ -1,0 +1,156 @@
+// Benchmark of enforced revocation inside a real guest (npm run bench:revoke).
+//
+// The controller and an agent (in-process, qemu:///system) and one Debian guest built by
+// scripts/build-test-guest.sh (TCG when /dev/kvm does not work). BENCH_ROUNDS (10) times: a user
+// gets a certificate, logs in with the OpenSSH client and keeps the session open; once the agent
+// has reported the session, DELETE /v1/access/certificate/{id}; then measures
+//   (a) the time until new logins are refused: the agent has written the new KRL into the guest (its
+//       answer to the controller's push), confirmed by a login attempted then, which sshd refuses
+//       (`login_refused_observed_ms`: also counts that attempt's own SSH round trip), and
+//   (b) the time until the live session ends (the ssh client exits: sshd was killed in the guest).
+// Target: (a) and (b) under 2 s (median). Needs root and a local libvirtd. Last line: one JSON object.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { connectHypervisor } from '../../agent/src/libvirt/hypervisor.js';
+import { startTestController } from '../helpers/controller.js';
+import { startTestAgent } from '../helpers/agent.js';
+import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
+import { bootGuest, buildGuestImage, guestSshArgs, guestSshOpen, type TestGuest } from '../helpers/guest.js';
+import { run } from '../helpers/sshd.js';
+import { grant, makeUserKey, tempDir } from '../access/util.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const TARGET_MS = 2000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+async function main() {
+  await ensureLibvirtd();
+  const image = await buildGuestImage();
+  const { dir, cleanup } = await tempDir('vmwarden-bench-revoke-');
+  const key = await makeUserKey(dir, 'user', 'ed25519');
+  const c = await startTestController();
+  const hv = await connectHypervisor(QEMU_URI);
+  let guest: TestGuest | undefined;
+  const agent = await startTestAgent(c, {
+    hypervisor: hv,
+    guests: { pollMs: 1000, only: (uuid) => uuid === guest?.uuid },
+  });
+  try {
+    guest = await bootGuest(image);
+    const g = guest;
+    const t0 = Date.now();
+    await g.start();
+    await g.waitSsh();
+    console.log(`guest ${g.name} answers SSH at ${g.ip} after ${Date.now() - t0} ms (TCG)`);
+    await agent.agent.report();
+    const admin = await c.adminToken();
+    const user = await c.createUser('bench-user');
+    await grant(c, g.uuid, user.id);
+    await until('trust installed', async () => {
+      const r = await c.call('GET', `/v1/instances/${g.uuid}/trust`, { token: admin });
+      return r.body.state === 'installed';
+    });
+
+    const refused: number[] = [];
+    const applied: number[] = [];
+    const ended: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const r = await c.call('POST', '/v1/access/request', {
+        token: user.token,
+        body: { sandbox_id: g.uuid, public_key: key.pub },
+      });
+      if (r.status !== 200) throw new Error(`access request: ${r.status} ${r.text}`);
+      const certFile = join(dir, `c${i}-cert.pub`);
+      await writeFile(certFile, r.body.certificate + '\n');
+      const id = r.body.certificate_id as string;
+      const args = (cmd: string) => guestSshArgs(g.ip, key.keyFile, certFile, cmd);
+      const live = guestSshOpen(args('sleep 300'));
+      await until('session reported', async () => {
+        const s = await c.call('GET', `/v1/access/sessions?certificate_id=${id}`, { token: admin });
+        return s.body.sessions?.length === 1;
+      });
+      const start = Date.now();
+      const del = await c.call('DELETE', `/v1/access/certificate/${id}`, { token: admin });
+      if (del.status !== 200) throw new Error(`revoke: ${del.status} ${del.text}`);
+      const push = await until('push answered', async () => {
+        const p = c.controller.services.guestTrust.pushes.get(agent.nodeId);
+        return p && p.doneAt > start && p;
+      });
+      if (push.error) throw new Error(`push failed: ${push.error}`);
+      let refusedAt = 0;
+      while (!refusedAt) {
+        const attempt = await run('ssh', args('true'), { timeoutMs: 30_000 });
+        if (attempt.code !== 0) refusedAt = Date.now();
+        else if (Date.now() - start > 60_000) throw new Error('logins still accepted 60 s after revocation');
+      }
+      applied.push(push.doneAt - start);
+      const exit = await Promise.race([live.exited, sleep(60_000).then(() => undefined)]);
+      if (!exit) {
+        live.child.kill();
+        throw new Error('the live session was not ended within 60 s');
+      }
+      refused.push(refusedAt - start);
+      ended.push(exit.at - start);
+      console.log(
+        `round ${i + 1}/${ROUNDS}: KRL applied after ${push.doneAt - start} ms, login refused (observed) after ${refusedAt - start} ms, live session ended after ${exit.at - start} ms`,
+      );
+    }
+    const result = {
+      bench: 'revoke',
+      rounds: ROUNDS,
+      guest_accel: 'tcg',
+      login_refused_ms: {
+        median: median(applied),
+        min: Math.min(...applied),
+        max: Math.max(...applied),
+        all: applied,
+      },
+      login_refused_observed_ms: {
+        median: median(refused),
+        min: Math.min(...refused),
+        max: Math.max(...refused),
+        all: refused,
+      },
+      session_ended_ms: {
+        median: median(ended),
+        min: Math.min(...ended),
+        max: Math.max(...ended),
+        all: ended,
+      },
+      target_ms: TARGET_MS,
+      meets_target: median(applied) < TARGET_MS && median(ended) < TARGET_MS,
+    };
+    console.log(
+      `median: login refused (KRL applied) ${result.login_refused_ms.median} ms (observed by a login ${result.login_refused_observed_ms.median} ms), session ended ${result.session_ended_ms.median} ms (target < ${TARGET_MS} ms)`,
+    );
+    console.log(JSON.stringify(result));
+  } finally {
+    await agent.stop().catch(() => undefined);
+    await guest?.destroy().catch(() => undefined);
+    await hv.close().catch(() => undefined);
+    await c.destroy().catch(() => undefined);
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
