@@ -14,7 +14,14 @@ import { GuestAgent } from '../../agent/src/guest/guest-agent.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
-import { bootGuest, buildGuestImage, guestSshArgs, guestSshOpen, type TestGuest } from '../helpers/guest.js';
+import {
+  bootGuest,
+  buildGuestImage,
+  guestSshArgs,
+  guestSshOpen,
+  startBareDomain,
+  type TestGuest,
+} from '../helpers/guest.js';
 import { run } from '../helpers/sshd.js';
 import { createInstance, grant, makeUserKey, tempDir, watchdog, type UserKeyFiles } from '../access/util.js';
 
@@ -26,6 +33,7 @@ let c: TestController;
 let hv: Hypervisor;
 let agent: TestAgent;
 let guest: TestGuest;
+let bare: Awaited<ReturnType<typeof startBareDomain>> | undefined;
 let ga: GuestAgent;
 let dir = '';
 let cleanup = async () => {};
@@ -95,7 +103,7 @@ test.before(async () => {
   // Only our guest: other tests' agents and guests share this libvirtd.
   agent = await startTestAgent(c, {
     hypervisor: hv,
-    guests: { pollMs: 1000, only: (uuid) => uuid === guest?.uuid },
+    guests: { pollMs: 1000, only: (uuid) => uuid === guest?.uuid || uuid === bare?.uuid },
   });
   guest = await bootGuest(image);
   await guest.start();
@@ -110,6 +118,7 @@ test.before(async () => {
 test.after(async () => {
   await agent?.stop().catch(() => undefined);
   await guest?.destroy().catch(() => undefined);
+  await bare?.destroy().catch(() => undefined);
   await hv?.close().catch(() => undefined);
   await c?.destroy().catch(() => undefined);
   await cleanup();
@@ -138,6 +147,19 @@ test('the agent installs the fleet trust in the guest and reports it', async () 
     ).trim(),
     '644\n644',
   );
+});
+
+test('a running instance without a guest agent is reported as such', async () => {
+  bare = await startBareDomain();
+  await agent.agent.report();
+  const t = await until('no-guest-agent status', async () => {
+    const r = await c.call('GET', `/v1/instances/${bare!.uuid}/trust`, { token: await c.adminToken() });
+    return r.body.state === 'no-guest-agent' && r.body;
+  });
+  assert.match(t.last_error, /no guest agent/);
+  assert.is(t.last_success, null);
+  await bare.destroy();
+  bare = undefined;
 });
 
 test('a certificate login is observed as a session, and logout ends it', async () => {

@@ -208,3 +208,29 @@ export function guestSshOpen(args: string[]) {
   );
   return { child, exited, output: () => out };
 }
+
+/** A running domain with no disk and no guest agent channel (SeaBIOS idles: cheap under TCG). */
+export async function startBareDomain(): Promise<{ uuid: string; name: string; destroy(): Promise<void> }> {
+  const uuid = randomUUID();
+  const name = `vmwarden-bare-${uuid.slice(0, 8)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'vmwarden-bare-'));
+  const xmlFile = join(dir, 'domain.xml');
+  writeFileSync(
+    xmlFile,
+    `<domain type='qemu'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>32</memory><vcpu>1</vcpu>` +
+      `<os><type arch='x86_64' machine='pc'>hvm</type></os><devices/></domain>`,
+  );
+  const def = await virsh('define', xmlFile);
+  if (def.code !== 0) throw new Error(`virsh define: ${def.stderr}`);
+  const r = await virsh('start', uuid);
+  if (r.code !== 0) throw new Error(`virsh start: ${r.stderr}`);
+  return {
+    uuid,
+    name,
+    async destroy() {
+      await virsh('destroy', uuid);
+      await virsh('undefine', uuid);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -3,7 +3,7 @@
  * vmwarden hook installed so that libvirtd runs it (restarted once when the hook is new to it).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { DEFAULT_HOOK_PATH, installHook, type InstallResult } from '../../agent/src/enforce/install-hook.js';
 
@@ -46,6 +46,7 @@ const running = (name: string) => {
  * that restart happens here, before the test opens its connections.
  */
 export async function ensureLibvirtd(): Promise<void> {
+  kvmDeviceAsUdevWould();
   if (!running('virtlogd')) execFileSync('virtlogd', ['-d']);
   const hook = existsSync(DEFAULT_HOOK_PATH)
     ? undefined
@@ -56,6 +57,25 @@ export async function ensureLibvirtd(): Promise<void> {
   }
   if (!running('libvirtd')) execFileSync('libvirtd', ['-d']);
   await waitAnswering();
+}
+
+/**
+ * Without udev (containers, CI) /dev/kvm stays root:root 0600. libvirtd probes QEMU as root (KVM
+ * found) but checks it as the qemu user (KVM unusable), so it throws its capability cache away and
+ * re-probes QEMU on nearly every call (seconds each). Debian's udev rule makes it root:kvm 0660; do
+ * the same. Domains here are type 'qemu' (TCG) either way.
+ */
+function kvmDeviceAsUdevWould(): void {
+  try {
+    const st = statSync('/dev/kvm');
+    const kvm = /^kvm:x:(\d+):/m.exec(readFileSync('/etc/group', 'utf8'));
+    if (st.gid === 0 && kvm && process.getuid?.() === 0) {
+      chownSync('/dev/kvm', 0, Number(kvm[1]));
+      chmodSync('/dev/kvm', 0o660);
+    }
+  } catch {
+    // no /dev/kvm: nothing to do
+  }
 }
 
 /** Restarts libvirtd (it reads its hook set at startup). Running domains keep running. */
