@@ -19,10 +19,13 @@ import { agentService, instancesOf } from './grpc/agent-service.js';
 import { ChangeWatcher } from './watch.js';
 import { Enforcer } from './enforce/enforcer.js';
 import { StartGuard } from './enforce/start-guard.js';
+import { startHookEndpoint } from './enforce/hook-endpoint.js';
+import { hookSocketPath } from './enforce/state-file.js';
 import { GuestTrustManager } from './guest/manager.js';
 
 export interface RunningAgent {
-  endpoints: { grpc: string; socket: string };
+  /** socket: the gRPC unix socket; hook: the HTTP/1.1 unix socket the libvirt hook asks. */
+  endpoints: { grpc: string; socket: string; hook: string };
   signatures: SignatureService;
   hypervisor: Hypervisor;
   events: EventEmitter;
@@ -135,6 +138,10 @@ export async function startAgent(
   if (existsSync(socket)) rmSync(socket);
   await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
   chmodSync(socket, 0o660);
+  // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
+  const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, xml) =>
+    enforcer.checkStart(serverId, xml),
+  );
 
   const advertise =
     config.advertiseAddress || (host === '0.0.0.0' ? `${hostname()}:${boundPort}` : grpcAddress);
@@ -176,7 +183,7 @@ export async function startAgent(
 
   const shutdown = (s: grpc.Server) => new Promise<void>((res) => s.tryShutdown(() => res()));
   return {
-    endpoints: { grpc: grpcAddress, socket },
+    endpoints: { grpc: grpcAddress, socket, hook: hook.path },
     signatures,
     hypervisor,
     events,
@@ -192,7 +199,7 @@ export async function startAgent(
       await guests?.stop();
       events.off('event', forward);
       await Promise.race([
-        Promise.all([shutdown(tcp), shutdown(local)]),
+        Promise.all([shutdown(tcp), shutdown(local), hook.close()]),
         new Promise((r) => setTimeout(r, 5000)),
       ]);
       tcp.forceShutdown();

@@ -1,186 +1,251 @@
-// The libvirt hook program and its installer, without libvirtd: error paths, fail-closed/open from
-// the state file, the wire encoding it speaks, and the lifecycle line parser.
+// The libvirt hook (a POSIX sh script using curl), its installer, the agent's HTTP hook endpoint and the
+// state files, without libvirtd: the generated script runs with sh against the real endpoint
+// (startHookEndpoint, with a stand-in for Enforcer.checkStart) or a raw node:http server on a unix socket.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import { vmwardenServices } from '../../proto/load.js';
-import { checkStart, decodeCheckStartResponse, runHook } from '../../agent/src/enforce/hook.js';
+import { startHookEndpoint, type HookEndpoint } from '../../agent/src/enforce/hook-endpoint.js';
 import { hookScript, installHook } from '../../agent/src/enforce/install-hook.js';
 import { parseLifecycleLine } from '../../agent/src/enforce/lifecycle.js';
-import { writeEnforcementState } from '../../agent/src/enforce/state-file.js';
+import {
+  hookSocketPath,
+  shellStatePath,
+  stateFilePath,
+  writeEnforcementState,
+} from '../../agent/src/enforce/state-file.js';
 import { AgentConfigError, loadAgentConfig } from '../../agent/src/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmwarden-hook-'));
-const socket = join(dir, 'agent.sock');
-const state = join(dir, 'enforcement.json');
-const hookJs = fileURLToPath(new URL('../../agent/src/enforce/hook.js', import.meta.url));
-const XML = `<domain type='qemu'><name>vm1</name><uuid>0f8fad5b-d9cb-469f-a165-70867728950e</uuid></domain>`;
-let server: grpc.Server | undefined;
-let lastRequest: any;
+const socket = join(dir, 'agent.sock'); // the agent's gRPC socket: the hook asks hook.sock next to it
+const hookSock = hookSocketPath(socket);
+const state = stateFilePath(dir);
+const hookPath = join(dir, 'hooks', 'qemu.d', 'vmwarden');
+const UUID = '0f8fad5b-d9cb-469f-a165-70867728950e';
+const XML = `<domain type='qemu'><name>vm1</name><uuid>${UUID}</uuid></domain>`;
 
 const setState = (active: boolean, failOpen = false) =>
   writeEnforcementState(state, { active, failOpen, socket, updatedAt: new Date().toISOString() });
 
-const hook = (args: string[], stdin = XML) =>
-  runHook(['--socket', socket, '--state', state, ...args], async () => stdin);
+/** What the stand-in for Enforcer.checkStart received, and how it answers. */
+let calls: Array<{ serverId: string; xml: string }> = [];
+let decide: (serverId: string, xml: string) => Promise<{ allowed: boolean; reason: string }> = async () => ({
+  allowed: true,
+  reason: '',
+});
+let endpoint: HookEndpoint | undefined;
+let raw: Server | undefined;
 
-/** The real hook program as libvirtd runs it (through node), with stdin. */
-function runProgram(args: string[], stdin: string): Promise<{ code: number; stderr: string }> {
+async function startEndpoint() {
+  endpoint = await startHookEndpoint(hookSock, (serverId, xml) => {
+    calls.push({ serverId, xml });
+    return decide(serverId, xml);
+  });
+}
+
+async function stopServers() {
+  await endpoint?.close();
+  endpoint = undefined;
+  if (raw) await new Promise<void>((r) => raw!.close(() => r()));
+  raw = undefined;
+  rmSync(hookSock, { force: true });
+}
+
+/** A raw HTTP server on hook.sock answering `body` (for answers the real endpoint never gives). */
+async function startRaw(status: number, body: string) {
+  raw = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(status, { 'content-type': 'text/plain' });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => raw!.listen(hookSock, () => r()));
+}
+
+/** The installed hook, run with sh as libvirtd runs it, XML on stdin. */
+function runHook(args: string[], stdin = XML): Promise<{ code: number; stderr: string; ms: number }> {
+  const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [hookJs, '--socket', socket, '--state', state, ...args],
-      (err, _o, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    const child = execFile('sh', [hookPath, ...args], (err, _o, stderr) =>
+      resolve({
+        code: err ? ((err as { code?: number }).code ?? 1) : 0,
+        stderr,
+        ms: performance.now() - t0,
+      }),
     );
+    child.stdin!.on('error', () => undefined); // the hook may exit without reading stdin
     child.stdin!.end(stdin);
   });
 }
 
-async function startFakeAgent(answer: (req: any) => { allowed: boolean; reason: string } | Error) {
-  const { Agent } = vmwardenServices();
-  server = new grpc.Server();
-  server.addService(Agent.service, {
-    checkStart: (call: any, cb: any) => {
-      lastRequest = call.request;
-      const r = answer(call.request);
-      if (r instanceof Error) cb({ code: grpc.status.INTERNAL, details: r.message });
-      else cb(null, r);
-    },
-  } as never);
-  await new Promise<void>((res, rej) =>
-    server!.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (e) =>
-      e ? rej(e) : res(),
-    ),
-  );
-}
+const prepare = (name = 'vm1') => [name, 'prepare', 'begin', '-'];
 
-async function stopFakeAgent() {
-  await new Promise<void>((r) => (server ? server.tryShutdown(() => r()) : r()));
-  server?.forceShutdown();
-  server = undefined;
-  rmSync(socket, { force: true });
-}
+test.before(() => {
+  installHook({ socket, state, path: hookPath });
+});
 
 test.after(async () => {
-  await stopFakeAgent();
+  await stopServers();
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('operations other than "prepare begin" pass at once, stdin unread', async () => {
+test('state files: enforcement.json and the one-line enforcement.state, written atomically', () => {
   setState(true);
-  let read = false;
+  assert.is(shellStatePath(state), join(dir, 'enforcement.state'));
+  assert.is(readFileSync(shellStatePath(state), 'utf8'), 'active fail-closed\n');
+  assert.is(JSON.parse(readFileSync(state, 'utf8')).active, true);
+  setState(true, true);
+  assert.is(readFileSync(shellStatePath(state), 'utf8'), 'active fail-open\n');
+  setState(false, true);
+  assert.is(readFileSync(shellStatePath(state), 'utf8'), 'inactive\n');
+  assert.equal(
+    readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp files left behind',
+  );
+});
+
+test('allowed → exit 0, nothing on stderr; the agent gets the uuid and the XML as sent', async () => {
+  await startEndpoint();
+  setState(true);
+  calls = [];
+  decide = async () => ({ allowed: true, reason: 'signature verdict true' });
+  const r = await runHook(prepare());
+  assert.equal([r.code, r.stderr], [0, '']);
+  assert.equal(calls, [{ serverId: UUID, xml: XML }]);
+  assert.is(statSync(hookSock).mode & 0o777, 0o660);
+});
+
+test('refused → exit 1 with the agent reason as one line on stderr', async () => {
+  decide = async () => ({
+    allowed: false,
+    reason: "vmwarden: start of 'bad' refused: signature check failed:\n definition changed",
+  });
+  const r = await runHook(prepare('bad'), XML.replace('vm1', 'bad'));
+  assert.is(r.code, 1);
+  assert.is(r.stderr, "vmwarden: start of 'bad' refused: signature check failed: definition changed\n");
+});
+
+test('domain names with unsafe characters reach the agent intact', async () => {
+  decide = async () => ({ allowed: false, reason: '' }); // no reason: the endpoint names the domain
+  const name = `we'ird na&me/ü?#%`;
+  const r = await runHook(prepare(name));
+  assert.is(r.code, 1);
+  assert.is(r.stderr, `vmwarden: start of '${name}' refused\n`);
+});
+
+test('agent errors and malformed XML: refused with a reason', async () => {
+  decide = async () => {
+    throw new Error('boom');
+  };
+  const e = await runHook(prepare());
+  assert.is(e.code, 1);
+  assert.match(e.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent failed: boom");
+  calls = [];
+  for (const bad of ['', 'not xml at all', '<domain><name>x</name></domain>']) {
+    const r = await runHook(prepare(), bad);
+    assert.is(r.code, 1, bad);
+    assert.match(r.stderr, "vmwarden: start of 'vm1' refused: the domain XML on stdin is malformed");
+  }
+  assert.equal(calls, [], 'malformed XML never reaches the enforcer');
+});
+
+test('the endpoint: 404 / 405 for other requests, each answer a refusal', async () => {
+  const ask = (method: string, path: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ socketPath: hookSock, method, path }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const a = await ask('GET', '/check-start?name=vm1');
+  assert.is(a.status, 405);
+  assert.match(a.body, /^refuse .*\n$/);
+  const b = await ask('POST', '/other');
+  assert.is(b.status, 404);
+  assert.match(b.body, /^refuse /);
+});
+
+test('operations other than "prepare begin" pass at once, without asking the agent', async () => {
+  setState(true);
+  calls = [];
   for (const args of [
     ['vm1', 'start', 'begin', '-'],
     ['vm1', 'stopped', 'end', '-'],
     ['vm1', 'migrate', 'begin', '-'],
+    ['vm1', 'prepare', 'end', '-'],
     ['vm1', 'bogus-op', 'x', '-'],
     [],
   ]) {
-    const r = await runHook(['--socket', socket, '--state', state, ...args], async () => {
-      read = true;
-      return '';
-    });
-    assert.equal(r, { code: 0, message: '' });
+    const r = await runHook(args);
+    assert.equal([r.code, r.stderr], [0, ''], args.join(' '));
   }
-  assert.is(read, false);
+  assert.equal(calls, []);
 });
 
-test('agent answers: allowed → 0; refused → 1 with its reason; the request carries uuid and XML', async () => {
-  await startFakeAgent((req) =>
-    req.domainXml.includes('<name>bad</name>')
-      ? {
-          allowed: false,
-          reason: "vmwarden: start of 'bad' refused: signature check failed: definition changed",
-        }
-      : { allowed: true, reason: 'signature verdict true' },
-  );
-  setState(true);
-  assert.equal(await hook(['vm1', 'prepare', 'begin', '-']), { code: 0, message: '' });
-  assert.is(lastRequest.serverId, '0f8fad5b-d9cb-469f-a165-70867728950e');
-  assert.is(lastRequest.domainXml, XML);
-  const r = await hook(['bad', 'prepare', 'begin', '-'], XML.replace('vm1', 'bad'));
-  assert.is(r.code, 1);
-  assert.match(r.message, 'definition changed');
-  // the compiled program itself, as libvirtd runs it: one line on stderr, exit 1
-  const p = await runProgram(['bad', 'prepare', 'begin', '-'], XML.replace('vm1', 'bad'));
-  assert.is(p.code, 1);
-  assert.is(p.stderr.trim().split('\n').length, 1);
-  assert.match(p.stderr, 'definition changed');
-  assert.is((await runProgram(['vm1', 'prepare', 'begin', '-'], XML)).code, 0);
-});
-
-test('malformed stdin: refused while validation is active, allowed when it is not', async () => {
-  setState(true);
-  for (const bad of ['', 'not xml at all', '<domain><name>x</name></domain>']) {
-    const r = await hook(['vm1', 'prepare', 'begin', '-'], bad);
-    assert.is(r.code, 1, bad);
-    assert.match(r.message, 'malformed');
-  }
-  const p = await runProgram(['vm1', 'prepare', 'begin', '-'], 'garbage');
-  assert.is(p.code, 1);
-  assert.match(p.stderr, 'malformed');
+test('validation inactive (or no state file): allowed without asking the agent', async () => {
+  calls = [];
   setState(false);
-  assert.is((await hook(['vm1', 'prepare', 'begin', '-'], 'garbage')).code, 0);
-});
-
-test('agent error (gRPC status ≠ 0): fail closed when active', async () => {
-  await stopFakeAgent();
-  await startFakeAgent(() => new Error('boom'));
-  setState(true);
-  const r = await hook(['vm1', 'prepare', 'begin', '-']);
-  assert.is(r.code, 1);
-  assert.match(r.message, 'boom');
-  setState(false);
-  assert.is((await hook(['vm1', 'prepare', 'begin', '-'])).code, 0);
-});
-
-test('agent unreachable: refused when active (fail closed), allowed with failOpen, off, or no state file', async () => {
-  await stopFakeAgent();
-  setState(true);
-  const r = await hook(['vm1', 'prepare', 'begin', '-']);
-  assert.is(r.code, 1);
-  assert.match(r.message, "vmwarden: start of 'vm1' refused: vmwarden agent unreachable");
-  setState(true, true);
-  assert.is((await hook(['vm1', 'prepare', 'begin', '-'])).code, 0);
-  setState(false);
-  assert.is((await hook(['vm1', 'prepare', 'begin', '-'])).code, 0);
+  assert.equal((await runHook(prepare())).code, 0);
   rmSync(state);
-  assert.is((await hook(['vm1', 'prepare', 'begin', '-'])).code, 0);
-  writeFileSync(state, '{garbled');
-  assert.is(
-    (await hook(['vm1', 'prepare', 'begin', '-'])).code,
-    1,
-    'an unreadable state file counts as active',
-  );
+  rmSync(shellStatePath(state));
+  assert.equal((await runHook(prepare())).code, 0);
+  assert.equal(calls, []);
 });
 
-test('checkStart against a missing socket rejects (unreachable)', async () => {
-  try {
-    await checkStart(join(dir, 'nope.sock'), 'x', XML);
-    assert.unreachable();
-  } catch (e) {
-    assert.match((e as Error).message, /ENOENT|ECONNREFUSED/);
+test('malformed answers are refusals', async () => {
+  await stopServers();
+  setState(true, true); // even with fail-open: the agent answered, just not sensibly
+  for (const [status, body] of [
+    [200, 'hello\n'],
+    [200, ''],
+    [200, 'allowed\n'],
+    [200, 'refuse \n'],
+    [200, 'allow extra\n'],
+    [500, 'Internal Server Error'],
+  ] as const) {
+    await startRaw(status, body);
+    const r = await runHook(prepare());
+    assert.is(r.code, 1, JSON.stringify(body));
+    assert.is(
+      r.stderr,
+      "vmwarden: start of 'vm1' refused: unexpected answer from the vmwarden agent\n",
+      JSON.stringify(body),
+    );
+    await stopServers();
   }
+  // only the first line of an answer counts
+  await startRaw(200, 'allow\nrefuse no\n');
+  assert.is((await runHook(prepare())).code, 0);
+  await stopServers();
 });
 
-test('decodeCheckStartResponse: protobuf fields, unknown fields skipped', () => {
-  const reason = Buffer.from('no');
-  const buf = Buffer.concat([
-    Buffer.from([0x08, 0x01, 0x12, reason.length]),
-    reason,
-    Buffer.from([0x18, 0x05]),
-  ]);
-  assert.equal(decodeCheckStartResponse(buf), { allowed: true, reason: 'no' });
-  assert.equal(decodeCheckStartResponse(Buffer.alloc(0)), { allowed: false, reason: '' });
+test('agent unreachable: refused when active (fail closed), allowed with fail-open; garbled state = closed', async () => {
+  await stopServers();
+  setState(true);
+  const r = await runHook(prepare());
+  assert.is(r.code, 1);
+  assert.is(r.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent unreachable (fail closed)\n");
+  setState(true, true);
+  assert.equal([(await runHook(prepare())).code, (await runHook(prepare())).stderr], [0, '']);
+  writeFileSync(shellStatePath(state), 'garbled\n');
+  assert.is((await runHook(prepare())).code, 1, 'an unreadable state counts as active, fail closed');
+  // a socket file with nobody listening
+  writeFileSync(hookSock, '');
+  setState(true);
+  assert.is((await runHook(prepare())).code, 1);
+  rmSync(hookSock);
 });
 
-test('install-hook: mode 0755, idempotent, restart advice only for a new hook in an empty dir', () => {
-  const path = join(dir, 'hooks', 'qemu.d', 'vmwarden');
+test('install-hook: sh script, mode 0755, idempotent, paths quoted, restart advice only when new', () => {
+  const path = join(dir, 'fresh', 'qemu.d', 'vmwarden');
   const first = installHook({ socket, state, path });
   assert.is(first.change, 'created');
   assert.is(first.restartNeeded, true);
@@ -189,17 +254,28 @@ test('install-hook: mode 0755, idempotent, restart advice only for a new hook in
   const text = readFileSync(path, 'utf8');
   assert.ok(text.startsWith('#!/bin/sh\n'));
   assert.match(text, '[ "$2" = prepare ] && [ "$3" = begin ] || exit 0');
-  assert.match(text, hookJs);
+  assert.match(text, `SOCK='${hookSock}'`);
+  assert.match(text, `STATE='${shellStatePath(state)}'`);
+  assert.match(text, 'curl ');
+  assert.not.match(text, 'node');
   const again = installHook({ socket, state, path });
   assert.equal([again.change, again.restartNeeded], ['unchanged', false]);
-  const moved = installHook({ socket: '/run/x.sock', state, path });
+  const moved = installHook({ socket: '/run/x/agent.sock', state, path });
   assert.equal([moved.change, moved.restartNeeded], ['updated', false]);
-  assert.match(hookScript({ socket: "/it's", state }), `'/it'\\''s'`);
+  assert.match(readFileSync(path, 'utf8'), `SOCK='/run/x/hook.sock'`);
+  mkdirSync(join(dir, 'other', 'qemu.d'), { recursive: true });
+  writeFileSync(join(dir, 'other', 'qemu.d', 'x'), '');
+  assert.is(
+    installHook({ socket, state, path: join(dir, 'other', 'qemu.d', 'vmwarden') }).restartNeeded,
+    false,
+  );
+  assert.match(hookScript({ socket: "/it's/agent.sock", state }), `SOCK='/it'\\''s/hook.sock'`);
   assert.match(hookScript({ socket, state, domains: 'vmw-*' }), 'case "$1" in vmw-*) ;; *) exit 0 ;; esac');
   assert.throws(() => hookScript({ socket, state, domains: 'x; rm -rf /' }));
+  execFileSync('sh', ['-n', path]); // valid POSIX sh (dash)
 });
 
-test('the installed wrapper: other operations and out-of-scope domains pass without node', async () => {
+test('the installed hook, scoped: out-of-scope domains and other operations pass; run directly', async () => {
   const path = join(dir, 'scoped', 'vmwarden');
   installHook({ socket, state, path, domains: 'vmw-*' });
   setState(true); // active, agent unreachable: in scope this is refused
@@ -208,13 +284,21 @@ test('the installed wrapper: other operations and out-of-scope domains pass with
       const child = execFile(path, args, (err, _o, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
       );
+      child.stdin!.on('error', () => undefined);
       child.stdin!.end(XML);
     });
   assert.is((await run(['other-vm', 'prepare', 'begin', '-'])).code, 0);
   assert.is((await run(['vmw-1', 'release', 'end', '-'])).code, 0);
   const refused = await run(['vmw-1', 'prepare', 'begin', '-']);
   assert.is(refused.code, 1);
-  assert.match(refused.stderr, 'vmwarden agent unreachable');
+  assert.match(
+    refused.stderr,
+    "vmwarden: start of 'vmw-1' refused: vmwarden agent unreachable (fail closed)",
+  );
+  await startEndpoint();
+  decide = async () => ({ allowed: true, reason: '' });
+  assert.is((await run(['vmw-1', 'prepare', 'begin', '-'])).code, 0);
+  await stopServers();
 });
 
 test('lifecycle lines from `virsh event`', () => {

@@ -93,6 +93,16 @@ async function caFingerprints(): Promise<string[]> {
 }
 
 test.before(async () => {
+  try {
+    await setup();
+  } catch (err) {
+    // uvu does not show errors of hooks.
+    process.stderr.write(`setup failed: ${(err as Error).stack ?? err}\n`);
+    throw err;
+  }
+});
+
+async function setup() {
   const t0 = Date.now();
   await ensureLibvirtd();
   const image = await buildGuestImage();
@@ -113,7 +123,7 @@ test.before(async () => {
   await agent.agent.report();
   user = await c.createUser('guest-user');
   await grant(c, guest.uuid, user.id);
-});
+}
 
 test.after(async () => {
   await agent?.stop().catch(() => undefined);

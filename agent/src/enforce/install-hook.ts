@@ -1,5 +1,6 @@
-// `vmwarden-agent install-hook`: writes /etc/libvirt/hooks/qemu.d/vmwarden, a small shell script that
-// lets every operation but `prepare begin` through at once and hands that one to hook.js.
+// `vmwarden-agent install-hook`: writes /etc/libvirt/hooks/qemu.d/vmwarden, a POSIX sh script that
+// lets every operation but `prepare begin` through at once and asks the agent about that one with curl
+// (HTTP/1.1 on the agent's hook.sock, see hook-endpoint.ts): a few milliseconds, no Node start-up.
 import {
   chmodSync,
   existsSync,
@@ -10,32 +11,72 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { hookSocketPath, shellStatePath } from './state-file.js';
 
 export const DEFAULT_HOOK_PATH = '/etc/libvirt/hooks/qemu.d/vmwarden';
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export interface HookOptions {
+  /** The agent's (gRPC) unix socket: the hook asks hook.sock next to it. */
   socket: string;
+  /** The agent's enforcement.json: the hook reads enforcement.state next to it. */
   state: string;
   /** Shell glob of the domain names the hook checks (default: every domain). */
   domains?: string;
-  node?: string;
-  hookJs?: string;
 }
 
+/**
+ * The hook. Exit 0 = start; exit 1 = refused, with one line on stderr (virsh start shows it).
+ * No state file (no agent ever ran with this data dir) or `inactive`: allowed without asking.
+ * Agent unreachable: allowed with `active fail-open`, refused otherwise (a garbled state counts as active).
+ * An answer other than `allow` / `refuse <reason>` is a refusal.
+ */
 export function hookScript(opts: HookOptions): string {
-  const hookJs = opts.hookJs ?? fileURLToPath(new URL('./hook.js', import.meta.url));
   if (opts.domains && /[\s'"`$\\;|&()<>]/.test(opts.domains)) throw new Error('domains must be a plain glob');
   const scope =
     opts.domains && opts.domains !== '*' ? `\ncase "$1" in ${opts.domains}) ;; *) exit 0 ;; esac` : '';
   return `#!/bin/sh
 # vmwarden libvirt hook, written by \`vmwarden-agent install-hook\`. libvirtd runs it as
-# <domain> <operation> <sub-operation> <extra> with the domain XML on stdin. Only "prepare begin"
-# is checked (by the vmwarden agent, over its unix socket); everything else passes at once.
+# <domain> <operation> <sub-operation> <extra> with the domain XML on stdin. Only "prepare begin" is
+# checked: curl posts the XML to the vmwarden agent (HTTP on its unix socket), which answers
+# "allow" or "refuse <reason>". It never calls libvirt (libvirtd holds the domain's lock meanwhile).
 [ "$2" = prepare ] && [ "$3" = begin ] || exit 0${scope}
-exec ${q(opts.node ?? process.execPath)} ${q(hookJs)} --socket ${q(opts.socket)} --state ${q(opts.state)} "$@"
+SOCK=${q(hookSocketPath(opts.socket))}
+STATE=${q(shellStatePath(opts.state))}
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+refuse() {
+  printf '%s\\n' "vmwarden: start of '$name' refused: $1" >&2
+  exit 1
+}
+name=$1
+# no state file: no agent ever ran with this data dir
+[ -e "$STATE" ] || { cat >/dev/null; exit 0; }
+state=
+read -r state 2>/dev/null <"$STATE"
+[ "$state" = inactive ] && { cat >/dev/null; exit 0; }
+case $name in
+*[!A-Za-z0-9._~-]*) qname=$(printf %s "$name" | od -An -v -tx1 | tr -d ' \\n' | sed 's/../%&/g') ;;
+*) qname=$name ;;
+esac
+if ! answer=$(curl -q -s --max-time 30 --unix-socket "$SOCK" -H 'Content-Type: application/xml' -H 'Expect:' \\
+  --data-binary @- "http://vmwarden/check-start?name=$qname"); then
+  cat >/dev/null
+  [ "$state" = "active fail-open" ] && exit 0
+  refuse 'vmwarden agent unreachable (fail closed)'
+fi
+nl='
+'
+answer=\${answer%%"$nl"*}
+case $answer in
+allow) exit 0 ;;
+"refuse "?*)
+  printf '%s\\n' "\${answer#refuse }" >&2
+  exit 1
+  ;;
+esac
+refuse 'unexpected answer from the vmwarden agent'
 `;
 }
 

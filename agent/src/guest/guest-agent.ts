@@ -65,7 +65,7 @@ export class GuestAgent {
       ...(opts.input ? { 'input-data': opts.input.toString('base64') } : {}),
     });
     const until = Date.now() + (opts.timeoutMs ?? 30_000);
-    for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
+    for (let delay = 25; ; delay = Math.min(delay + 25, 250)) {
       const s = await this.command<{
         exited: boolean;
         exitcode?: number;

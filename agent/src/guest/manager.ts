@@ -59,6 +59,8 @@ export class GuestTrustManager {
   private polling = false;
   private stopped = false;
   private lastReport = '';
+  private lastReportAt = 0;
+  private lastPull = 0;
 
   constructor(
     private readonly hypervisor: Hypervisor,
@@ -90,6 +92,24 @@ export class GuestTrustManager {
 
   async pull(): Promise<void> {
     this.bundle = await this.link().getTrustBundle();
+    this.lastPull = Date.now();
+  }
+
+  /** A push may have been missed (agent or controller down): the bundle is pulled again now and then. */
+  private async refresh(): Promise<void> {
+    if (this.bundle && Date.now() - this.lastPull < RESYNC_MS) return;
+    const before = this.bundle;
+    const b = await this.link().getTrustBundle();
+    this.lastPull = Date.now();
+    if (!before) {
+      this.bundle = b;
+      return;
+    }
+    const same =
+      String(b.krlVersion) === String(before.krlVersion) &&
+      JSON.stringify(b.trustedCaKeys) === JSON.stringify(before.trustedCaKeys) &&
+      b.loginUser === before.loginUser;
+    if (!same) await this.update(b);
   }
 
   /** A bundle pushed by the controller: the KRL (and CA keys) go into every guest now. */
@@ -99,31 +119,43 @@ export class GuestTrustManager {
     let sessionsEnded = 0;
     const work = [...this.guests.values()]
       .filter((g) => g.installed !== undefined)
-      .map((g) =>
-        this.serial(g, async () => {
-          const kill = [...g.sessions.values()].filter((s) => revoked.has(s.serial) && !s.killed);
-          const pids = kill.map((s) => s.pid);
-          if (g.installed === this.contentKey(g)) {
+      .map(async (g) => {
+        const kill = [...g.sessions.values()].filter((s) => revoked.has(s.serial) && !s.killed);
+        const pids = kill.map((s) => s.pid);
+        try {
+          if (g.installed === this.contentKey(g, bundle)) {
+            // Fast path, not queued behind a poll: the KRL renamed into place, then the kills.
             await g.installer.updateKrl(Buffer.from(bundle.krl), pids);
-            this.installedOk(g);
+            this.installedOk(g, bundle);
+            // An install already under way may write an older KRL after us: checked once it is done.
+            void this.serial(g, async () => {
+              const b = this.bundle!;
+              if (g.installed === undefined || g.krlVersion === String(b.krlVersion)) return;
+              await g.installer.updateKrl(Buffer.from(b.krl));
+              this.installedOk(g, b);
+            }).catch((err) => this.failed(g, err));
           } else {
-            await this.installFull(g);
-            if (pids.length) await g.agent.sh(killSessions(pids));
+            await this.serial(g, async () => {
+              await this.installFull(g);
+              if (pids.length) await g.agent.sh(killSessions(pids));
+            });
           }
           for (const s of kill) {
             s.killed = true;
             sessionsEnded++;
-            await this.endSession(g, s, 'revoked');
+            // Reported after answering the push (the controller ended it already on revocation).
+            void this.endSession(g, s, 'revoked');
           }
-        }).catch((err) => this.failed(g, err)),
-      );
+        } catch (err) {
+          this.failed(g, err);
+        }
+      });
     await Promise.all(work);
     void this.reportTrust();
     return { guests: work.length, sessionsEnded };
   }
 
-  private contentKey(g: Guest): string {
-    const b = this.bundle!;
+  private contentKey(g: Guest, b: TrustBundleMsg = this.bundle!): string {
     return createHash('sha256')
       .update(JSON.stringify([b.trustedCaKeys, b.loginUser, g.serverId]))
       .digest('hex');
@@ -139,7 +171,10 @@ export class GuestTrustManager {
     if (this.polling || this.stopped) return;
     this.polling = true;
     try {
-      if (!this.bundle) await this.pull();
+      await this.refresh().catch((err) => {
+        if (!this.bundle) throw err;
+        this.opts.log?.('trust bundle pull failed', err);
+      });
       const domains = (await this.hypervisor.listDomains()).filter(
         (d) => !this.opts.only || this.opts.only(d.uuid),
       );
@@ -269,15 +304,14 @@ export class GuestTrustManager {
         loginUser: b.loginUser,
         principal: `vm-${g.serverId}`,
       });
-      g.installed = this.contentKey(g);
-      this.installedOk(g);
+      g.installed = this.contentKey(g, b);
+      this.installedOk(g, b);
     } catch (err) {
       this.failed(g, err);
     }
   }
 
-  private installedOk(g: Guest): void {
-    const b = this.bundle!;
+  private installedOk(g: Guest, b: TrustBundleMsg): void {
     g.retryAt = undefined;
     g.krlVersion = String(b.krlVersion);
     g.status = {
@@ -311,12 +345,17 @@ export class GuestTrustManager {
   private async reportTrust(): Promise<void> {
     const statuses = this.statuses();
     const key = JSON.stringify(statuses.map((s) => ({ ...s, lastSuccess: '' })));
-    if (key === this.lastReport) return;
+    // Unchanged statuses are sent again now and then: a restarted controller learns them (and us).
+    if (key === this.lastReport && Date.now() - this.lastReportAt < RESYNC_MS) return;
     await this.link()
       .reportTrust(statuses)
-      .then(() => (this.lastReport = key))
+      .then(() => {
+        this.lastReport = key;
+        this.lastReportAt = Date.now();
+      })
       .catch((err) => this.opts.log?.('trust report failed', err));
   }
 }
 
+const RESYNC_MS = 60_000;
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

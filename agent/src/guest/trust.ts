@@ -83,12 +83,19 @@ fi
     return { reloaded: /reloaded/.test(out) };
   }
 
-  /** The fast path on revocation: the new KRL, then the given sshd session processes killed. */
+  /**
+   * The fast path on revocation, one guest-exec: the new KRL (on stdin) to a temp file, renamed over
+   * the old one (sshd reads it at each login: no reload), then the given sessions killed.
+   */
   async updateKrl(krl: Buffer, killPids: number[] = []): Promise<void> {
     const tmp = `${KRL_FILE}.vmwarden-${Date.now()}`;
-    await this.guest.writeFile(tmp, krl);
     const kill = killPids.length ? `; ${killSessions(killPids)}` : '';
-    await this.guest.sh(`chmod 0644 ${tmp} && mv -f ${tmp} ${KRL_FILE}${kill}`);
+    const r = await this.guest.exec(
+      '/bin/sh',
+      ['-c', `{ cat > ${tmp} && chmod 0644 ${tmp} && mv -f ${tmp} ${KRL_FILE}; } || exit 1${kill}`],
+      { input: krl },
+    );
+    if (r.exitCode !== 0) throw new Error(`KRL update failed in the guest: ${r.stderr.trim().slice(0, 300)}`);
   }
 }
 

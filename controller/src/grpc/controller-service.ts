@@ -96,6 +96,7 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     reportInventory: unary<InventoryReportMsg>(async (call) => {
       const node = await agentNode(call);
       await s.nodes.reportInventory(node, call.request);
+      s.guestTrust.remember(node);
       return { nodeId: node.id };
     }),
     reportEvent: unary<EventMsg>(async (call) => {
