@@ -92,6 +92,22 @@ function errorReason(e: unknown): { reason: string; missing: boolean } {
   return { reason: `unreadable: ${err?.message ?? String(e)}`, missing: false };
 }
 
+/** A writable disk's sealed entry from its hash result; collects the file, or the problem. */
+function sealedDisk(
+  d: { target: string; path: string },
+  r: HashResult,
+  sealedAt: string,
+  files: FileDigest[],
+  problems: Array<{ path: string; reason: string }>,
+): SealedDisk | undefined {
+  if (!r.ok) {
+    problems.push({ path: d.path, reason: r.reason });
+    return undefined;
+  }
+  files.push(r.file);
+  return { target: d.target, path: d.path, size: r.file.size, digest: fileDigest(r.file.digest), sealedAt };
+}
+
 export class SignatureService {
   private readonly hv: Hypervisor;
   private readonly store: AgentStore;
@@ -300,18 +316,8 @@ export class SignatureService {
         disks.push({ target: d.target, path: d.path, state: 'in-use' });
         continue;
       }
-      const r = hashed.get(d.path)!;
-      if (!r.ok) problems.push({ path: d.path, reason: r.reason });
-      else {
-        files.push(r.file);
-        disks.push({
-          target: d.target,
-          path: d.path,
-          size: r.file.size,
-          digest: fileDigest(r.file.digest),
-          sealedAt: now,
-        });
-      }
+      const sealed = sealedDisk(d, hashed.get(d.path)!, now, files, problems);
+      if (sealed) disks.push(sealed);
     }
     if (problems.length) throw new ArtifactError(uuid, problems);
 
@@ -446,18 +452,8 @@ export class SignatureService {
     const files: FileDigest[] = [];
     const disks: SealedDisk[] = [];
     for (const d of m.disks) {
-      const r = hashed.get(d.path)!;
-      if (!r.ok) problems.push({ path: d.path, reason: r.reason });
-      else {
-        files.push(r.file);
-        disks.push({
-          target: d.target,
-          path: d.path,
-          size: r.file.size,
-          digest: fileDigest(r.file.digest),
-          sealedAt: now,
-        });
-      }
+      const sealed = sealedDisk(d, hashed.get(d.path)!, now, files, problems);
+      if (sealed) disks.push(sealed);
     }
     if (problems.length) throw new ArtifactError(uuid, problems);
     const manifest: Manifest = { ...m, disks };
