@@ -71,7 +71,20 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
   app.post('/request', { schema: { body: wire.schemas.request } }, async (request, reply) => {
     const body = request.body as AccessRequest & { ssh_key_id?: string | number };
     if (body.ssh_key_id !== undefined) body.ssh_key_id = String(body.ssh_key_id);
-    const issued = await s.access.request(caller(request), body, request.ip);
+    const who = caller(request);
+    // Audited inside the certificate's transaction: the record and its audit row commit together.
+    const issued = await s.access.request(who, body, request.ip, (tx, record) =>
+      s.audit.recordIn(tx, {
+        actorId: who.identity.id,
+        actorName: who.identity.name,
+        sourceAddress: request.ip,
+        action: 'certificate.issue',
+        object: record.id,
+        outcome: 'success',
+        status: 200,
+        requestId: String(request.id),
+      }),
+    );
     return wire.sendJson(reply, 200, wire.requestAccessResponse(issued, now()));
   });
 

@@ -12,6 +12,7 @@ import type { KrlPublisher } from './krl-publisher.js';
 import { criticalOptions, ttlMinutes, type AccessPolicy } from './policy.js';
 import type { CertificateQuery, CertificateRecord } from './model.js';
 import type { AccessStore } from './store.js';
+import type { Tx } from '../store/database.js';
 
 export interface AccessRequest {
   sandbox_id: string;
@@ -46,7 +47,13 @@ export class AccessService {
     private readonly clock: Clock,
   ) {}
 
-  async request(caller: Principal, req: AccessRequest, callerIp: string): Promise<IssuedAccess> {
+  /** `audit` writes the audit row in the certificate's own transaction (no row, no certificate). */
+  async request(
+    caller: Principal,
+    req: AccessRequest,
+    callerIp: string,
+    audit?: (tx: Tx, record: CertificateRecord) => Promise<unknown>,
+  ): Promise<IssuedAccess> {
     const userId = await this.requester(caller, req.user_id);
     const instance = await this.instance(req.sandbox_id);
     if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
@@ -97,7 +104,7 @@ export class AccessService {
       revokeReason: null,
     };
     // Committed before the certificate leaves: a certificate we cannot list is one we cannot revoke.
-    await this.store.insertCertificate(record);
+    await this.store.insertCertificate(record, audit && ((tx) => audit(tx, record)));
     return { record, certificate: signed.line, instance };
   }
 

@@ -17,7 +17,8 @@ export interface AccessStore {
   activateCa(id: number, at: string): Promise<void>;
   retireCa(id: number, at: string): Promise<boolean>;
 
-  insertCertificate(c: CertificateRecord): Promise<void>;
+  /** `alsoInTx` runs in the same transaction (the audit row): both commit, or neither. */
+  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => Promise<unknown>): Promise<void>;
   getCertificate(id: string, now: string): Promise<CertificateRecord | undefined>;
   listCertificates(q: CertificateQuery, now: string): Promise<{ rows: CertificateRecord[]; total: number }>;
   /** Revokes, ends the certificate's live sessions and bumps the KRL version, in one transaction. */
@@ -99,6 +100,7 @@ const bumpKrl = (tx: Tx, at: string) =>
 
 interface PendingInsert {
   record: CertificateRecord;
+  alsoInTx?: (tx: Tx) => Promise<unknown>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -170,9 +172,9 @@ export class SqliteAccessStore implements AccessStore {
    * queue up and go together in the next statement (one statement per group commit instead of one
    * SAVEPOINT + INSERT per certificate). Each caller's promise still settles only after COMMIT.
    */
-  insertCertificate(c: CertificateRecord): Promise<void> {
+  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => Promise<unknown>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pendingCertificates.push({ record: c, resolve, reject });
+      this.pendingCertificates.push({ record: c, alsoInTx, resolve, reject });
       if (!this.flushingCertificates) void this.flushCertificates();
     });
   }
@@ -186,12 +188,13 @@ export class SqliteAccessStore implements AccessStore {
       while (this.pendingCertificates.length) {
         const batch = this.pendingCertificates.splice(0, MAX_INSERT_ROWS);
         try {
-          await this.db.write((tx) =>
-            tx.run(
+          await this.db.write(async (tx) => {
+            await tx.run(
               `${INSERT_CERTIFICATE} ${batch.map(() => CERTIFICATE_ROW).join(', ')}`,
               batch.flatMap((p) => certificateParams(p.record)),
-            ),
-          );
+            );
+            for (const p of batch) await p.alsoInTx?.(tx);
+          });
           for (const p of batch) p.resolve();
         } catch (err) {
           if (batch.length === 1) {
@@ -202,9 +205,10 @@ export class SqliteAccessStore implements AccessStore {
           await Promise.all(
             batch.map((p) =>
               this.db
-                .write((tx) =>
-                  tx.run(`${INSERT_CERTIFICATE} ${CERTIFICATE_ROW}`, certificateParams(p.record)),
-                )
+                .write(async (tx) => {
+                  await tx.run(`${INSERT_CERTIFICATE} ${CERTIFICATE_ROW}`, certificateParams(p.record));
+                  await p.alsoInTx?.(tx);
+                })
                 .then(() => p.resolve(), p.reject),
             ),
           );

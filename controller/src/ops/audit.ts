@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database } from '../store/database.js';
+import type { Database, Tx } from '../store/database.js';
 import type { Clock } from '../platform/clock.js';
 import { ApiError } from '../platform/errors.js';
 import type { Metrics } from './metrics.js';
@@ -64,12 +64,21 @@ export class AuditLog {
   ) {}
 
   async record(entry: AuditEntry): Promise<number> {
+    return this.insert(this.db, entry);
+  }
+
+  /** Writes the row inside the caller's transaction: if it fails, the whole action rolls back. */
+  recordIn(tx: Tx, entry: AuditEntry): Promise<number> {
+    return this.insert(tx, entry);
+  }
+
+  private async insert(runner: Pick<Tx, 'run'>, entry: AuditEntry): Promise<number> {
     try {
       if (this.failNext) {
         this.failNext = false;
         throw new Error('audit write refused (test hook)');
       }
-      const { lastID } = await this.db.run(
+      const { lastID } = await runner.run(
         `INSERT INTO audit (time, actor_id, actor_name, source_address, action, object, outcome, status, detail, request_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
@@ -175,6 +184,11 @@ interface AuditRule {
   url: string;
   action: (request: FastifyRequest, response: any) => string;
   object?: (request: FastifyRequest, response: any) => unknown;
+  /**
+   * The route writes its audit row inside the action's own transaction (AuditLog.recordIn), so the
+   * row and the action commit together or not at all; the hooks below only record refusals.
+   */
+  inline?: boolean;
 }
 
 const p = (request: FastifyRequest, name: string) => (request.params as Record<string, unknown>)[name];
@@ -230,6 +244,7 @@ const RULES: AuditRule[] = [
   {
     method: 'POST',
     url: '/v1/access/request',
+    inline: true,
     action: () => 'certificate.issue',
     object: (r, res) => res?.certificate_id ?? res?.id ?? b(r, 'sandbox_id'),
   },
@@ -360,7 +375,7 @@ declare module 'fastify' {
 export function installAudit(app: FastifyInstance, audit: AuditLog, metrics: Metrics): void {
   app.addHook('preHandler', async (request) => {
     const rule = ruleFor(request);
-    if (!rule) return;
+    if (!rule || rule.inline) return;
     const principal = request.principal;
     request.auditId = await audit.record({
       actorId: principal?.identity.id,
@@ -391,6 +406,7 @@ export function installAudit(app: FastifyInstance, audit: AuditLog, metrics: Met
     const action = rule.action(request, ok ? response : undefined);
     if (ok && action === 'certificate.issue') metrics.certificatesIssued.inc();
     if (ok && action === 'certificate.revoke') metrics.certificatesRevoked.inc();
+    if (ok && rule.inline) return payload;
     const loginIdentity = ok && rule.url === '/authenticate' ? response?.data?.identity : undefined;
     const detail = ok ? null : str(response?.error?.message ?? response?.error ?? response?.Message ?? null);
     const settled = {
