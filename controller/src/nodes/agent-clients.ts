@@ -56,7 +56,13 @@ export class AgentClients {
           },
         },
       );
-      entry = { address: node.agentAddress, raw: new this.Agent(node.agentAddress, credentials) };
+      entry = {
+        address: node.agentAddress,
+        raw: new this.Agent(node.agentAddress, credentials, {
+          // SNI must be a name, not an IP (RFC 6066); identity is checked by SAN URI above.
+          'grpc.ssl_target_name_override': `node-${node.id}.vmwarden`,
+        }),
+      };
       this.clients.set(node.id, entry);
     }
     const raw = entry.raw;
