@@ -11,6 +11,8 @@ export interface AgentConfig {
   /** '' = qemu:///system when a libvirtd answers, else test:///default. */
   libvirtUri: string;
   listenGrpc: string;
+  /** Prometheus /metrics listener; '' disables it. */
+  listenMetrics: string;
   /** Address the controller dials; defaults to listenGrpc. */
   advertiseAddress: string;
   socket: string;
@@ -42,6 +44,7 @@ const keys: Record<keyof AgentConfig, { env: string; flag?: string; number?: boo
   controller: { env: 'VMWARDEN_AGENT_CONTROLLER', flag: 'controller' },
   libvirtUri: { env: 'VMWARDEN_AGENT_LIBVIRT_URI', flag: 'libvirt-uri' },
   listenGrpc: { env: 'VMWARDEN_AGENT_LISTEN_GRPC', flag: 'listen-grpc' },
+  listenMetrics: { env: 'VMWARDEN_AGENT_LISTEN_METRICS', flag: 'listen-metrics' },
   advertiseAddress: { env: 'VMWARDEN_AGENT_ADVERTISE_ADDRESS', flag: 'advertise-address' },
   socket: { env: 'VMWARDEN_AGENT_SOCKET', flag: 'socket' },
   nodeName: { env: 'VMWARDEN_AGENT_NODE_NAME', flag: 'node-name' },
@@ -61,6 +64,7 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     controller: '127.0.0.1:9363',
     libvirtUri: '',
     listenGrpc: '127.0.0.1:9364',
+    listenMetrics: '127.0.0.1:9365',
     advertiseAddress: '',
     socket: underSystemd ? '/run/vmwarden/agent.sock' : './var/agent/agent.sock',
     nodeName: hostname(),

@@ -20,12 +20,15 @@ import { ChangeWatcher } from './watch.js';
 import { Enforcer } from './enforce/enforcer.js';
 import { StartGuard } from './enforce/start-guard.js';
 import { startHookEndpoint } from './enforce/hook-endpoint.js';
+import { AgentMetrics, serveMetrics } from './metrics.js';
+import { instrumentGrpc } from '../../controller/src/ops/metrics.js';
 import { hookSocketPath } from './enforce/state-file.js';
 import { GuestTrustManager } from './guest/manager.js';
 
 export interface RunningAgent {
   /** socket: the gRPC unix socket; hook: the HTTP/1.1 unix socket the libvirt hook asks. */
-  endpoints: { grpc: string; socket: string; hook: string };
+  endpoints: { grpc: string; socket: string; hook: string; metrics?: string };
+  metrics: AgentMetrics;
   signatures: SignatureService;
   hypervisor: Hypervisor;
   events: EventEmitter;
@@ -65,12 +68,27 @@ export async function startAgent(
   const uri = config.libvirtUri || (await pickDefaultUri());
   const hypervisor = opts.hypervisor ?? (await connectHypervisor(uri));
   const guard = new StartGuard(hypervisor);
+  const metrics = new AgentMetrics(async () => {
+    const v = await signatures.validation();
+    return {
+      vmwarden_agent_signed_instances: {
+        help: 'Instances with a baseline.',
+        samples: [{ labels: {}, value: (await signatures.list()).length }],
+      },
+      vmwarden_agent_validation_active: {
+        help: '1 while node validation is on.',
+        samples: [{ labels: {}, value: v.active ? 1 : 0 }],
+      },
+    };
+  });
   const signatures = await SignatureService.open({
     dataDir,
     hypervisor: guard,
     node: creds.enrollment.nodeName,
+    onHashed: (d) => metrics.onHashed(d),
   });
   const events = new EventEmitter();
+  events.on('event', (e: EventMsg) => metrics.onEvent(e));
   let link = new ControllerLink(creds);
   const certs = new CertificateSource(Buffer.from(creds.ca), Buffer.from(creds.cert), Buffer.from(creds.key));
   const watcher = new ChangeWatcher(signatures, hypervisor, events, {
@@ -111,16 +129,10 @@ export async function startAgent(
   const tcp = new grpc.Server();
   tcp.addService(
     Agent.service,
-    agentService({
-      signatures,
-      hypervisor,
-      events,
-      info,
-      caPem: creds.ca,
-      onSigned,
-      enforcer,
-      guests,
-    }) as never,
+    instrumentGrpc(
+      agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned, enforcer, guests }),
+      metrics,
+    ) as never,
   );
   tcp.addService(Health.service, health);
   new ReflectionService(definition).addToServer(tcp);
@@ -131,7 +143,10 @@ export async function startAgent(
   const local = new grpc.Server();
   local.addService(
     Agent.service,
-    agentService({ signatures, hypervisor, events, info, caPem: null, onSigned, enforcer, guests }) as never,
+    instrumentGrpc(
+      agentService({ signatures, hypervisor, events, info, caPem: null, onSigned, enforcer, guests }),
+      metrics,
+    ) as never,
   );
   local.addService(Health.service, health);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
@@ -139,8 +154,12 @@ export async function startAgent(
   await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
   chmodSync(socket, 0o660);
   // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
+  const metricsServer = config.listenMetrics ? await serveMetrics(config.listenMetrics, metrics) : undefined;
   const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, xml) =>
-    enforcer.checkStart(serverId, xml),
+    enforcer.checkStart(serverId, xml).then((r) => {
+      metrics.hookDecisions.inc({ decision: r.allowed ? 'allow' : 'refuse' });
+      return r;
+    }),
   );
 
   const advertise =
@@ -183,7 +202,8 @@ export async function startAgent(
 
   const shutdown = (s: grpc.Server) => new Promise<void>((res) => s.tryShutdown(() => res()));
   return {
-    endpoints: { grpc: grpcAddress, socket, hook: hook.path },
+    endpoints: { grpc: grpcAddress, socket, hook: hook.path, metrics: metricsServer?.address },
+    metrics,
     signatures,
     hypervisor,
     events,
@@ -199,7 +219,7 @@ export async function startAgent(
       await guests?.stop();
       events.off('event', forward);
       await Promise.race([
-        Promise.all([shutdown(tcp), shutdown(local), hook.close()]),
+        Promise.all([shutdown(tcp), shutdown(local), hook.close(), metricsServer?.close()]),
         new Promise((r) => setTimeout(r, 5000)),
       ]);
       tcp.forceShutdown();

@@ -94,6 +94,7 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
     controller: c.controller.endpoints.grpc!,
     libvirtUri: hypervisor.uri,
     listenGrpc: '127.0.0.1:0',
+    listenMetrics: '127.0.0.1:0',
     advertiseAddress: '',
     socket: join(dataDir, 'agent.sock'),
     nodeName,

@@ -73,6 +73,8 @@ export interface SignatureServiceOptions {
   node?: string;
   /** qemu-img binary for backing chains, or false to skip them. */
   qemuImg?: string | false;
+  /** Told about every file hashed (or re-checked): the agent's hashing metrics. */
+  onHashed?: (d: FileDigest) => void;
 }
 
 /** What a definition covers, with the files we can hash separated from those we cannot. */
@@ -117,6 +119,7 @@ export class SignatureService {
   private readonly node: string;
   private readonly qemuImg: string | false;
   private readonly ownsEngine: boolean;
+  private readonly onHashed?: (d: FileDigest) => void;
   private ownsStore = false;
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -129,6 +132,7 @@ export class SignatureService {
     this.clock = opts.clock ?? systemClock;
     this.node = opts.node ?? hostname();
     this.qemuImg = opts.qemuImg ?? 'qemu-img';
+    this.onHashed = opts.onHashed;
   }
 
   /** A service over `<dataDir>/agent.db` and `<dataDir>/node-key.pem` (both created when absent). */
@@ -273,7 +277,9 @@ export class SignatureService {
       unique.map(async (path): Promise<HashResult> => {
         try {
           const previous = full ? undefined : await this.store.cachedDigest(path);
-          return { ok: true, file: await this.engine.hashFile(path, { previous }) };
+          const file = await this.engine.hashFile(path, { previous });
+          this.onHashed?.(file);
+          return { ok: true, file };
         } catch (e) {
           return { ok: false, path, ...errorReason(e) };
         }

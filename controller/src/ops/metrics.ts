@@ -38,6 +38,8 @@ export class Counter {
   }
 }
 
+export { labelText, num };
+
 export class Histogram {
   private readonly series = new Map<
     string,
@@ -165,7 +167,10 @@ const GRPC_CODES = [
  * (handler(call)) is counted. Unary calls are counted with the status they answer; streams as
  * started and with the status of their end ('OK' on finish, the error's code on error).
  */
-export function instrumentGrpc<T extends object>(impl: T, metrics: Metrics): T {
+export function instrumentGrpc<T extends object>(
+  impl: T,
+  metrics: Pick<Metrics, 'grpcCalls' | 'grpcInFlight'>,
+): T {
   const out: Record<string, unknown> = {};
   for (const [method, fn] of Object.entries(impl)) {
     if (typeof fn !== 'function') {
