@@ -3,6 +3,7 @@
  * booted under qemu:///system with direct kernel boot, a guest agent channel and a NIC on libvirt's
  * `default` NAT network. TCG when /dev/kvm does not work.
  */
+import { certLoginArgs } from './sshd.js';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -171,30 +172,15 @@ export function guestSshArgs(
   command: string,
   user = 'vmwarden',
 ) {
-  return [
-    '-F',
-    '/dev/null',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    'UserKnownHostsFile=/dev/null',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'IdentityAgent=none',
-    '-o',
-    'ConnectTimeout=10',
-    '-o',
-    'LogLevel=ERROR',
-    '-o',
-    `CertificateFile=${certFile}`,
-    '-i',
+  return certLoginArgs({
+    host: ip,
     keyFile,
-    `${user}@${ip}`,
+    certFile,
+    user,
     command,
-  ];
+    connectTimeoutSeconds: 10,
+    quiet: true,
+  });
 }
 
 /** A login that stays open; `exited` resolves (with the time) when the client ends. */

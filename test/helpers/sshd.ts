@@ -173,31 +173,53 @@ export interface SshLoginOptions {
   timeoutMs?: number;
 }
 
-/** Logs in with the OpenSSH client using exactly one key + certificate; never prompts. */
-export function sshLogin(opts: SshLoginOptions): Promise<SshLoginResult> {
-  const args = [
+/**
+ * OpenSSH client arguments for a login with exactly one key + certificate: no user config, no agent,
+ * no known-hosts file, never a prompt.
+ */
+export function certLoginArgs(o: {
+  host: string;
+  port?: number;
+  keyFile: string;
+  certFile: string;
+  user: string;
+  command: string;
+  connectTimeoutSeconds: number;
+  /** Hide ssh's own warnings (LogLevel=ERROR). */
+  quiet?: boolean;
+}): string[] {
+  const options = [
+    'BatchMode=yes',
+    'StrictHostKeyChecking=no',
+    'UserKnownHostsFile=/dev/null',
+    'IdentitiesOnly=yes',
+    'IdentityAgent=none',
+    `ConnectTimeout=${o.connectTimeoutSeconds}`,
+    ...(o.quiet ? ['LogLevel=ERROR'] : []),
+    `CertificateFile=${o.certFile}`,
+  ];
+  return [
     '-F',
     '/dev/null',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'StrictHostKeyChecking=no',
-    '-o',
-    'UserKnownHostsFile=/dev/null',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'IdentityAgent=none',
-    '-o',
-    'ConnectTimeout=5',
-    '-o',
-    `CertificateFile=${opts.certFile}`,
+    ...options.flatMap((opt) => ['-o', opt]),
     '-i',
-    opts.keyFile,
-    '-p',
-    String(opts.port),
-    `${opts.user ?? currentUser()}@127.0.0.1`,
-    opts.command ?? 'true',
+    o.keyFile,
+    ...(o.port !== undefined ? ['-p', String(o.port)] : []),
+    `${o.user}@${o.host}`,
+    o.command,
   ];
+}
+
+/** Logs in with the OpenSSH client using exactly one key + certificate; never prompts. */
+export function sshLogin(opts: SshLoginOptions): Promise<SshLoginResult> {
+  const args = certLoginArgs({
+    host: '127.0.0.1',
+    port: opts.port,
+    keyFile: opts.keyFile,
+    certFile: opts.certFile,
+    user: opts.user ?? currentUser(),
+    command: opts.command ?? 'true',
+    connectTimeoutSeconds: 5,
+  });
   return run('ssh', args, { timeoutMs: opts.timeoutMs ?? 15_000 });
 }
