@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import {
+  ConfigError,
+  layerSettings,
+  type SettingSpec,
+} from '../../controller/src/platform/layered-config.js';
 
 /** Agent configuration. Precedence: flags > environment (VMWARDEN_AGENT_*) > config file > defaults. */
 export interface AgentConfig {
@@ -37,24 +39,25 @@ const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
   hookFailPolicy: ['closed', 'open'],
 };
 
-export class AgentConfigError extends Error {}
+/** The agent's configuration errors are the shared ConfigError (exit code 2). */
+export { ConfigError as AgentConfigError };
 
-const keys: Record<keyof AgentConfig, { env: string; flag?: string; number?: boolean }> = {
-  dataDir: { env: 'VMWARDEN_AGENT_DATA_DIR', flag: 'data-dir' },
-  controller: { env: 'VMWARDEN_AGENT_CONTROLLER', flag: 'controller' },
-  libvirtUri: { env: 'VMWARDEN_AGENT_LIBVIRT_URI', flag: 'libvirt-uri' },
-  listenGrpc: { env: 'VMWARDEN_AGENT_LISTEN_GRPC', flag: 'listen-grpc' },
-  listenMetrics: { env: 'VMWARDEN_AGENT_LISTEN_METRICS', flag: 'listen-metrics' },
-  advertiseAddress: { env: 'VMWARDEN_AGENT_ADVERTISE_ADDRESS', flag: 'advertise-address' },
-  socket: { env: 'VMWARDEN_AGENT_SOCKET', flag: 'socket' },
-  nodeName: { env: 'VMWARDEN_AGENT_NODE_NAME', flag: 'node-name' },
-  reportIntervalSeconds: { env: 'VMWARDEN_AGENT_REPORT_INTERVAL_SECONDS', number: true },
-  logLevel: { env: 'VMWARDEN_AGENT_LOG_LEVEL', flag: 'log-level' },
-  libvirtXmlDir: { env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
-  rehashSchedule: { env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
-  unsignedPolicy: { env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
-  tamperPolicy: { env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
-  hookFailPolicy: { env: 'VMWARDEN_AGENT_HOOK_FAIL_POLICY', flag: 'hook-fail-policy' },
+const keys: Record<keyof AgentConfig, SettingSpec> = {
+  dataDir: { kind: 'string', env: 'VMWARDEN_AGENT_DATA_DIR', flag: 'data-dir' },
+  controller: { kind: 'string', env: 'VMWARDEN_AGENT_CONTROLLER', flag: 'controller' },
+  libvirtUri: { kind: 'string', env: 'VMWARDEN_AGENT_LIBVIRT_URI', flag: 'libvirt-uri' },
+  listenGrpc: { kind: 'string', env: 'VMWARDEN_AGENT_LISTEN_GRPC', flag: 'listen-grpc' },
+  listenMetrics: { kind: 'string', env: 'VMWARDEN_AGENT_LISTEN_METRICS', flag: 'listen-metrics' },
+  advertiseAddress: { kind: 'string', env: 'VMWARDEN_AGENT_ADVERTISE_ADDRESS', flag: 'advertise-address' },
+  socket: { kind: 'string', env: 'VMWARDEN_AGENT_SOCKET', flag: 'socket' },
+  nodeName: { kind: 'string', env: 'VMWARDEN_AGENT_NODE_NAME', flag: 'node-name' },
+  reportIntervalSeconds: { kind: 'number', env: 'VMWARDEN_AGENT_REPORT_INTERVAL_SECONDS' },
+  logLevel: { kind: 'string', env: 'VMWARDEN_AGENT_LOG_LEVEL', flag: 'log-level' },
+  libvirtXmlDir: { kind: 'string', env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
+  rehashSchedule: { kind: 'string', env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
+  unsignedPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
+  tamperPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
+  hookFailPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_HOOK_FAIL_POLICY', flag: 'hook-fail-policy' },
 };
 
 export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -84,42 +87,20 @@ export function loadAgentConfig(
   extraFlags: string[] = [],
   env: NodeJS.ProcessEnv = process.env,
 ): { command: string; config: AgentConfig; extra: Record<string, string | undefined> } {
-  const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
-  for (const spec of Object.values(keys)) if (spec.flag) options[spec.flag] = { type: 'string' };
-  for (const f of extraFlags) options[f] = { type: 'string' };
-  let parsed: { values: Record<string, string | undefined>; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as typeof parsed;
-  } catch (err) {
-    throw new AgentConfigError((err as Error).message);
-  }
-  const config = defaultAgentConfig(env) as unknown as Record<string, unknown>;
-  const file = parsed.values.config ?? env.VMWARDEN_AGENT_CONFIG;
-  if (file) {
-    let data: Record<string, unknown>;
-    try {
-      const text = readFileSync(file, 'utf8');
-      data = (file.endsWith('.json') ? JSON.parse(text) : parseYaml(text)) ?? {};
-    } catch (err) {
-      throw new AgentConfigError(`config file ${file}: ${(err as Error).message}`);
-    }
-    for (const [k, v] of Object.entries(data)) {
-      const spec = keys[k as keyof AgentConfig];
-      if (!spec) throw new AgentConfigError(`config file ${file}: unknown setting '${k}'`);
-      config[k] = spec.number ? Number(v) : String(v);
-    }
-  }
-  for (const [k, spec] of Object.entries(keys)) {
-    const fromEnv = env[spec.env];
-    const fromFlag = spec.flag ? parsed.values[spec.flag] : undefined;
-    const v = fromFlag ?? fromEnv;
-    if (v !== undefined) config[k] = spec.number ? Number(v) : v;
-  }
+  const { config, positionals, extra } = layerSettings({
+    argv,
+    env,
+    defaults: defaultAgentConfig(env),
+    specs: keys,
+    fileEnv: 'VMWARDEN_AGENT_CONFIG',
+    extraFlags,
+    allowPositionals: true,
+  });
   for (const [k, allowed] of Object.entries(CHOICES)) {
-    if (!allowed.includes(String(config[k]))) {
-      throw new AgentConfigError(`${k} must be one of ${allowed.join(', ')}, got '${String(config[k])}'`);
+    const value = String(config[k as keyof AgentConfig]);
+    if (!allowed.includes(value)) {
+      throw new ConfigError(`${k} must be one of ${allowed.join(', ')}, got '${value}'`);
     }
   }
-  const extra = Object.fromEntries(extraFlags.map((f) => [f, parsed.values[f]]));
-  return { command: parsed.positionals[0] ?? '', config: config as unknown as AgentConfig, extra };
+  return { command: positionals[0] ?? '', config, extra };
 }

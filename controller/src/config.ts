@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import { ConfigError, layerSettings, type SettingSpec } from './platform/layered-config.js';
+
+export { ConfigError };
 
 /** Controller configuration. Precedence: flags > environment (VMWARDEN_*) > config file > defaults. */
 export interface ControllerConfig {
@@ -29,8 +29,7 @@ export interface ControllerConfig {
   defaultLoginUser: string;
 }
 
-type Kind = 'string' | 'number' | 'list';
-const keys: Record<keyof ControllerConfig, { kind: Kind; env: string; flag?: string }> = {
+const keys: Record<keyof ControllerConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_DATA_DIR', flag: 'data-dir' },
   listenHttp: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTP', flag: 'listen-http' },
   listenHttps: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTPS', flag: 'listen-https' },
@@ -76,65 +75,14 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
   };
 }
 
-export class ConfigError extends Error {}
-
-function coerce(key: string, kind: Kind, value: unknown, source: string): unknown {
-  if (kind === 'number') {
-    const n = typeof value === 'number' ? value : Number(value);
-    if (!Number.isFinite(n) || n < 0)
-      throw new ConfigError(`${source}: ${key} must be a non-negative number, got '${value}'`);
-    return n;
-  }
-  if (kind === 'list') {
-    if (Array.isArray(value)) return value.map(String);
-    return String(value)
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-  }
-  if (typeof value !== 'string') throw new ConfigError(`${source}: ${key} must be a string`);
-  return value;
-}
-
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerConfig {
-  const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
-  for (const spec of Object.values(keys)) if (spec.flag) options[spec.flag] = { type: 'string' };
-  let flags: Record<string, string | undefined>;
-  try {
-    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string
-    >;
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-  const config = defaultConfig(env) as unknown as Record<string, unknown>;
-  const file = flags.config ?? env.VMWARDEN_CONFIG;
-  if (file) {
-    let parsed: unknown;
-    try {
-      const text = readFileSync(file, 'utf8');
-      parsed = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-    } catch (err) {
-      throw new ConfigError(`config file ${file}: ${(err as Error).message}`);
-    }
-    if (parsed && typeof parsed === 'object') {
-      for (const [k, v] of Object.entries(parsed)) {
-        const spec = keys[k as keyof ControllerConfig];
-        if (!spec)
-          throw new ConfigError(
-            `config file ${file}: unknown setting '${k}'; known: ${Object.keys(keys).join(', ')}`,
-          );
-        config[k] = coerce(k, spec.kind, v, `config file ${file}`);
-      }
-    }
-  }
-  for (const [k, spec] of Object.entries(keys)) {
-    if (env[spec.env] !== undefined) config[k] = coerce(k, spec.kind, env[spec.env], spec.env);
-    if (spec.flag && flags[spec.flag] !== undefined)
-      config[k] = coerce(k, spec.kind, flags[spec.flag], `--${spec.flag}`);
-  }
-  const result = config as unknown as ControllerConfig;
+  const { config: result } = layerSettings({
+    argv,
+    env,
+    defaults: defaultConfig(env),
+    specs: keys,
+    fileEnv: 'VMWARDEN_CONFIG',
+  });
   for (const k of ['listenHttp', 'listenHttps', 'listenGrpc'] as const)
     if (result[k]) parseHostPort(result[k], k);
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
