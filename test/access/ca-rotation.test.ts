@@ -3,45 +3,35 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestController, type TestController } from '../helpers/controller.js';
+import type { TestController } from '../helpers/controller.js';
 import { ACCESS, assertContract } from '../helpers/contract.js';
 import {
   assertAccessError,
-  createInstance,
   issue,
   keygenList,
-  makeUserKey,
   run,
   schema,
-  tempDir,
   watchdog,
   type TestInstance,
   type UserKeyFiles,
+  accessFixture,
 } from './util.js';
 
 watchdog(120);
 
 let c: TestController;
 let dir = '';
-let cleanup = async () => {};
 let admin = '';
 let user: { id: string; token: string };
 let vm: TestInstance;
 let key: UserKeyFiles;
+let destroy = async () => {};
 
 test.before(async () => {
-  ({ dir, cleanup } = await tempDir());
-  key = await makeUserKey(dir, 'id_ed', 'ed25519');
-  c = await startTestController();
-  admin = await c.adminToken();
-  user = await c.createUser('ca-user');
-  vm = await createInstance(c);
+  ({ c, dir, admin, user, vm, key, destroy } = await accessFixture('ca-user'));
 });
 
-test.after(async () => {
-  await c.destroy();
-  await cleanup();
-});
+test.after(() => destroy());
 
 const cas = async () => {
   const r = await c.call('GET', '/v1/access/ca-pubkeys');

@@ -4,45 +4,33 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startTestController, type TestController } from '../helpers/controller.js';
+import type { TestController } from '../helpers/controller.js';
 import {
   assertAccessError,
   assertOk,
-  createInstance,
-  grant,
   issue,
-  makeUserKey,
   run,
-  tempDir,
   watchdog,
   type TestInstance,
   type UserKeyFiles,
+  accessFixture,
 } from './util.js';
 
 watchdog(120);
 
 let c: TestController;
 let dir = '';
-let cleanup = async () => {};
 let admin = '';
 let user: { id: string; token: string };
 let vm: TestInstance;
 let key: UserKeyFiles;
+let destroy = async () => {};
 
 test.before(async () => {
-  ({ dir, cleanup } = await tempDir());
-  key = await makeUserKey(dir, 'id_ed', 'ed25519');
-  c = await startTestController();
-  admin = await c.adminToken();
-  user = await c.createUser('revoker');
-  vm = await createInstance(c);
-  await grant(c, vm.serverId, user.id);
+  ({ c, dir, admin, user, vm, key, destroy } = await accessFixture('revoker', { grant: true }));
 });
 
-test.after(async () => {
-  await c.destroy();
-  await cleanup();
-});
+test.after(() => destroy());
 
 const newCert = () => issue(c, user.token, { sandbox_id: vm.serverId, public_key: key.pub });
 const revoke = (id: string, token = admin, body?: unknown) =>

@@ -3,47 +3,38 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { ManualClock } from '../../controller/src/platform/clock.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
+import type { TestController } from '../helpers/controller.js';
 import {
   assertAccessError,
   assertOk,
-  createInstance,
-  grant,
   issue,
-  makeUserKey,
-  tempDir,
   watchdog,
   type TestInstance,
   type UserKeyFiles,
+  accessFixture,
 } from './util.js';
 
 watchdog(120);
 
 const clock = new ManualClock(new Date(Math.floor(Date.now() / 1000) * 1000));
 let c: TestController;
-let cleanup = async () => {};
 let admin = '';
 let user: { id: string; token: string };
 let agent: { id: string; token: string } | undefined;
 let vm: TestInstance;
 let key: UserKeyFiles;
+let destroy = async () => {};
 
 test.before(async () => {
-  const t = await tempDir();
-  cleanup = t.cleanup;
-  key = await makeUserKey(t.dir, 'id_ed', 'ed25519');
-  c = await startTestController({ sessionIdleSeconds: 86_400 }, clock);
-  admin = await c.adminToken();
-  user = await c.createUser('session-user');
+  ({ c, admin, user, vm, key, destroy } = await accessFixture('session-user', {
+    grant: true,
+    config: { sessionIdleSeconds: 86_400 },
+    clock,
+  }));
   agent = await c.createUser('agent-host-1', 'agent').catch(() => undefined);
-  vm = await createInstance(c);
-  await grant(c, vm.serverId, user.id);
 });
 
-test.after(async () => {
-  await c.destroy();
-  await cleanup();
-});
+test.after(() => destroy());
 
 const newCert = (ttl = 10) =>
   issue(c, user.token, { sandbox_id: vm.serverId, public_key: key.pub, ttl_minutes: ttl });

@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import type { Reply, TestController } from '../helpers/controller.js';
+import { startTestController, type Reply, type TestController } from '../helpers/controller.js';
+import type { ControllerConfig } from '../../controller/src/config.js';
+import type { Clock } from '../../controller/src/platform/clock.js';
 import { ACCESS, assertContract } from '../helpers/contract.js';
 import { run } from '../helpers/sshd.js';
 import { makeUserKey, type UserKeyFiles } from './sshca/fixtures.js';
@@ -139,4 +141,44 @@ export function assertAccessError(r: Reply, status: number, message?: RegExp): v
 export function assertOk(r: Reply, contract?: string): void {
   assert.is(r.status, 200, r.text);
   if (contract) assertContract(ACCESS, schema(contract), r.body);
+}
+
+export interface AccessFixture {
+  c: TestController;
+  dir: string;
+  admin: string;
+  user: { id: string; token: string };
+  vm: TestInstance;
+  key: UserKeyFiles;
+  /** Stops the controller and removes the temp dir. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * What most access tests start from: a controller (admin token), one user, one running instance
+ * (granted to the user when `grant` is set) and an ed25519 key in a temp dir.
+ */
+export async function accessFixture(
+  userName: string,
+  opts: { grant?: boolean; config?: Partial<ControllerConfig>; clock?: Clock } = {},
+): Promise<AccessFixture> {
+  const { dir, cleanup } = await tempDir();
+  const key = await makeUserKey(dir, 'id_ed', 'ed25519');
+  const c = await startTestController(opts.config, opts.clock);
+  const admin = await c.adminToken();
+  const user = await c.createUser(userName);
+  const vm = await createInstance(c);
+  if (opts.grant) await grant(c, vm.serverId, user.id);
+  return {
+    c,
+    dir,
+    admin,
+    user,
+    vm,
+    key,
+    destroy: async () => {
+      await c.destroy();
+      await cleanup();
+    },
+  };
 }
