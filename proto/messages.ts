@@ -119,6 +119,7 @@ export interface GuestTrustStatusMsg {
   lastSuccess: string;
   lastError: string;
   loginUser: string;
+  transport: string;
 }
 
 export interface SessionReportMsg {

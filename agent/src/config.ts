@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import type { SshTarget } from './guest/ssh-channel.js';
 import {
   ConfigError,
   layerSettings,
@@ -31,6 +33,11 @@ export interface AgentConfig {
   tamperPolicy: 'alert' | 'shutdown';
   /** The libvirt hook when the agent is unreachable while validation is active: refuse (closed) or allow (open). */
   hookFailPolicy: 'closed' | 'open';
+  /**
+   * Guests without a qemu guest agent reached over SSH as root instead, by domain name or UUID:
+   * `{ keyFile, port?, address?, hostKey? }` (config file, or JSON in the environment).
+   */
+  sshProvisioning: Record<string, SshTarget>;
 }
 
 const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
@@ -58,6 +65,7 @@ const keys: Record<keyof AgentConfig, SettingSpec> = {
   unsignedPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
   tamperPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
   hookFailPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_HOOK_FAIL_POLICY', flag: 'hook-fail-policy' },
+  sshProvisioning: { kind: 'object', env: 'VMWARDEN_AGENT_SSH_PROVISIONING' },
 };
 
 export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -78,6 +86,7 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     unsignedPolicy: 'sign',
     tamperPolicy: 'alert',
     hookFailPolicy: 'closed',
+    sshProvisioning: {},
   };
 }
 
@@ -102,5 +111,45 @@ export function loadAgentConfig(
       throw new ConfigError(`${k} must be one of ${allowed.join(', ')}, got '${value}'`);
     }
   }
+  config.sshProvisioning = parseSshProvisioning(config.sshProvisioning);
   return { command: positionals[0] ?? '', config, extra };
+}
+
+const ENTRY_KEYS = ['keyFile', 'port', 'address', 'hostKey'];
+
+/** Checks every sshProvisioning entry; the key files themselves are read (and their modes checked) on use. */
+export function parseSshProvisioning(raw: object): Record<string, SshTarget> {
+  const out: Record<string, SshTarget> = {};
+  for (const [instance, value] of Object.entries(raw)) {
+    const where = `sshProvisioning.${instance}`;
+    if (!value || typeof value !== 'object' || Array.isArray(value))
+      throw new ConfigError(`${where} must be an object`);
+    const e = value as Record<string, unknown>;
+    const unknown = Object.keys(e).filter((k) => !ENTRY_KEYS.includes(k));
+    if (unknown.length)
+      throw new ConfigError(`${where}: unknown ${unknown.join(', ')}; known: ${ENTRY_KEYS.join(', ')}`);
+    if (typeof e.keyFile !== 'string' || !e.keyFile.startsWith('/')) {
+      throw new ConfigError(`${where}.keyFile must be an absolute path to the private key`);
+    }
+    const port = e.port ?? 22;
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) {
+      throw new ConfigError(`${where}.port must be a port number (1-65535), got '${String(port)}'`);
+    }
+    if (e.address !== undefined && (typeof e.address !== 'string' || !isIP(e.address))) {
+      throw new ConfigError(`${where}.address must be an IP address, got '${String(e.address)}'`);
+    }
+    if (
+      e.hostKey !== undefined &&
+      (typeof e.hostKey !== 'string' || !/^SHA256:[A-Za-z0-9+/]{43}$/.test(e.hostKey))
+    ) {
+      throw new ConfigError(`${where}.hostKey must be an OpenSSH SHA256 fingerprint (SHA256:…43 characters)`);
+    }
+    out[instance] = {
+      keyFile: e.keyFile,
+      port: port as number,
+      ...(e.address ? { address: e.address as string } : {}),
+      ...(e.hostKey ? { hostKey: e.hostKey as string } : {}),
+    };
+  }
+  return out;
 }

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
 import { mkdirSync, chmodSync, rmSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../proto/load.js';
 import { CertificateSource, serverTls } from '../../proto/grpc-tls.js';
@@ -24,6 +24,8 @@ import { AgentMetrics, serveMetrics } from './metrics.js';
 import { instrumentGrpc } from '../../controller/src/ops/metrics.js';
 import { hookSocketPath } from './enforce/state-file.js';
 import { GuestTrustManager } from './guest/manager.js';
+import { HostKeyPins } from './guest/host-keys.js';
+import type { SshTarget } from './guest/ssh-channel.js';
 
 export interface RunningAgent {
   /** socket: the gRPC unix socket; hook: the HTTP/1.1 unix socket the libvirt hook asks. */
@@ -50,6 +52,15 @@ function bind(server: grpc.Server, address: string, creds: grpc.ServerCredential
   );
 }
 
+export interface GuestTrustOptions {
+  pollMs?: number;
+  /** How often a guest reached over SSH is asked whether its guest agent is back. */
+  agentProbeMs?: number;
+  only?: (uuid: string) => boolean;
+  /** Overrides config.sshProvisioning (tests). */
+  sshTarget?: (uuid: string, name: string) => SshTarget | undefined;
+}
+
 /**
  * Runs an enrolled agent: libvirt, the signature service, the Agent gRPC service on TCP (mTLS) and on
  * the local unix socket, and periodic inventory reports. `hypervisor` may be handed in (tests share
@@ -59,8 +70,10 @@ export async function startAgent(
   config: AgentConfig,
   opts: {
     hypervisor?: Hypervisor;
+    /** Background failures worth a log line (guest trust, pushes). */
+    log?: (msg: string, err?: unknown) => void;
     /** Trust inside guests: false turns it off; `only` limits it to some domains (tests). */
-    guests?: false | { pollMs?: number; only?: (uuid: string) => boolean };
+    guests?: false | GuestTrustOptions;
   } = {},
 ): Promise<RunningAgent> {
   const dataDir = resolve(config.dataDir);
@@ -102,7 +115,12 @@ export async function startAgent(
     opts.guests !== false &&
     /^qemu(\+\w+)?:/.test(hypervisor.uri) &&
     process.env.VMWARDEN_AGENT_GUEST_TRUST !== '0'
-      ? new GuestTrustManager(hypervisor, () => link, opts.guests || {})
+      ? new GuestTrustManager(hypervisor, () => link, {
+          sshTarget: (uuid, name) => config.sshProvisioning[uuid] ?? config.sshProvisioning[name],
+          hostKeyPins: new HostKeyPins(join(dataDir, 'ssh-host-keys.json')),
+          log: opts.log,
+          ...(opts.guests || {}),
+        })
       : undefined;
   const onSigned = (serverId: string) => {
     enforcer.signed(serverId);

@@ -60,7 +60,9 @@ async function main() {
     throw new AgentConfigError(command ? `unknown command '${command}'\n${USAGE}` : USAGE);
 
   if (!isEnrolled(resolve(config.dataDir))) await enrollWith(config, extra.token);
-  const agent = await startAgent(config);
+  const agent = await startAgent(config, {
+    log: (msg, err) => log(msg, { level: 40, err: err instanceof Error ? err.message : String(err ?? '') }),
+  });
   log('vmwarden agent running', { endpoints: agent.endpoints, libvirt: agent.hypervisor.uri });
   let stopping = false;
   const stop = (signal: string) => {

@@ -3,14 +3,16 @@
  * Debian guest built by scripts/build-test-guest.sh, booted once for the whole file (TCG: slow).
  * The agent installs the fleet's trust through the qemu guest agent; users log in with the OpenSSH
  * client and the certificates POST /v1/access/request returns; sessions are observed in the guest's
- * journal; revocation ends live sessions and refuses new logins.
+ * journal; revocation ends live sessions and refuses new logins. Last, the guest agent is stopped:
+ * the agent does the same over SSH with a provisioning key (ssh2), and returns to the guest agent.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
-import { GuestAgent } from '../../agent/src/guest/guest-agent.js';
+import { GuestAgent, NoGuestAgentError } from '../../agent/src/guest/guest-agent.js';
+import type { SshTarget } from '../../agent/src/guest/ssh-channel.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
@@ -40,13 +42,24 @@ let cleanup = async () => {};
 let user: { id: string; token: string };
 let key: UserKeyFiles;
 let n = 0;
+/** The agent's sshProvisioning, by instance UUID. */
+const sshTargets = new Map<string, SshTarget>();
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
+/** Polls fn until it returns something; on timeout the error says what `state` showed last. */
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  ms = 60_000,
+  state: () => Promise<unknown> = trust,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn().catch(() => undefined);
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) {
+      const last = await state().catch((err) => String(err));
+      throw new Error(`timed out waiting for ${what}; trust status: ${JSON.stringify(last)}`);
+    }
     await sleep(250);
   }
 }
@@ -113,7 +126,12 @@ async function setup() {
   // Only our guest: other tests' agents and guests share this libvirtd.
   agent = await startTestAgent(c, {
     hypervisor: hv,
-    guests: { pollMs: 1000, only: (uuid) => uuid === guest?.uuid || uuid === bare?.uuid },
+    guests: {
+      pollMs: 1000,
+      agentProbeMs: 3000,
+      only: (uuid) => uuid === guest?.uuid || uuid === bare?.uuid,
+      sshTarget: (uuid) => sshTargets.get(uuid),
+    },
   });
   guest = await bootGuest(image);
   await guest.start();
@@ -141,6 +159,7 @@ test('the agent installs the fleet trust in the guest and reports it', async () 
   });
   assert.equal(t.ca_fingerprints, await caFingerprints());
   assert.is(t.login_user, 'vmwarden');
+  assert.is(t.transport, 'guest-agent');
   assert.ok(t.last_success);
   assert.is(t.last_error, null);
   const config = await ga.sh(
@@ -167,6 +186,22 @@ test('a running instance without a guest agent is reported as such', async () =>
     return r.body.state === 'no-guest-agent' && r.body;
   });
   assert.match(t.last_error, /no guest agent/);
+  assert.is(t.last_success, null);
+  await bare.destroy();
+  bare = undefined;
+});
+
+test('without a guest agent, a provisioning key means SSH is tried, and why it fails is reported', async () => {
+  bare = await startBareDomain();
+  // A key, but the domain has no NIC: libvirt knows no address for it.
+  sshTargets.set(bare.uuid, { keyFile: key.keyFile, port: 22 });
+  await agent.agent.report();
+  const t = await until('ssh fallback status', async () => {
+    const r = await c.call('GET', `/v1/instances/${bare!.uuid}/trust`, { token: await c.adminToken() });
+    return r.body.state === 'failed' && r.body;
+  });
+  assert.is(t.transport, 'ssh');
+  assert.match(t.last_error, /no address known for instance .*: set address in its sshProvisioning entry/);
   assert.is(t.last_success, null);
   await bare.destroy();
   bare = undefined;
@@ -208,7 +243,8 @@ test('a certificate for another instance is refused', async () => {
   assert.is(ok.stdout.trim(), 'fine');
 });
 
-test('revocation ends the live session and refuses new logins within 2 s', async () => {
+/** Revokes a certificate with a session open in the guest: the session must end and logins be refused < 2 s. */
+async function revokeDuringSession(label: string) {
   const cert = await certFor(guest.uuid);
   const login = sshOpen(cert.certFile, 120);
   await until('session start', async () => (await sessionsOf(cert.id)).length === 1);
@@ -233,7 +269,7 @@ test('revocation ends the live session and refuses new logins within 2 s', async
   if (!exit) login.child.kill();
   const endedMs = exit ? exit.at - t0 : -1;
   process.stdout.write(
-    `  revocation: KRL applied + session killed in the guest after ${appliedMs} ms; ` +
+    `  revocation (${label}): KRL applied + session killed in the guest after ${appliedMs} ms; ` +
       `a login attempted then refused by ${refusedMs} ms (ssh round trip included); ` +
       `live ssh client disconnected after ${endedMs} ms\n`,
   );
@@ -242,7 +278,10 @@ test('revocation ends the live session and refuses new logins within 2 s', async
   assert.ok(endedMs < 2000, `session ended after ${endedMs} ms`);
   const s = (await sessionsOf(cert.id))[0]!;
   assert.is.not(s.status, 'ACTIVE');
-});
+}
+
+test('revocation ends the live session and refuses new logins within 2 s', () =>
+  revokeDuringSession('guest agent'));
 
 test('CA rotation: the new key is installed and its certificates work', async () => {
   const r = await c.call('POST', '/v1/access/ca/rotate', { token: await c.adminToken(), body: {} });
@@ -285,6 +324,78 @@ test('after a guest reboot the trust is installed again', async () => {
   });
   assert.is(ok.stdout.trim(), 'back');
   process.stdout.write(`  reboot: trust reinstalled and login ok after ${Date.now() - t0} ms\n`);
+});
+
+test('without its guest agent, a guest with a provisioning key gets the same trust over SSH', async () => {
+  const prov = await makeUserKey(dir, 'provisioning', 'ed25519');
+  await ga.sh(
+    `install -d -m 700 /root/.ssh && echo '${prov.pub.trim()}' > /root/.ssh/authorized_keys && ` +
+      'chmod 600 /root/.ssh/authorized_keys',
+  );
+  sshTargets.set(guest.uuid, { keyFile: prov.keyFile, port: 22 });
+  const rootSsh = (command: string) =>
+    run('ssh', [
+      ...['-i', prov.keyFile, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR'],
+      ...[
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        `root@${guest.ip}`,
+        command,
+      ],
+    ]);
+  // Trust files lost, then the guest agent goes away (stopped from outside its own unit). The KRL
+  // stays: sshd refuses every key, the provisioning key too, while its RevokedKeys file is missing.
+  const t0 = Date.now();
+  await ga.sh(
+    'rm -rf /etc/ssh/vmwarden/trusted_user_ca_keys /etc/ssh/vmwarden/principals && ' +
+      'systemd-run --on-active=1 systemctl stop qemu-guest-agent.service',
+  );
+  const t = await until(
+    'trust installed over SSH',
+    async () => {
+      const t = await trust();
+      return t.transport === 'ssh' && t.state === 'installed' && Date.parse(t.last_success) > t0 && t;
+    },
+    90_000,
+  );
+  process.stdout.write(
+    `  ssh fallback: trust reinstalled over SSH ${Date.now() - t0} ms after the guest agent stopped\n`,
+  );
+  assert.equal(t.ca_fingerprints, await caFingerprints());
+  try {
+    await ga.ping();
+    assert.unreachable('the guest agent should be stopped');
+  } catch (err) {
+    assert.instance(err, NoGuestAgentError);
+  }
+  const files = await rootSsh(
+    'stat -c %a /etc/ssh/vmwarden/trusted_user_ca_keys /etc/ssh/vmwarden/principals/vmwarden',
+  );
+  assert.is(files.stdout, '644\n644\n', files.stderr);
+  // Sessions are observed and revocation enforced through the same SSH connection.
+  const cert = await certFor(guest.uuid);
+  const login = sshOpen(cert.certFile, 2);
+  await until('session start', async () => (await sessionsOf(cert.id)).length === 1);
+  assert.is((await login.exited).code, 0, login.output());
+  const ended = await until('session end', async () => {
+    const s = (await sessionsOf(cert.id))[0];
+    return s?.status !== 'ACTIVE' && s;
+  });
+  assert.is(ended.end_reason, 'logout');
+  await revokeDuringSession('over SSH');
+  // The guest agent back: the agent returns to it.
+  const started = await rootSsh('systemctl start qemu-guest-agent.service');
+  assert.is(started.code, 0, started.stderr);
+  await until(
+    'back on the guest agent',
+    async () => {
+      const t = await trust();
+      return t.transport === 'guest-agent' && t.state === 'installed' && t;
+    },
+    60_000,
+  );
 });
 
 test.run();

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultAgentConfig, type AgentConfig } from '../../agent/src/config.js';
 import { saveCredentials, type AgentCredentials } from '../../agent/src/credentials.js';
-import { startAgent, type RunningAgent } from '../../agent/src/daemon.js';
+import { startAgent, type GuestTrustOptions, type RunningAgent } from '../../agent/src/daemon.js';
 import { enroll } from '../../agent/src/enroll.js';
 import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
 import { NodeKey } from '../../agent/src/signature/node-key.js';
@@ -40,7 +40,7 @@ export interface TestAgentOptions {
    * SSH trust inside guests (qemu:/// only). Off by default: test agents share the host's libvirtd,
    * and one must not install its controller's trust into another test's guests.
    */
-  guests?: false | { pollMs?: number; only?: (uuid: string) => boolean };
+  guests?: false | GuestTrustOptions;
 }
 
 export interface TestAgent {

@@ -15,6 +15,8 @@ export interface SshdOptions {
   authorizedPrincipals: string[] | Record<string, string[]>;
   /** Absolute path of the RevokedKeys file (KRL); rewrite it to revoke (sshd rereads it per login). */
   revokedKeysFile?: string;
+  /** Plain public-key logins: an authorized_keys file for every user (default: none). */
+  authorizedKeysFile?: string;
   /** Extra sshd_config lines. */
   extraConfig?: string[];
   startTimeoutMs?: number;
@@ -109,7 +111,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     `PasswordAuthentication no`,
     `KbdInteractiveAuthentication no`,
     `PubkeyAuthentication yes`,
-    `AuthorizedKeysFile none`,
+    `AuthorizedKeysFile ${opts.authorizedKeysFile ?? 'none'}`,
     `TrustedUserCAKeys ${opts.trustedCaKeysFile}`,
     `AuthorizedPrincipalsFile ${principalsDir}/%u`,
     ...(opts.revokedKeysFile ? [`RevokedKeys ${opts.revokedKeysFile}`] : []),

@@ -1,13 +1,8 @@
 import { execFile } from 'node:child_process';
+import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 
 /** The qemu guest agent is absent, not (yet) answering, or the domain is not running. */
 export class NoGuestAgentError extends Error {}
-
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -15,7 +10,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * The qemu guest agent of one domain, through `virsh qemu-agent-command` (the libvirt binding lacks
  * it): commands run in the guest, files written into it, logged-in users.
  */
-export class GuestAgent {
+export class GuestAgent implements GuestChannel {
+  readonly transport = 'guest-agent';
+
   constructor(
     private readonly uri: string,
     readonly domain: string,
@@ -86,12 +83,8 @@ export class GuestAgent {
   }
 
   /** A shell script run by /bin/sh in the guest; fails when it exits non-zero. */
-  async sh(script: string, timeoutMs?: number): Promise<string> {
-    const r = await this.exec('/bin/sh', ['-c', script], { timeoutMs });
-    if (r.exitCode !== 0) {
-      throw new Error(`guest command failed (${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
-    }
-    return r.stdout;
+  sh(script: string, timeoutMs?: number): Promise<string> {
+    return runShell(this, script, timeoutMs);
   }
 
   /** Writes a file in the guest (created/truncated; the guest agent creates it 0666: set modes after). */
@@ -109,6 +102,8 @@ export class GuestAgent {
       await this.command('guest-file-close', { handle });
     }
   }
+
+  close(): void {}
 
   users(): Promise<Array<{ user: string; 'login-time': number; domain?: string }>> {
     return this.command('guest-get-users');

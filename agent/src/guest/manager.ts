@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
+import type { GuestChannel } from './channel.js';
 import { GuestAgent, NoGuestAgentError } from './guest-agent.js';
+import type { HostKeyPins } from './host-keys.js';
+import { SshChannel, type SshTarget } from './ssh-channel.js';
 import { fingerprintOf, killSessions, TrustInstaller } from './trust.js';
 
 /** What the manager needs from the controller link. */
@@ -22,8 +25,13 @@ interface LiveSession {
 
 interface Guest {
   serverId: string;
-  agent: GuestAgent;
+  name: string;
+  guestAgent: GuestAgent;
+  /** The way in now: the guest agent, or SSH when it has none and a provisioning key is configured. */
+  channel: GuestChannel;
   installer: TrustInstaller;
+  /** On SSH: when to ask the guest agent again (it may have come up). */
+  agentProbeAt?: number;
   bootId?: string;
   /** Key of the trust content installed during bootId (CA keys, login user); undefined: not yet. */
   installed?: string;
@@ -68,6 +76,10 @@ export class GuestTrustManager {
     private readonly opts: {
       pollMs?: number;
       only?: (uuid: string) => boolean;
+      agentProbeMs?: number;
+      /** The SSH fallback of an instance (by UUID or domain name), if it has one. */
+      sshTarget?: (uuid: string, name: string) => SshTarget | undefined;
+      hostKeyPins?: HostKeyPins;
       log?: (msg: string, err?: unknown) => void;
     } = {},
   ) {}
@@ -83,6 +95,7 @@ export class GuestTrustManager {
     this.stopped = true;
     clearInterval(this.timer);
     await Promise.all([...this.guests.values()].map((g) => g.queue.catch(() => undefined)));
+    for (const g of this.guests.values()) g.channel.close();
   }
 
   /** Trust status of every guest seen. */
@@ -137,7 +150,7 @@ export class GuestTrustManager {
           } else {
             await this.serial(g, async () => {
               await this.installFull(g);
-              if (pids.length) await g.agent.sh(killSessions(pids));
+              if (pids.length) await g.channel.sh(killSessions(pids));
             });
           }
           for (const s of kill) {
@@ -184,7 +197,9 @@ export class GuestTrustManager {
         const agent = new GuestAgent(this.hypervisor.uri, d.uuid);
         this.guests.set(d.uuid, {
           serverId: d.uuid,
-          agent,
+          name: d.name,
+          guestAgent: agent,
+          channel: agent,
           installer: new TrustInstaller(agent),
           sessions: new Map(),
           status: {
@@ -195,6 +210,7 @@ export class GuestTrustManager {
             lastSuccess: '',
             lastError: '',
             loginUser: '',
+            transport: 'guest-agent',
           },
           queue: Promise.resolve(),
         });
@@ -203,11 +219,13 @@ export class GuestTrustManager {
         if (!running.has(g.serverId)) {
           // Shut off: its sessions are over and trust must be installed again at the next boot.
           await this.serial(g, () => this.lost(g, 'instance stopped'));
+          if (g.channel !== g.guestAgent) this.useChannel(g, g.guestAgent);
           g.status.state = 'pending';
           g.status.lastError = 'instance is not running';
           continue;
         }
         if (g.retryAt && Date.now() < g.retryAt) continue;
+        if (g.channel !== g.guestAgent && Date.now() >= (g.agentProbeAt ?? 0)) await this.probeGuestAgent(g);
         await this.serial(g, () => this.poll(g)).catch((err) => this.failed(g, err));
       }
       await this.reportTrust();
@@ -222,7 +240,7 @@ export class GuestTrustManager {
   private async poll(g: Guest): Promise<void> {
     const pids = [...g.sessions.keys()];
     const journal = g.cursor ? `--after-cursor=${shq(g.cursor)}` : '-b';
-    const out = await g.agent.sh(
+    const out = await g.channel.sh(
       `cat /proc/sys/kernel/random/boot_id; echo ---; ` +
         `journalctl -u ssh.service -o short-unix --no-pager --show-cursor ${journal} 2>/dev/null || true; echo ---; ` +
         `for p in ${pids.join(' ')}; do [ -d /proc/$p ] && echo $p; done; true`,
@@ -322,11 +340,47 @@ export class GuestTrustManager {
       lastSuccess: new Date().toISOString(),
       lastError: '',
       loginUser: b.loginUser,
+      transport: g.channel.transport,
     };
+  }
+
+  /** Switches the way into a guest; what was installed through the other one is checked again. */
+  private useChannel(g: Guest, channel: GuestChannel): void {
+    if (g.channel !== g.guestAgent) g.channel.close();
+    g.channel = channel;
+    g.installer = new TrustInstaller(channel);
+    g.installed = undefined;
+    g.retryAt = undefined;
+    g.agentProbeAt = Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
+    g.status = { ...g.status, transport: channel.transport };
+  }
+
+  /** A guest reached over SSH whose guest agent answers again goes back to the guest agent. */
+  private async probeGuestAgent(g: Guest): Promise<void> {
+    g.agentProbeAt = Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
+    const back = await g.guestAgent.ping().then(
+      () => true,
+      () => false,
+    );
+    if (back) await this.serial(g, async () => this.useChannel(g, g.guestAgent));
   }
 
   private failed(g: Guest, err: unknown): void {
     const noAgent = err instanceof NoGuestAgentError;
+    const target = noAgent && g.channel === g.guestAgent && this.opts.sshTarget?.(g.serverId, g.name);
+    if (target && this.opts.hostKeyPins) {
+      const pins = this.opts.hostKeyPins;
+      this.useChannel(
+        g,
+        new SshChannel(g.serverId, target, () => this.hypervisor.addresses(g.serverId), pins),
+      );
+      g.status = {
+        ...g.status,
+        state: 'pending',
+        lastError: `no guest agent (${(err as Error).message}): using SSH`,
+      };
+      return;
+    }
     g.status = {
       ...g.status,
       state: noAgent ? 'no-guest-agent' : 'failed',
@@ -334,10 +388,14 @@ export class GuestTrustManager {
         ? `no guest agent: ${(err as Error).message}`
         : String((err as Error)?.message ?? err),
     };
-    if (noAgent) {
+    if (g.channel !== g.guestAgent) {
+      // SSH down (guest booting, sshd restarting, network): tried again shortly. The boot id tells
+      // at the next poll whether the guest rebooted meanwhile; the install is checked again anyway.
+      g.retryAt = Date.now() + 3_000;
+      g.installed = undefined;
+    } else if (noAgent) {
       // Booting guests answer within a minute; domains without the channel are asked rarely.
       g.retryAt = Date.now() + (/not configured/i.test((err as Error).message) ? 30_000 : 3_000);
-      g.bootId = undefined;
       g.installed = undefined;
     }
   }
@@ -358,4 +416,5 @@ export class GuestTrustManager {
 }
 
 const RESYNC_MS = 60_000;
+const AGENT_PROBE_MS = 30_000;
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { GuestAgent } from './guest-agent.js';
+import type { GuestChannel } from './channel.js';
 
 export const GUEST_DIR = '/etc/ssh/vmwarden';
 export const CA_KEYS_FILE = `${GUEST_DIR}/trusted_user_ca_keys`;
@@ -35,13 +35,13 @@ const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /**
- * Installs the fleet's SSH trust inside one guest through its qemu guest agent, idempotently:
+ * Installs the fleet's SSH trust inside one guest (qemu guest agent or SSH), idempotently:
  * trusted CA keys, the KRL, the login user's AuthorizedPrincipalsFile (its instance principal) and
  * the sshd drop-in. Files go to temporary names, get their modes, then are renamed over the old
  * ones; sshd is reloaded only when its configuration changed (the KRL is read at each login).
  */
 export class TrustInstaller {
-  constructor(private readonly guest: GuestAgent) {}
+  constructor(private readonly guest: GuestChannel) {}
 
   /** Everything; returns whether sshd was reloaded. */
   async install(t: TrustContent): Promise<{ reloaded: boolean }> {

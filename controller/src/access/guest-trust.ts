@@ -18,6 +18,7 @@ export interface GuestTrustStatus {
   lastSuccess: string | null;
   lastError: string | null;
   loginUser: string;
+  transport: string;
   reportedAt: string;
 }
 
@@ -107,6 +108,7 @@ export class GuestTrust {
         lastSuccess: g.lastSuccess || null,
         lastError: g.lastError || null,
         loginUser: g.loginUser,
+        transport: g.transport,
         reportedAt: now,
       });
     }
@@ -125,6 +127,7 @@ export class GuestTrust {
         lastSuccess: null,
         lastError: 'no trust report from an agent for this instance',
         loginUser: '',
+        transport: '',
         reportedAt: '',
       }
     );

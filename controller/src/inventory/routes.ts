@@ -51,6 +51,7 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
       ca_fingerprints: t.caFingerprints,
       krl_version: t.krlVersion,
       login_user: t.loginUser || null,
+      transport: t.transport || null,
       last_success: t.lastSuccess,
       last_error: t.lastError,
       reported_at: t.reportedAt || null,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 
-export type Kind = 'string' | 'number' | 'list';
+export type Kind = 'string' | 'number' | 'list' | 'object';
 
 /** How one setting can be given besides the config file: an environment variable, maybe a flag. */
 export interface SettingSpec {
@@ -26,6 +26,19 @@ function coerce(key: string, kind: Kind, value: unknown, source: string): unknow
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
+  }
+  if (kind === 'object') {
+    let v = value;
+    if (typeof v === 'string') {
+      try {
+        v = JSON.parse(v);
+      } catch (err) {
+        throw new ConfigError(`${source}: ${key} must be a JSON object: ${(err as Error).message}`);
+      }
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+      throw new ConfigError(`${source}: ${key} must be an object`);
+    return v;
   }
   if (typeof value !== 'string') throw new ConfigError(`${source}: ${key} must be a string`);
   return value;

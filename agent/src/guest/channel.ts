@@ -1,0 +1,31 @@
+/** The outcome of a program run inside a guest. */
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A way into one guest as root: the qemu guest agent, or SSH with a provisioning key when the guest
+ * has no agent. The trust installer and the session watcher only need these three operations.
+ */
+export interface GuestChannel {
+  readonly transport: 'guest-agent' | 'ssh';
+  /** Runs a program in the guest and waits for it. */
+  exec(path: string, args: string[], opts?: { input?: Buffer; timeoutMs?: number }): Promise<ExecResult>;
+  /** A shell script run by /bin/sh in the guest; fails when it exits non-zero. */
+  sh(script: string, timeoutMs?: number): Promise<string>;
+  /** Writes a file in the guest (created or truncated; modes are set by the caller). */
+  writeFile(path: string, data: Buffer): Promise<void>;
+  /** Releases a connection held open, if any. */
+  close(): void;
+}
+
+/** `sh` on top of `exec`: the script's stdout, or an error carrying its exit code and stderr. */
+export async function runShell(channel: GuestChannel, script: string, timeoutMs?: number): Promise<string> {
+  const r = await channel.exec('/bin/sh', ['-c', script], { timeoutMs });
+  if (r.exitCode !== 0) {
+    throw new Error(`guest command failed (${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
+  }
+  return r.stdout;
+}
