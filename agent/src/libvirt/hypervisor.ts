@@ -68,84 +68,128 @@ function isNotFound(e: unknown): boolean {
   return /domain not found|no domain with matching|invalid uuid/i.test(msg);
 }
 
+/** The connection to libvirtd is gone (libvirtd restarted or stopped): worth one reconnection. */
+export function isConnectionLost(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /client socket is closed|end of file while reading|cannot recv data|cannot write data|broken pipe|connection reset|not connected|no connection driver|failed to connect socket/i.test(
+    msg,
+  );
+}
+
 class LibvirtHypervisor implements Hypervisor {
   private closed = false;
+  private reconnecting?: Promise<void>;
 
   constructor(
     readonly uri: string,
-    private readonly native: NativeHypervisor,
+    private native: NativeHypervisor,
   ) {}
 
-  private async describe(dom: Domain): Promise<DomainInfo> {
+  /**
+   * Runs one operation; if libvirtd went away since the last one (restarted), opens a new connection
+   * and runs it again, once. Operations look their domains up inside fn: handles of the old
+   * connection mean nothing to the new one. (test:/// is private to its connection: never reopened.)
+   */
+  private async call<T>(fn: (native: NativeHypervisor) => Promise<T>): Promise<T> {
+    const native = this.native;
+    try {
+      return await fn(native);
+    } catch (e) {
+      if (this.closed || this.uri.startsWith('test:') || !isConnectionLost(e)) throw e;
+      await this.reconnect(native);
+      return fn(this.native);
+    }
+  }
+
+  private async reconnect(broken: NativeHypervisor): Promise<void> {
+    if (this.native !== broken) return;
+    this.reconnecting ??= (async () => {
+      const fresh = new NativeHypervisor({ uri: this.uri });
+      try {
+        await fresh.connectOpen();
+      } catch (e) {
+        throw new Error(`libvirt at ${this.uri} is unreachable: ${(e as Error).message}`);
+      }
+      this.native = fresh;
+      await broken.connectClose().catch(() => undefined);
+    })().finally(() => (this.reconnecting = undefined));
+    await this.reconnecting;
+  }
+
+  private async describe(native: NativeHypervisor, dom: Domain): Promise<DomainInfo> {
     const [uuid, name, info] = await Promise.all([
-      this.native.domainGetUUIDString(dom),
-      this.native.domainGetName(dom),
-      this.native.domainGetInfo(dom),
+      native.domainGetUUIDString(dom),
+      native.domainGetName(dom),
+      native.domainGetInfo(dom),
     ]);
     return { uuid, name, state: stateName(info.state) };
   }
 
-  private async lookup(uuid: string): Promise<Domain | undefined> {
+  private async lookup(native: NativeHypervisor, uuid: string): Promise<Domain | undefined> {
     if (!UUID_RE.test(uuid)) return undefined;
     try {
-      return await this.native.domainLookupByUUIDString(uuid);
+      return await native.domainLookupByUUIDString(uuid);
     } catch (e) {
       if (isNotFound(e)) return undefined;
       throw e;
     }
   }
 
-  private async mustLookup(uuid: string): Promise<Domain> {
-    const dom = await this.lookup(uuid);
+  private async mustLookup(native: NativeHypervisor, uuid: string): Promise<Domain> {
+    const dom = await this.lookup(native, uuid);
     if (!dom) throw new DomainNotFoundError(uuid);
     return dom;
   }
 
-  async listDomains(): Promise<DomainInfo[]> {
-    const doms = await this.native.connectListAllDomains();
-    const out: DomainInfo[] = [];
-    for (const dom of doms) {
-      try {
-        out.push(await this.describe(dom));
-      } catch (e) {
-        if (!isNotFound(e)) throw e; // undefined between listing and describing
+  listDomains(): Promise<DomainInfo[]> {
+    return this.call(async (native) => {
+      const doms = await native.connectListAllDomains();
+      const out: DomainInfo[] = [];
+      for (const dom of doms) {
+        try {
+          out.push(await this.describe(native, dom));
+        } catch (e) {
+          if (!isNotFound(e)) throw e; // undefined between listing and describing
+        }
       }
-    }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+      return out.sort((a, b) => a.name.localeCompare(b.name));
+    });
   }
 
-  async getDomain(uuid: string): Promise<DomainInfo | undefined> {
-    const dom = await this.lookup(uuid);
-    if (!dom) return undefined;
-    try {
-      return await this.describe(dom);
-    } catch (e) {
-      if (isNotFound(e)) return undefined;
-      throw e;
-    }
+  getDomain(uuid: string): Promise<DomainInfo | undefined> {
+    return this.call(async (native) => {
+      const dom = await this.lookup(native, uuid);
+      if (!dom) return undefined;
+      try {
+        return await this.describe(native, dom);
+      } catch (e) {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      }
+    });
   }
 
-  async inactiveXml(uuid: string): Promise<string> {
-    const dom = await this.mustLookup(uuid);
-    return this.native.domainGetXMLDesc(dom, DomainGetXMLDescFlags.INACTIVE);
+  inactiveXml(uuid: string): Promise<string> {
+    return this.call(async (native) =>
+      native.domainGetXMLDesc(await this.mustLookup(native, uuid), DomainGetXMLDescFlags.INACTIVE),
+    );
   }
 
-  async defineXml(xml: string): Promise<DomainInfo> {
-    const dom = await this.native.domainDefineXML(xml);
-    return this.describe(dom);
+  defineXml(xml: string): Promise<DomainInfo> {
+    return this.call(async (native) => this.describe(native, await native.domainDefineXML(xml)));
   }
 
-  async start(uuid: string): Promise<void> {
-    await this.native.domainCreate(await this.mustLookup(uuid));
+  start(uuid: string): Promise<void> {
+    return this.call(async (native) => native.domainCreate(await this.mustLookup(native, uuid)));
   }
 
-  async destroy(uuid: string): Promise<void> {
-    await this.native.domainDestroy(await this.mustLookup(uuid));
+  destroy(uuid: string): Promise<void> {
+    return this.call(async (native) => native.domainDestroy(await this.mustLookup(native, uuid)));
   }
 
   async addresses(uuid: string): Promise<string[]> {
     if (this.uri.startsWith('test:')) return [];
-    await this.mustLookup(uuid);
+    await this.call((native) => this.mustLookup(native, uuid));
     try {
       const { stdout } = await execFileP('virsh', ['-q', '-c', this.uri, 'domifaddr', uuid], {
         timeout: 10_000,

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { pooledRandomBytes, uuidv7 } from '../platform/random.js';
 import type { Clock } from '../platform/clock.js';
 import { badRequest, forbidden, notFound, conflict } from '../platform/errors.js';
 import type { Principal } from '../identity/model.js';
@@ -52,10 +52,11 @@ export class AccessService {
     caller: Principal,
     req: AccessRequest,
     callerIp: string,
-    audit?: (tx: Tx, record: CertificateRecord) => Promise<unknown>,
+    audit?: (tx: Tx, record: CertificateRecord) => unknown,
   ): Promise<IssuedAccess> {
     const userId = await this.requester(caller, req.user_id);
-    const instance = await this.instance(req.sandbox_id);
+    // The inventory store keeps instances in memory (invalidated by its own writes): no I/O here.
+    const instance = await this.inventory.get(req.sandbox_id);
     if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
     if (instance.state !== 'running') {
       throw conflict(
@@ -67,7 +68,7 @@ export class AccessService {
     const userKey = await this.userKey(userId, req);
 
     const now = this.clock.now();
-    const id = randomUUID();
+    const id = uuidv7();
     const serial = randomSerial();
     const validAfter = new Date(now.getTime() - 60_000);
     const validBefore = new Date(now.getTime() + ttl * 60_000);
@@ -108,21 +109,7 @@ export class AccessService {
     return { record, certificate: signed.line, instance };
   }
 
-  private readonly instanceLookups = new Map<string, Promise<Instance>>();
   private readonly parsedKeys = new Map<string, UserPublicKey>();
-
-  /**
-   * The instance, read from the inventory; concurrent requests for the same instance share one read
-   * (single flight: no cache, so a state change or deletion applies to every request that arrives after it).
-   */
-  private instance(serverId: string): Promise<Instance> {
-    let lookup = this.instanceLookups.get(serverId);
-    if (!lookup) {
-      lookup = this.inventory.get(serverId).finally(() => this.instanceLookups.delete(serverId));
-      this.instanceLookups.set(serverId, lookup);
-    }
-    return lookup;
-  }
 
   async get(caller: Principal, id: string): Promise<CertificateRecord> {
     const cert = await this.store.getCertificate(id, this.clock.now().toISOString());
@@ -202,6 +189,6 @@ export class AccessService {
 /** Random, non-zero 64-bit serial (zero cannot be revoked by serial in a KRL). */
 function randomSerial(): bigint {
   let serial = 0n;
-  while (serial === 0n) serial = randomBytes(8).readBigUInt64BE();
+  while (serial === 0n) serial = pooledRandomBytes(8).readBigUInt64BE();
   return serial;
 }

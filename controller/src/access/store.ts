@@ -18,7 +18,7 @@ export interface AccessStore {
   retireCa(id: number, at: string): Promise<boolean>;
 
   /** `alsoInTx` runs in the same transaction (the audit row): both commit, or neither. */
-  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => Promise<unknown>): Promise<void>;
+  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => unknown): Promise<void>;
   getCertificate(id: string, now: string): Promise<CertificateRecord | undefined>;
   listCertificates(q: CertificateQuery, now: string): Promise<{ rows: CertificateRecord[]; total: number }>;
   /** Revokes, ends the certificate's live sessions and bumps the KRL version, in one transaction. */
@@ -100,12 +100,12 @@ const bumpKrl = (tx: Tx, at: string) =>
 
 interface PendingInsert {
   record: CertificateRecord;
-  alsoInTx?: (tx: Tx) => Promise<unknown>;
+  alsoInTx?: (tx: Tx) => unknown;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
-/** 16 parameters per row; SQLite allows 32766 per statement. */
+/** Certificates per transaction (a bound on the size of one commit). */
 const MAX_INSERT_ROWS = 500;
 const INSERT_CERTIFICATE = `INSERT INTO certificates (id, serial, sandbox_id, user_id, vm_name, key_id, principals,
   public_key_fingerprint, ssh_key_id, ca_id, valid_after, valid_before, issued_at, status, revoked_at, revoke_reason)
@@ -168,11 +168,11 @@ export class SqliteAccessStore implements AccessStore {
   }
 
   /**
-   * Concurrent inserts are coalesced: while one multi-row INSERT is being committed, the next ones
-   * queue up and go together in the next statement (one statement per group commit instead of one
-   * SAVEPOINT + INSERT per certificate). Each caller's promise still settles only after COMMIT.
+   * Concurrent inserts are coalesced: while one batch is being committed, the next ones queue up and
+   * go together in the next transaction, as appended rows (with their audit rows: one round trip to
+   * SQLite for the whole batch, see JobTx). Each caller's promise still settles only after COMMIT.
    */
-  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => Promise<unknown>): Promise<void> {
+  insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.pendingCertificates.push({ record: c, alsoInTx, resolve, reject });
       if (!this.flushingCertificates) void this.flushCertificates();
@@ -189,11 +189,10 @@ export class SqliteAccessStore implements AccessStore {
         const batch = this.pendingCertificates.splice(0, MAX_INSERT_ROWS);
         try {
           await this.db.write(async (tx) => {
-            await tx.run(
-              `${INSERT_CERTIFICATE} ${batch.map(() => CERTIFICATE_ROW).join(', ')}`,
-              batch.flatMap((p) => certificateParams(p.record)),
-            );
-            for (const p of batch) await p.alsoInTx?.(tx);
+            for (const p of batch) {
+              tx.append(INSERT_CERTIFICATE, CERTIFICATE_ROW, certificateParams(p.record));
+              await p.alsoInTx?.(tx);
+            }
           });
           for (const p of batch) p.resolve();
         } catch (err) {

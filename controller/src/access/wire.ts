@@ -12,6 +12,12 @@ const BIG = '\u0000bigint:';
 
 /** JSON with uint64 values (certificate serials) written as exact numbers, as the Go original does. */
 export function toJson(value: unknown): string {
+  try {
+    // Most bodies hold no bigint: plain JSON.stringify (no replacer call per key) throws on one.
+    return JSON.stringify(value);
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+  }
   return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${BIG}${v}` : v)).replace(
     /"\\u0000bigint:(\d+)"/g,
     '$1',

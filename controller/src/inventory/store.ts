@@ -32,12 +32,42 @@ const toInstance = (r: Row): Instance => ({
   updatedAt: r.updated_at as string,
 });
 
+const CACHED_INSTANCES = 10_000;
+
 export class SqliteInventoryStore implements InventoryStore {
+  /**
+   * Instances by server_id: every certificate request looks one up, and only this store writes the
+   * table (no foreign key changes it behind our back), so a write here is all that invalidates.
+   */
+  private readonly cache = new Map<string, Instance>();
+  /** Bumped around every write: a read that raced a write is not cached. */
+  private generation = 0;
+
   constructor(private readonly db: Database) {}
 
   async get(serverId: string) {
+    const hit = this.cache.get(serverId);
+    if (hit) return { ...hit };
+    const generation = this.generation;
     const r = await this.db.get<Row>('SELECT * FROM instances WHERE server_id = ?', [serverId]);
-    return r && toInstance(r);
+    if (!r) return undefined;
+    const instance = toInstance(r);
+    if (generation === this.generation) {
+      if (this.cache.size >= CACHED_INSTANCES) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(serverId, instance);
+    }
+    return { ...instance };
+  }
+
+  private async changing<T>(serverId: string, write: () => Promise<T>): Promise<T> {
+    this.generation++;
+    this.cache.delete(serverId);
+    try {
+      return await write();
+    } finally {
+      this.generation++;
+      this.cache.delete(serverId);
+    }
   }
 
   async listByNode(nodeId: number) {
@@ -59,44 +89,51 @@ export class SqliteInventoryStore implements InventoryStore {
   }
 
   async insert(i: Instance) {
-    await this.db.run(
-      `INSERT INTO instances (server_id, instance_name, node_id, ip_address, ssh_port, login_user, state, source,
+    await this.changing(i.serverId, () =>
+      this.db.run(
+        `INSERT INTO instances (server_id, instance_name, node_id, ip_address, ssh_port, login_user, state, source,
          created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        i.serverId,
-        i.instanceName,
-        i.nodeId,
-        i.ipAddress,
-        i.sshPort,
-        i.loginUser,
-        i.state,
-        i.source,
-        i.createdAt,
-        i.updatedAt,
-      ],
+        [
+          i.serverId,
+          i.instanceName,
+          i.nodeId,
+          i.ipAddress,
+          i.sshPort,
+          i.loginUser,
+          i.state,
+          i.source,
+          i.createdAt,
+          i.updatedAt,
+        ],
+      ),
     );
   }
 
   async update(i: Instance) {
-    await this.db.run(
-      `UPDATE instances SET instance_name = ?, node_id = ?, ip_address = ?, ssh_port = ?, login_user = ?, state = ?,
+    await this.changing(i.serverId, () =>
+      this.db.run(
+        `UPDATE instances SET instance_name = ?, node_id = ?, ip_address = ?, ssh_port = ?, login_user = ?, state = ?,
          source = ?, updated_at = ? WHERE server_id = ?`,
-      [
-        i.instanceName,
-        i.nodeId,
-        i.ipAddress,
-        i.sshPort,
-        i.loginUser,
-        i.state,
-        i.source,
-        i.updatedAt,
-        i.serverId,
-      ],
+        [
+          i.instanceName,
+          i.nodeId,
+          i.ipAddress,
+          i.sshPort,
+          i.loginUser,
+          i.state,
+          i.source,
+          i.updatedAt,
+          i.serverId,
+        ],
+      ),
     );
   }
 
   async delete(serverId: string) {
-    return (await this.db.run('DELETE FROM instances WHERE server_id = ?', [serverId])).changes > 0;
+    const r = await this.changing(serverId, () =>
+      this.db.run('DELETE FROM instances WHERE server_id = ?', [serverId]),
+    );
+    return r.changes > 0;
   }
 
   async grant(g: Grant) {

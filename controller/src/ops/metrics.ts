@@ -11,8 +11,14 @@ const labelText = (labels: Labels) => {
   if (!keys.length) return '';
   return `{${keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',')}}`;
 };
-const keyOf = (labels: Labels) =>
-  JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+/** Identity of a label set, whatever the order of its keys (called on every request: no JSON). */
+const keyOf = (labels: Labels) => {
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let key = '';
+  for (const k of keys) key += `${k}\u0000${labels[k]}\u0001`;
+  return key;
+};
 const num = (n: number) => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN');
 
 export class Counter {

@@ -1,17 +1,134 @@
 import { Connection, type SqlParams } from './sqlite.js';
+import { insertScript } from './sql-literal.js';
 
-/** What a write job may do inside its transaction. */
-export interface Tx {
+/** Statements on one connection. Outside a transaction, reads see committed data only. */
+export interface Reader {
   run(sql: string, params?: SqlParams): Promise<{ changes: number; lastID: number }>;
   get<T>(sql: string, params?: SqlParams): Promise<T | undefined>;
   all<T>(sql: string, params?: SqlParams): Promise<T[]>;
 }
 
-/** Reads see committed data only. */
-export type Reader = Tx;
+/** What a write job may do inside its transaction. */
+export interface Tx extends Reader {
+  /**
+   * Adds a row to a multi-row INSERT (`head` is `INSERT INTO t (…) VALUES`, `row` its `(?, …)`) sent
+   * before the job's next statement or when its function returns: rows that many callers add in one
+   * job (a batch) cost one statement instead of one round trip each. A failure fails the job, with
+   * the error `onError` (the first given for this INSERT) makes of it.
+   */
+  append(head: string, row: string, params: unknown[], onError?: (err: unknown) => Error): void;
+}
+
+/** SQLite's default limit of bound parameters per statement. */
+const MAX_PARAMS = 32_766;
+const MAX_ROWS = 500;
+
+interface RowGroup {
+  head: string;
+  row: string;
+  rows: unknown[][];
+  onError?: (err: unknown) => Error;
+}
+
+/**
+ * The Tx of one job on the writer connection. Every statement is a round trip through libuv's
+ * thread pool, and each one waits for a turn of a busy event loop: the fewer, the faster a group
+ * commit. So BEGIN is sent only with the first statement, and a job that only appended rows (a batch
+ * of certificates and their audit rows) commits in ONE call: BEGIN, the INSERTs, COMMIT as a script
+ * with the values as literals (sql-literal.ts). If that script fails, it is rolled back and the rows
+ * are sent again with bound parameters, one statement at a time, so the error says which insert failed.
+ */
+class JobTx implements Tx {
+  private pending = new Map<string, RowGroup>();
+
+  constructor(
+    private readonly conn: Connection,
+    private begun: boolean,
+  ) {}
+
+  run(sql: string, params?: SqlParams) {
+    return this.ready() ? this.conn.run(sql, params) : this.prepare().then(() => this.conn.run(sql, params));
+  }
+  get<T>(sql: string, params?: SqlParams) {
+    return this.ready()
+      ? this.conn.get<T>(sql, params)
+      : this.prepare().then(() => this.conn.get<T>(sql, params));
+  }
+  all<T>(sql: string, params?: SqlParams) {
+    return this.ready()
+      ? this.conn.all<T>(sql, params)
+      : this.prepare().then(() => this.conn.all<T>(sql, params));
+  }
+
+  append(head: string, row: string, params: unknown[], onError?: (err: unknown) => Error): void {
+    const key = `${head}\n${row}`;
+    const group = this.pending.get(key);
+    if (group) {
+      group.rows.push(params);
+      group.onError ??= onError;
+    } else this.pending.set(key, { head, row, rows: [params], onError });
+  }
+
+  /** Sends appended rows with bound parameters (the transaction begun first). */
+  async flush(): Promise<void> {
+    if (!this.begun) await this.begin();
+    const groups = [...this.pending.values()];
+    this.pending.clear();
+    for (const g of groups) {
+      const perStatement = Math.min(MAX_ROWS, Math.floor(MAX_PARAMS / Math.max(1, g.rows[0]!.length)));
+      for (let i = 0; i < g.rows.length; i += perStatement) {
+        const chunk = g.rows.slice(i, i + perStatement);
+        try {
+          await this.conn.run(`${g.head} ${chunk.map(() => g.row).join(', ')}`, chunk.flat());
+        } catch (err) {
+          throw g.onError ? g.onError(err) : err;
+        }
+      }
+    }
+  }
+
+  /** Commits what the job did (nothing to do if it did nothing). */
+  async commit(): Promise<void> {
+    if (!this.begun && this.pending.size) {
+      const script = [...this.pending.values()].map((g) => insertScript(g.head, g.rows));
+      try {
+        await this.conn.exec(`BEGIN IMMEDIATE; ${script.join('; ')}; COMMIT`);
+        this.pending.clear();
+        return;
+      } catch {
+        await this.rollback();
+      }
+    }
+    if (!this.begun && !this.pending.size) return;
+    await this.flush();
+    await this.conn.run('COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    // After a failed script the transaction may or may not be open: ROLLBACK tells.
+    await this.conn.run('ROLLBACK').catch(() => undefined);
+    this.begun = false;
+  }
+
+  private ready(): boolean {
+    return this.begun && this.pending.size === 0;
+  }
+
+  private async prepare(): Promise<void> {
+    if (this.pending.size) await this.flush();
+    else await this.begin();
+  }
+
+  private async begin(): Promise<void> {
+    await this.conn.run('BEGIN IMMEDIATE');
+    this.begun = true;
+  }
+}
 
 interface Job {
   fn: (tx: Tx) => Promise<unknown>;
+  /** One statement alone: run in autocommit, no BEGIN/COMMIT round trips. */
+  single?: { sql: string; params?: SqlParams };
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -46,7 +163,7 @@ export class Database implements Reader {
   }
 
   run(sql: string, params?: SqlParams) {
-    return this.write((tx) => tx.run(sql, params));
+    return this.enqueue<{ changes: number; lastID: number }>((tx) => tx.run(sql, params), { sql, params });
   }
   get<T>(sql: string, params?: SqlParams) {
     return this.reader.get<T>(sql, params);
@@ -57,9 +174,13 @@ export class Database implements Reader {
 
   /** Runs fn in a transaction; resolves after its data is committed. */
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.enqueue(fn);
+  }
+
+  private enqueue<T>(fn: (tx: Tx) => Promise<T>, single?: Job['single']): Promise<T> {
     if (this.closed) return Promise.reject(new Error('database is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ fn, single, resolve: resolve as (v: unknown) => void, reject });
       if (!this.draining) void this.drain();
     });
   }
@@ -88,15 +209,19 @@ export class Database implements Reader {
     }
   }
 
-  /** A lone job needs no savepoint: its failure is the transaction's. Two round trips fewer. */
+  /** A lone job needs no savepoint: its failure is the transaction's. */
   private async runAlone(job: Job): Promise<void> {
-    const w = this.writer;
+    if (job.single) {
+      await this.writer.run(job.single.sql, job.single.params).then(job.resolve, job.reject);
+      return;
+    }
+    const tx = new JobTx(this.writer, false);
     let value: unknown;
     try {
-      value = await job.fn(w);
-      await w.run('COMMIT');
+      value = await job.fn(tx);
+      await tx.commit();
     } catch (err) {
-      await w.run('ROLLBACK').catch(() => undefined);
+      await tx.rollback();
       job.reject(err);
       return;
     }
@@ -104,6 +229,7 @@ export class Database implements Reader {
   }
 
   private async runBatch(batch: Job[]): Promise<void> {
+    if (batch.length === 1) return this.runAlone(batch[0]!);
     const w = this.writer;
     const results: Array<{ ok: boolean; value: unknown }> = [];
     try {
@@ -112,11 +238,12 @@ export class Database implements Reader {
       batch.forEach((job) => job.reject(err));
       return;
     }
-    if (batch.length === 1) return this.runAlone(batch[0]!);
     for (const job of batch) {
       await w.run('SAVEPOINT job');
       try {
-        const value = await job.fn(w);
+        const tx = new JobTx(w, true);
+        const value = await job.fn(tx);
+        await tx.flush();
         await w.run('RELEASE job');
         results.push({ ok: true, value });
       } catch (err) {

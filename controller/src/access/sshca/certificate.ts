@@ -1,7 +1,8 @@
 /**
  * OpenSSH user certificates (PROTOCOL.certkeys), signed with node:crypto.
  */
-import { randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { pooledRandomBytes } from '../../platform/random.js';
 import type { CaKey } from './keys.js';
 import { publicKeyFromBlob } from './keys.js';
 import { SshReader, SshWireError, SshWriter } from './wire.js';
@@ -94,7 +95,7 @@ export function signUserCertificate(ca: CaKey, spec: UserCertificateSpec): Signe
   const validAfter = toSeconds(spec.validAfter);
   const validBefore = toSeconds(spec.validBefore);
   if (validAfter >= validBefore) throw new RangeError('validAfter must be before validBefore');
-  const nonce = spec.nonce ?? randomBytes(32);
+  const nonce = spec.nonce ?? pooledRandomBytes(32);
 
   const w = new SshWriter(1024);
   w.string(certType).string(nonce).raw(r.rest());
