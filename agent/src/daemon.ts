@@ -59,6 +59,8 @@ export interface GuestTrustOptions {
   only?: (uuid: string) => boolean;
   /** Overrides config.sshProvisioning (tests). */
   sshTarget?: (uuid: string, name: string) => SshTarget | undefined;
+  /** Overrides the agent's log for guest trust (tests). */
+  log?: (msg: string, err?: unknown) => void;
 }
 
 /**

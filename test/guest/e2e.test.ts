@@ -131,6 +131,10 @@ async function setup() {
       agentProbeMs: 3000,
       only: (uuid) => uuid === guest?.uuid || uuid === bare?.uuid,
       sshTarget: (uuid) => sshTargets.get(uuid),
+      log: (msg, err) =>
+        process.stdout.write(
+          `  [agent +${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}\n`,
+        ),
     },
   });
   guest = await bootGuest(image);

@@ -353,6 +353,7 @@ export class GuestTrustManager {
     g.retryAt = undefined;
     g.agentProbeAt = Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
     g.status = { ...g.status, transport: channel.transport };
+    this.opts.log?.(`guest ${g.name} (${g.serverId}): reached through ${channel.transport} from now on`);
   }
 
   /** A guest reached over SSH whose guest agent answers again goes back to the guest agent. */
@@ -381,13 +382,12 @@ export class GuestTrustManager {
       };
       return;
     }
-    g.status = {
-      ...g.status,
-      state: noAgent ? 'no-guest-agent' : 'failed',
-      lastError: noAgent
-        ? `no guest agent: ${(err as Error).message}`
-        : String((err as Error)?.message ?? err),
-    };
+    const lastError = noAgent
+      ? `no guest agent: ${(err as Error).message}`
+      : String((err as Error)?.message ?? err);
+    if (lastError !== g.status.lastError)
+      this.opts.log?.(`guest ${g.name} (${g.serverId})`, new Error(lastError));
+    g.status = { ...g.status, state: noAgent ? 'no-guest-agent' : 'failed', lastError };
     if (g.channel !== g.guestAgent) {
       // SSH down (guest booting, sshd restarting, network): tried again shortly. The boot id tells
       // at the next poll whether the guest rebooted meanwhile; the install is checked again anyway.

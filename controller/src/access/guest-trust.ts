@@ -3,7 +3,7 @@ import type { Identity, Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { Node } from '../nodes/model.js';
 import type { AgentClients } from '../nodes/agent-clients.js';
-import { badRequest, notFound } from '../platform/errors.js';
+import { ApiError, badRequest, notFound } from '../platform/errors.js';
 import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
 import type { SshAuthority } from './authority.js';
 import type { KrlPublisher, PublishedKrl } from './krl-publisher.js';
@@ -144,8 +144,14 @@ export class GuestTrust {
       return s.id;
     }
     if (r.event === 'end') {
-      const s = await this.sessions.end(reporter, r.sessionId, r.reason || 'logout');
-      return s.id;
+      try {
+        return (await this.sessions.end(reporter, r.sessionId, r.reason || 'logout')).id;
+      } catch (err) {
+        // Agents report the end of a session killed on revocation, which the controller ended
+        // already: nothing left to do (the REST endpoint still refuses a second end with 400).
+        if (err instanceof ApiError && err.code === 'SESSION_ALREADY_ENDED') return r.sessionId;
+        throw err;
+      }
     }
     throw badRequest('INVALID_EVENT', `unknown session event ${r.event}`);
   }
