@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from '../../controller/src/store/database.js';
@@ -143,6 +143,24 @@ test('a lone statement runs without BEGIN/COMMIT; its failure is its own', async
     assert.match((err as Error).message, /UNIQUE constraint failed/);
   }
   assert.equal(await names(), ['solo']);
+});
+
+test('the WAL is checkpointed in the background, not by a commit', async () => {
+  const file = join(dir, 's.db');
+  const before = statSync(file).size;
+  // ~700 KB: below SQLite's own autocheckpoint threshold (1000 pages), which is off anyway.
+  for (let i = 0; i < 10; i++) {
+    await db.write(async (tx) => {
+      for (let j = 0; j < 300; j++) tx.append(HEAD, ROW, [`w${i}-${j}-${'x'.repeat(200)}`, j]);
+    });
+  }
+  const until = Date.now() + 5000;
+  while (statSync(file).size < before + 500_000 && Date.now() < until)
+    await new Promise((r) => setTimeout(r, 50));
+  assert.ok(
+    statSync(file).size >= before + 500_000,
+    `database file ${statSync(file).size} bytes, was ${before}`,
+  );
 });
 
 test('SQL literals: text of any content comes back exactly; numbers checked; others refused', async () => {
