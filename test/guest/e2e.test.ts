@@ -42,6 +42,10 @@ let cleanup = async () => {};
 let user: { id: string; token: string };
 let key: UserKeyFiles;
 let n = 0;
+const started = Date.now();
+/** A timeline line, on the same clock as the agent's log lines. */
+const note = (msg: string) =>
+  process.stdout.write(`  [+${((Date.now() - started) / 1000).toFixed(1)} s] ${msg}\n`);
 /** The agent's sshProvisioning, by instance UUID. */
 const sshTargets = new Map<string, SshTarget>();
 
@@ -131,10 +135,7 @@ async function setup() {
       agentProbeMs: 3000,
       only: (uuid) => uuid === guest?.uuid || uuid === bare?.uuid,
       sshTarget: (uuid) => sshTargets.get(uuid),
-      log: (msg, err) =>
-        process.stdout.write(
-          `  [agent +${((Date.now() - t0) / 1000).toFixed(1)} s] ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}\n`,
-        ),
+      log: (msg, err) => note(`agent: ${msg}${err ? `: ${(err as Error).message ?? err}` : ''}`),
     },
   });
   guest = await bootGuest(image);
@@ -356,13 +357,15 @@ test('without its guest agent, a guest with a provisioning key gets the same tru
     'rm -rf /etc/ssh/vmwarden/trusted_user_ca_keys /etc/ssh/vmwarden/principals && ' +
       'systemd-run --on-active=1 systemctl stop qemu-guest-agent.service',
   );
+  note('qemu-guest-agent stops in 1 s');
   const t = await until(
     'trust installed over SSH',
     async () => {
       const t = await trust();
       return t.transport === 'ssh' && t.state === 'installed' && Date.parse(t.last_success) > t0 && t;
     },
-    90_000,
+    // 8–51 s measured (TCG guest, loaded CI machine): noticing the guest agent is gone is most of it.
+    180_000,
   );
   process.stdout.write(
     `  ssh fallback: trust reinstalled over SSH ${Date.now() - t0} ms after the guest agent stopped\n`,

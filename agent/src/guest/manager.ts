@@ -330,6 +330,8 @@ export class GuestTrustManager {
   }
 
   private installedOk(g: Guest, b: TrustBundleMsg): void {
+    if (g.status.state !== 'installed')
+      this.opts.log?.(`guest ${g.name}: trust installed through ${g.channel.transport}`);
     g.retryAt = undefined;
     g.krlVersion = String(b.krlVersion);
     g.status = {
