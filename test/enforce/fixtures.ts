@@ -12,10 +12,13 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestController } from '../helpers/controller.js';
-import { sleep } from '../helpers/agent.js';
+import { startTestController, type TestController } from '../helpers/controller.js';
+import { sleep, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import type { SignatureService } from '../../agent/src/signature/service.js';
-import { virsh } from '../helpers/libvirtd.js';
+import type { AgentConfig } from '../../agent/src/config.js';
+import { stateFilePath } from '../../agent/src/enforce/state-file.js';
+import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
+import { ensureLibvirtd, installTestHook, QEMU_URI, virsh } from '../helpers/libvirtd.js';
 
 export const MiB = 1024 * 1024;
 
@@ -135,4 +138,51 @@ export async function nodeAction(c: TestController, nodeId: number, action: 'act
     await sleep(50);
   }
   throw new Error(`${action} task did not finish`);
+}
+
+export interface EnforcedVm {
+  c: TestController;
+  admin: string;
+  hv: Hypervisor;
+  a: TestAgent;
+  vm: QemuVm;
+  /** Removes the domain, stops the agent, the connection and the controller. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * What the enforcement tests start from: a real libvirtd whose hook points at an in-process agent,
+ * one QEMU domain defined, signed and reported, and validation active on the node.
+ */
+export async function enforcedVm(
+  prefix: string,
+  opts: { vm?: Parameters<typeof qemuVm>[1]; agent?: Partial<AgentConfig> } = {},
+): Promise<EnforcedVm> {
+  await ensureLibvirtd();
+  const c = await startTestController();
+  let hv: Hypervisor | undefined;
+  let a: TestAgent | undefined;
+  let vm: QemuVm | undefined;
+  const destroy = async () => {
+    await vm?.remove();
+    await a?.stop();
+    await hv?.close();
+    await c.destroy();
+  };
+  try {
+    const admin = await c.adminToken();
+    hv = await connectHypervisor(QEMU_URI);
+    a = await startTestAgent(c, { hypervisor: hv, config: opts.agent });
+    installTestHook(a.agent.endpoints.socket, stateFilePath(a.dataDir));
+    vm = qemuVm(prefix, opts.vm);
+    await vm.define();
+    await a.agent.report();
+    const r = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
+    if (r.status !== 200) throw new Error(`sign ${vm.name}: ${r.status} ${r.text}`);
+    await nodeAction(c, a.nodeId, 'activate');
+    return { c, admin, hv, a, vm, destroy };
+  } catch (err) {
+    await destroy().catch(() => undefined);
+    throw err;
+  }
 }

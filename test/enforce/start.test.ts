@@ -2,40 +2,36 @@
 // libvirt hook points at its unix socket, so `virsh start` goes through hook → CheckStart.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
-import { stateFilePath } from '../../agent/src/enforce/state-file.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
-import { flipByte, startTestAgent, type TestAgent } from '../helpers/agent.js';
-import { ensureLibvirtd, installTestHook, QEMU_URI, virsh } from '../helpers/libvirtd.js';
+import type { TestController } from '../helpers/controller.js';
+import { flipByte, type TestAgent } from '../helpers/agent.js';
+import { virsh } from '../helpers/libvirtd.js';
 import { RFC1123 } from '../sign/util.js';
-import { domState, MiB, nodeAction, qemuVm, sealedAt, waitFor, type QemuVm } from './fixtures.js';
+import {
+  domState,
+  enforcedVm,
+  MiB,
+  nodeAction,
+  qemuVm,
+  sealedAt,
+  waitFor,
+  type EnforcedVm,
+  type QemuVm,
+} from './fixtures.js';
 
 let c: TestController;
-let hv: Hypervisor;
 let a: TestAgent;
 let vm: QemuVm;
 let admin: string;
 
+let f: EnforcedVm | undefined;
+
 test.before(async () => {
-  await ensureLibvirtd();
-  c = await startTestController();
-  admin = await c.adminToken();
-  hv = await connectHypervisor(QEMU_URI);
-  a = await startTestAgent(c, { hypervisor: hv });
-  installTestHook(a.agent.endpoints.socket, stateFilePath(a.dataDir));
-  vm = qemuVm('vmw-start');
-  await vm.define();
-  await a.agent.report();
-  const r = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
-  assert.is(r.status, 200, r.text);
-  await nodeAction(c, a.nodeId, 'activate');
+  f = await enforcedVm('vmw-start');
+  ({ c, a, vm, admin } = f);
 });
 
 test.after(async () => {
-  await vm?.remove();
-  await a?.stop();
-  await hv?.close();
-  await c?.destroy();
+  await f?.destroy();
 });
 
 /** start; on success destroy again and wait until the agent re-sealed the disk. */

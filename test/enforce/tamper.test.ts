@@ -3,39 +3,24 @@
 // instance is re-signed. Real libvirtd (qemu:///system, TCG), the hook pointing at the in-process agent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
-import { stateFilePath } from '../../agent/src/enforce/state-file.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
-import { flipByte, startTestAgent, type TestAgent } from '../helpers/agent.js';
-import { ensureLibvirtd, installTestHook, QEMU_URI, virsh } from '../helpers/libvirtd.js';
-import { domState, nodeAction, qemuVm, waitFor, type QemuVm } from './fixtures.js';
+import type { TestController } from '../helpers/controller.js';
+import { flipByte } from '../helpers/agent.js';
+import { virsh } from '../helpers/libvirtd.js';
+import { domState, enforcedVm, waitFor, type EnforcedVm, type QemuVm } from './fixtures.js';
 
 let c: TestController;
-let hv: Hypervisor;
-let a: TestAgent;
 let vm: QemuVm;
 let admin: string;
 
+let f: EnforcedVm | undefined;
+
 test.before(async () => {
-  await ensureLibvirtd();
-  c = await startTestController();
-  admin = await c.adminToken();
-  hv = await connectHypervisor(QEMU_URI);
-  a = await startTestAgent(c, { hypervisor: hv, config: { tamperPolicy: 'shutdown' } });
-  installTestHook(a.agent.endpoints.socket, stateFilePath(a.dataDir));
-  vm = qemuVm('vmw-tamper', { loader: true });
-  await vm.define();
-  await a.agent.report();
-  const r = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
-  assert.is(r.status, 200, r.text);
-  await nodeAction(c, a.nodeId, 'activate');
+  f = await enforcedVm('vmw-tamper', { vm: { loader: true }, agent: { tamperPolicy: 'shutdown' } });
+  ({ c, vm, admin } = f);
 });
 
 test.after(async () => {
-  await vm?.remove();
-  await a?.stop();
-  await hv?.close();
-  await c?.destroy();
+  await f?.destroy();
 });
 
 test('policy shutdown: a running domain whose loader changes is destroyed within seconds', async () => {

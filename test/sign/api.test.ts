@@ -6,9 +6,17 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Database } from '../../controller/src/store/database.js';
 import { SignStore } from '../../controller/src/sign/store.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
-import { defineTestDomain, startTestAgent, type TestAgent, type TestDomain } from '../helpers/agent.js';
-import { assertSignError, assertSignShape, httpCall, RFC1123, waitTask } from './util.js';
+import type { TestController } from '../helpers/controller.js';
+import { type TestAgent, type TestDomain } from '../helpers/agent.js';
+import {
+  assertSignError,
+  assertSignShape,
+  httpCall,
+  RFC1123,
+  waitTask,
+  signNode,
+  type SignNode,
+} from './util.js';
 
 let c: TestController;
 let a: TestAgent;
@@ -20,22 +28,22 @@ let admin: string;
 let user: string;
 const signed: any[] = [];
 
+let node: SignNode | undefined;
+
 test.before(async () => {
-  c = await startTestController();
-  admin = await c.adminToken();
+  node = await signNode('api-node', [
+    'instance-00000068',
+    'instance-00000069',
+    'instance-00000070',
+    'instance-00000071',
+  ]);
+  ({ c, admin, a } = node);
+  [vmA, vmB, vmC, vmD] = node.vms as [TestDomain, TestDomain, TestDomain, TestDomain];
   user = (await c.createUser('plainuser', 'user')).token;
-  a = await startTestAgent(c, { name: 'api-node' });
-  vmA = await defineTestDomain(a.hypervisor, 'instance-00000068');
-  vmB = await defineTestDomain(a.hypervisor, 'instance-00000069');
-  vmC = await defineTestDomain(a.hypervisor, 'instance-00000070');
-  vmD = await defineTestDomain(a.hypervisor, 'instance-00000071');
-  await a.agent.report();
 });
 
 test.after(async () => {
-  await a?.stop();
-  await c?.destroy();
-  for (const d of [vmA, vmB, vmC, vmD]) d?.remove();
+  await node?.destroy();
 });
 
 test('POST /v1/sign answers {"sign": {...}} with exactly the documented fields and types', async () => {

@@ -5,17 +5,16 @@ import * as assert from 'uvu/assert';
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { verifyManifest } from '../../agent/src/signature/node-key.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
+import type { TestController } from '../helpers/controller.js';
 import {
   controllerClient,
-  defineTestDomain,
   grpcCode,
-  startTestAgent,
   unaryCall,
   type RawClient,
   type TestAgent,
   type TestDomain,
 } from '../helpers/agent.js';
+import { signNode, type SignNode } from './util.js';
 
 let c: TestController;
 let a: TestAgent;
@@ -31,14 +30,13 @@ const bearer = (token?: string) => {
   return m;
 };
 
+let node: SignNode | undefined;
+
 test.before(async () => {
-  c = await startTestController();
-  admin = await c.adminToken();
+  node = await signNode('fleet-node', ['fleet-vm', 'fleet-vm2']);
+  ({ c, admin, a } = node);
+  [vm, vm2] = node.vms as [TestDomain, TestDomain];
   user = (await c.createUser('viewer', 'user')).token;
-  a = await startTestAgent(c, { name: 'fleet-node' });
-  vm = await defineTestDomain(a.hypervisor, 'fleet-vm');
-  vm2 = await defineTestDomain(a.hypervisor, 'fleet-vm2');
-  await a.agent.report();
   const r = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
   assert.is(r.status, 200, r.text);
   client = controllerClient(c);
@@ -46,10 +44,7 @@ test.before(async () => {
 
 test.after(async () => {
   client?.close();
-  await a?.stop();
-  await c?.destroy();
-  vm?.remove();
-  vm2?.remove();
+  await node?.destroy();
 });
 
 test('ListInstances with an admin token: every domain of the node, with its verdict', async () => {

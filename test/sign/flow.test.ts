@@ -5,19 +5,26 @@ import * as assert from 'uvu/assert';
 import { createPublicKey, verify } from 'node:crypto';
 import { canonicalJson } from '../../agent/src/signature/manifest.js';
 import { verifyManifest } from '../../agent/src/signature/node-key.js';
-import { startTestController, type TestController } from '../helpers/controller.js';
+import type { TestController } from '../helpers/controller.js';
 import {
   agentSocketClient,
   defineTestDomain,
   flipByte,
   MiB,
   sleep,
-  startTestAgent,
   unaryCall,
   type TestAgent,
   type TestDomain,
 } from '../helpers/agent.js';
-import { assertSignShape, assertTaskOrder, httpCall, RFC1123, waitTask } from './util.js';
+import {
+  assertSignShape,
+  assertTaskOrder,
+  httpCall,
+  RFC1123,
+  waitTask,
+  signNode,
+  type SignNode,
+} from './util.js';
 
 let c: TestController;
 let a: TestAgent;
@@ -25,20 +32,16 @@ let vm: TestDomain;
 let other: TestDomain;
 let admin: string;
 
+let node: SignNode | undefined;
+
 test.before(async () => {
-  c = await startTestController();
-  admin = await c.adminToken();
-  a = await startTestAgent(c, { name: 'compute-1' });
-  vm = await defineTestDomain(a.hypervisor, 'vm-flow');
-  other = await defineTestDomain(a.hypervisor, 'vm-unsigned');
-  await a.agent.report();
+  node = await signNode('compute-1', ['vm-flow', 'vm-unsigned']);
+  ({ c, admin, a } = node);
+  [vm, other] = node.vms as [TestDomain, TestDomain];
 });
 
 test.after(async () => {
-  await a?.stop();
-  await c?.destroy();
-  vm?.remove();
-  other?.remove();
+  await node?.destroy();
 });
 
 const getSign = (id = vm.uuid) => c.call('GET', `/v1/sign/${id}`, { token: admin });

@@ -2,17 +2,9 @@
 // controller is down.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestController, type TestController } from '../helpers/controller.js';
-import {
-  agentSocketClient,
-  defineTestDomain,
-  flipByte,
-  startTestAgent,
-  unaryCall,
-  type TestAgent,
-  type TestDomain,
-} from '../helpers/agent.js';
-import { assertSignError, assertSignShape, waitTask } from './util.js';
+import type { TestController } from '../helpers/controller.js';
+import { agentSocketClient, flipByte, unaryCall, type TestAgent, type TestDomain } from '../helpers/agent.js';
+import { assertSignError, assertSignShape, waitTask, signNode, type SignNode } from './util.js';
 
 let c: TestController;
 let a: TestAgent;
@@ -20,23 +12,19 @@ let vm: TestDomain;
 let vm2: TestDomain;
 let admin: string;
 
+let node: SignNode | undefined;
+
 test.before(async () => {
-  c = await startTestController();
-  admin = await c.adminToken();
-  a = await startTestAgent(c, { name: 'flaky' });
-  vm = await defineTestDomain(a.hypervisor, 'vm-a');
-  vm2 = await defineTestDomain(a.hypervisor, 'vm-b');
-  await a.agent.report();
+  node = await signNode('flaky', ['vm-a', 'vm-b']);
+  ({ c, admin, a } = node);
+  [vm, vm2] = node.vms as [TestDomain, TestDomain];
   const r = await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
   assert.is(r.status, 200, r.text);
   assert.is(r.body.sign.is_valid, 'true');
 });
 
 test.after(async () => {
-  await a?.stop();
-  await c?.destroy();
-  vm?.remove();
-  vm2?.remove();
+  await node?.destroy();
 });
 
 const isValid = async (id = vm.uuid) => {

@@ -1,8 +1,14 @@
 // Shared bits of the Sign API tests.
 import * as assert from 'uvu/assert';
 import { request as httpRequest } from 'node:http';
-import type { TestController } from '../helpers/controller.js';
-import { sleep } from '../helpers/agent.js';
+import { startTestController, type TestController } from '../helpers/controller.js';
+import {
+  defineTestDomain,
+  sleep,
+  startTestAgent,
+  type TestAgent,
+  type TestDomain,
+} from '../helpers/agent.js';
 
 /** `Mon, 03 Jun 2024 10:45:36 GMT` */
 export const RFC1123 =
@@ -106,4 +112,36 @@ export function httpCall(
     req.on('error', reject);
     req.end(payload);
   });
+}
+
+export interface SignNode {
+  c: TestController;
+  admin: string;
+  a: TestAgent;
+  /** The domains asked for, defined in the agent's test:///default connection and reported. */
+  vms: TestDomain[];
+  /** Stops agent and controller, removes the domains' files. */
+  destroy(): Promise<void>;
+}
+
+/** What the Sign API tests start from: a controller, one agent (node `nodeName`) and its domains. */
+export async function signNode(nodeName: string, domainNames: string[]): Promise<SignNode> {
+  const c = await startTestController();
+  const vms: TestDomain[] = [];
+  let a: TestAgent | undefined;
+  const destroy = async () => {
+    await a?.stop();
+    await c.destroy();
+    for (const d of vms) d.remove();
+  };
+  try {
+    const admin = await c.adminToken();
+    a = await startTestAgent(c, { name: nodeName });
+    for (const name of domainNames) vms.push(await defineTestDomain(a.hypervisor, name));
+    await a.agent.report();
+    return { c, admin, a, vms, destroy };
+  } catch (err) {
+    await destroy().catch(() => undefined);
+    throw err;
+  }
 }
