@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SshChannel, SshUnreachableError, type SshTarget } from '../../agent/src/guest/ssh-channel.js';
-import { blobFingerprint, HostKeyMismatchError, HostKeyPins } from '../../agent/src/guest/host-keys.js';
+import { HostKeyMismatchError, HostKeyPins } from '../../agent/src/guest/host-keys.js';
+import { sshFingerprint } from '../../controller/src/access/sshca/keys.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { makeUserKey, tempDir, watchdog, type UserKeyFiles } from '../access/util.js';
 
@@ -45,9 +46,7 @@ function channel(target: Partial<SshTarget> & { port: number }, opts: { id?: str
 
 const logins = (s: Sshd) => (s.logs.match(/Accepted publickey for root/g) ?? []).length;
 const hostKeyFingerprint = (s: Sshd) =>
-  blobFingerprint(
-    Buffer.from(readFileSync(join(s.dir, 'host_ed25519.pub'), 'utf8').split(' ')[1]!, 'base64'),
-  );
+  sshFingerprint(Buffer.from(readFileSync(join(s.dir, 'host_ed25519.pub'), 'utf8').split(' ')[1]!, 'base64'));
 
 test.before(async () => {
   ({ dir, cleanup } = await tempDir('vmwarden-ssh-channel-'));

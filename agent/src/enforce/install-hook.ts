@@ -12,10 +12,9 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hookSocketPath, shellStatePath } from './state-file.js';
+import { shellQuote } from '../shell.js';
 
 export const DEFAULT_HOOK_PATH = '/etc/libvirt/hooks/qemu.d/vmwarden';
-
-const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export interface HookOptions {
   /** The agent's (gRPC) unix socket: the hook asks hook.sock next to it. */
@@ -42,8 +41,8 @@ export function hookScript(opts: HookOptions): string {
 # checked: curl posts the XML to the vmwarden agent (HTTP on its unix socket), which answers
 # "allow" or "refuse <reason>". It never calls libvirt (libvirtd holds the domain's lock meanwhile).
 [ "$2" = prepare ] && [ "$3" = begin ] || exit 0${scope}
-SOCK=${q(hookSocketPath(opts.socket))}
-STATE=${q(shellStatePath(opts.state))}
+SOCK=${shellQuote(hookSocketPath(opts.socket))}
+STATE=${shellQuote(shellStatePath(opts.state))}
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 refuse() {

@@ -1,9 +1,5 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-
-/** OpenSSH's SHA256:… fingerprint of a raw public key blob. */
-export const blobFingerprint = (blob: Buffer) =>
-  `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+import { sshFingerprint } from '../../../controller/src/access/sshca/keys.js';
 
 export class HostKeyMismatchError extends Error {}
 
@@ -25,7 +21,7 @@ export class HostKeyPins {
 
   /** Throws HostKeyMismatchError unless the key is the pinned (or configured) one; pins it if new. */
   check(serverId: string, blob: Buffer, configured?: string): void {
-    const seen = blobFingerprint(blob);
+    const seen = sshFingerprint(blob);
     const expected = configured ?? this.pins[serverId];
     if (expected === undefined) {
       this.pins[serverId] = seen;

@@ -6,6 +6,7 @@ import { GuestAgent, NoGuestAgentError } from './guest-agent.js';
 import type { HostKeyPins } from './host-keys.js';
 import { SshChannel, type SshTarget } from './ssh-channel.js';
 import { fingerprintOf, killSessions, TrustInstaller } from './trust.js';
+import { shellQuote } from '../shell.js';
 
 /** What the manager needs from the controller link. */
 export interface TrustLink {
@@ -239,7 +240,7 @@ export class GuestTrustManager {
   /** One look into the guest: boot id, new sshd journal lines, which session processes still live. */
   private async poll(g: Guest): Promise<void> {
     const pids = [...g.sessions.keys()];
-    const journal = g.cursor ? `--after-cursor=${shq(g.cursor)}` : '-b';
+    const journal = g.cursor ? `--after-cursor=${shellQuote(g.cursor)}` : '-b';
     const out = await g.channel.sh(
       `cat /proc/sys/kernel/random/boot_id; echo ---; ` +
         `journalctl -u ssh.service -o short-unix --no-pager --show-cursor ${journal} 2>/dev/null || true; echo ---; ` +
@@ -353,14 +354,18 @@ export class GuestTrustManager {
     g.installer = new TrustInstaller(channel);
     g.installed = undefined;
     g.retryAt = undefined;
-    g.agentProbeAt = Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
+    g.agentProbeAt = this.nextAgentProbe();
     g.status = { ...g.status, transport: channel.transport };
     this.opts.log?.(`guest ${g.name} (${g.serverId}): reached through ${channel.transport} from now on`);
   }
 
+  private nextAgentProbe(): number {
+    return Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
+  }
+
   /** A guest reached over SSH whose guest agent answers again goes back to the guest agent. */
   private async probeGuestAgent(g: Guest): Promise<void> {
-    g.agentProbeAt = Date.now() + (this.opts.agentProbeMs ?? AGENT_PROBE_MS);
+    g.agentProbeAt = this.nextAgentProbe();
     const back = await g.guestAgent.ping().then(
       () => true,
       () => false,
@@ -419,4 +424,3 @@ export class GuestTrustManager {
 
 const RESYNC_MS = 60_000;
 const AGENT_PROBE_MS = 30_000;
-const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -3,6 +3,7 @@ import { Client } from 'ssh2';
 import { readPrivateFile } from '../../../controller/src/platform/private-file.js';
 import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 import { HostKeyMismatchError, type HostKeyPins } from './host-keys.js';
+import { shellQuote } from '../shell.js';
 
 /** How to reach one guest over SSH when it has no guest agent (the agent's `sshProvisioning` entry). */
 export interface SshTarget {
@@ -17,8 +18,6 @@ export interface SshTarget {
 
 /** No connection could be made (no address, nothing listening, authentication refused). */
 export class SshUnreachableError extends Error {}
-
-const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
  * The fallback way into a guest: root over SSH with a provisioning key (ssh2), one connection kept
@@ -43,7 +42,7 @@ export class SshChannel implements GuestChannel {
     opts: { input?: Buffer; timeoutMs?: number } = {},
   ): Promise<ExecResult> {
     const client = await this.connection();
-    const command = [path, ...args].map(shq).join(' ');
+    const command = [path, ...args].map(shellQuote).join(' ');
     return new Promise((resolve, reject) => {
       const onStream = (err: Error | undefined, stream: import('ssh2').ClientChannel) => {
         if (err) return reject(new SshUnreachableError(`ssh exec: ${err.message}`));
@@ -85,7 +84,7 @@ export class SshChannel implements GuestChannel {
   }
 
   async writeFile(path: string, data: Buffer): Promise<void> {
-    const r = await this.exec('/bin/sh', ['-c', `cat > ${shq(path)}`], { input: data });
+    const r = await this.exec('/bin/sh', ['-c', `cat > ${shellQuote(path)}`], { input: data });
     if (r.exitCode !== 0)
       throw new Error(`writing ${path} over ssh failed: ${r.stderr.trim().slice(0, 300)}`);
   }

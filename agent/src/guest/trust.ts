@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
+import { sshFingerprint } from '../../../controller/src/access/sshca/keys.js';
 import type { GuestChannel } from './channel.js';
+import { shellQuote } from '../shell.js';
 
 export const GUEST_DIR = '/etc/ssh/vmwarden';
 export const CA_KEYS_FILE = `${GUEST_DIR}/trusted_user_ca_keys`;
@@ -20,8 +21,7 @@ export const sshdDropIn = () =>
 
 /** OpenSSH's SHA256:… fingerprint of an authorized_keys-style public key line. */
 export function fingerprintOf(publicKey: string): string {
-  const blob = Buffer.from(publicKey.trim().split(/\s+/)[1] ?? '', 'base64');
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+  return sshFingerprint(Buffer.from(publicKey.trim().split(/\s+/)[1] ?? '', 'base64'));
 }
 
 export interface TrustContent {
@@ -31,7 +31,6 @@ export interface TrustContent {
   principal: string;
 }
 
-const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 /**
@@ -64,13 +63,13 @@ export class TrustInstaller {
 id -u ${u} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash ${u}
 passwd -l ${u} >/dev/null 2>&1 || true
 changed=0
-for f in ${files.map(([p]) => shq(p)).join(' ')}; do
+for f in ${files.map(([p]) => shellQuote(p)).join(' ')}; do
   chown root:root "$f${tmp}"; chmod 0644 "$f${tmp}"
   case "$f" in ${KRL_FILE}) ;; *) cmp -s "$f${tmp}" "$f" || changed=1 ;; esac
   mv -f "$f${tmp}" "$f"
 done
 # Only this user's principals file stays: another login user must not keep an old grant.
-for f in ${PRINCIPALS_DIR}/*; do [ "$f" = ${shq(`${PRINCIPALS_DIR}/${u}`)} ] || rm -f "$f"; done
+for f in ${PRINCIPALS_DIR}/*; do [ "$f" = ${shellQuote(`${PRINCIPALS_DIR}/${u}`)} ] || rm -f "$f"; done
 if [ $changed = 1 ] || ! systemctl is-active -q ssh.service; then
   /usr/sbin/sshd -t
   systemctl reload-or-restart ssh.service

@@ -32,6 +32,19 @@ const toInstance = (r: Row): Instance => ({
   updatedAt: r.updated_at as string,
 });
 
+/** What insert and update both write, in this order: the updatable columns, updated_at, server_id. */
+const instanceValues = (i: Instance) => [
+  i.instanceName,
+  i.nodeId,
+  i.ipAddress,
+  i.sshPort,
+  i.loginUser,
+  i.state,
+  i.source,
+  i.updatedAt,
+  i.serverId,
+];
+
 const CACHED_INSTANCES = 10_000;
 
 export class SqliteInventoryStore implements InventoryStore {
@@ -91,20 +104,9 @@ export class SqliteInventoryStore implements InventoryStore {
   async insert(i: Instance) {
     await this.changing(i.serverId, () =>
       this.db.run(
-        `INSERT INTO instances (server_id, instance_name, node_id, ip_address, ssh_port, login_user, state, source,
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          i.serverId,
-          i.instanceName,
-          i.nodeId,
-          i.ipAddress,
-          i.sshPort,
-          i.loginUser,
-          i.state,
-          i.source,
-          i.createdAt,
-          i.updatedAt,
-        ],
+        `INSERT INTO instances (instance_name, node_id, ip_address, ssh_port, login_user, state, source,
+         updated_at, server_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [...instanceValues(i), i.createdAt],
       ),
     );
   }
@@ -114,17 +116,7 @@ export class SqliteInventoryStore implements InventoryStore {
       this.db.run(
         `UPDATE instances SET instance_name = ?, node_id = ?, ip_address = ?, ssh_port = ?, login_user = ?, state = ?,
          source = ?, updated_at = ? WHERE server_id = ?`,
-        [
-          i.instanceName,
-          i.nodeId,
-          i.ipAddress,
-          i.sshPort,
-          i.loginUser,
-          i.state,
-          i.source,
-          i.updatedAt,
-          i.serverId,
-        ],
+        instanceValues(i),
       ),
     );
   }

@@ -49,17 +49,13 @@ class JobTx implements Tx {
   ) {}
 
   run(sql: string, params?: SqlParams) {
-    return this.ready() ? this.conn.run(sql, params) : this.prepare().then(() => this.conn.run(sql, params));
+    return this.statement(() => this.conn.run(sql, params));
   }
   get<T>(sql: string, params?: SqlParams) {
-    return this.ready()
-      ? this.conn.get<T>(sql, params)
-      : this.prepare().then(() => this.conn.get<T>(sql, params));
+    return this.statement(() => this.conn.get<T>(sql, params));
   }
   all<T>(sql: string, params?: SqlParams) {
-    return this.ready()
-      ? this.conn.all<T>(sql, params)
-      : this.prepare().then(() => this.conn.all<T>(sql, params));
+    return this.statement(() => this.conn.all<T>(sql, params));
   }
 
   append(head: string, row: string, params: unknown[], onError?: (err: unknown) => Error): void {
@@ -112,13 +108,10 @@ class JobTx implements Tx {
     this.begun = false;
   }
 
-  private ready(): boolean {
-    return this.begun && this.pending.size === 0;
-  }
-
-  private async prepare(): Promise<void> {
-    if (this.pending.size) await this.flush();
-    else await this.begin();
+  /** A statement of the job: after BEGIN and after the rows appended before it. */
+  private statement<T>(send: () => Promise<T>): Promise<T> {
+    if (this.begun && this.pending.size === 0) return send();
+    return (this.pending.size ? this.flush() : this.begin()).then(send);
   }
 
   private async begin(): Promise<void> {
