@@ -11,7 +11,7 @@ async function main() {
   const controller = await startController(config);
   const log = (msg: string, extra: object = {}) =>
     process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
-  log('vmwarden controller listening', { endpoints: controller.endpoints, dataDir: resolve(config.dataDir) });
+  // Start-up lines first, the "listening" line last: it is what supervisors and tests wait for.
   if (controller.initialAdminPassword) {
     const file = join(resolve(config.dataDir), 'admin-password');
     // Printed once, on the terminal only: under a service manager stdout is a log, so only the path goes there.
@@ -21,6 +21,7 @@ async function main() {
       );
     else log('initial admin identity created', { passwordFile: file });
   }
+  log('vmwarden controller listening', { endpoints: controller.endpoints, dataDir: resolve(config.dataDir) });
 
   let stopping = false;
   const shutdown = (signal: string) => {
