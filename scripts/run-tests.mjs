@@ -1,13 +1,25 @@
 #!/usr/bin/env node
-// Runs every compiled uvu test file (dist/test/**/*.test.js) in its own process, one after another,
-// so a crash or a leaked server in one file cannot take the others down. Optional arguments are
-// substrings: only files whose path contains one of them run. Ends with "N passed, N failed".
+// Runs every compiled uvu test file (dist/test/**/*.test.js) in its own process group, one after
+// another, so a crash or a leaked server in one file cannot take the others down. Optional arguments
+// are substrings: only files whose path contains one of them run. Ends with "N passed, N failed".
+//
+// A file that does not end is ended: past its time limit (VMWARDEN_TEST_FILE_TIMEOUT seconds, default
+// 1500), or when it is still running VMWARDEN_TEST_EXIT_GRACE seconds (default 30) after uvu printed
+// its summary (open sockets or children keep it alive), its whole process group is killed and the
+// file counts as failed, with the reason.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
 const filters = process.argv.slice(2);
+const seconds = (name, fallback) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number of seconds`);
+  return v * 1000;
+};
+const fileLimitMs = seconds('VMWARDEN_TEST_FILE_TIMEOUT', 1500);
+const exitGraceMs = seconds('VMWARDEN_TEST_EXIT_GRACE', 30);
 
 function findTests(dir) {
   const found = [];
@@ -19,24 +31,51 @@ function findTests(dir) {
   return found;
 }
 
-function runFile(file) {
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+function runFile(file, rel) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--enable-source-maps', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: children it leaves behind are ended with it
     });
     let out = '';
+    let killedFor = '';
+    let graceTimer;
+    const end = (reason) => {
+      if (killedFor || child.exitCode !== null) return;
+      killedFor = reason;
+      process.stdout.write(`\n!!! ${rel}: ${reason}; killing its process group\n`);
+      killGroup(child);
+    };
+    const limitTimer = setTimeout(() => end(`still running after ${fileLimitMs / 1000} s`), fileLimitMs);
     child.stdout.on('data', (d) => {
       out += d;
       process.stdout.write(d);
+      if (!graceTimer && /Duration:\s/.test(out)) {
+        graceTimer = setTimeout(
+          () => end(`did not exit ${exitGraceMs / 1000} s after its summary (open handles)`),
+          exitGraceMs,
+        );
+      }
     });
     child.stderr.on('data', (d) => process.stderr.write(d));
     child.on('close', (code) => {
+      clearTimeout(limitTimer);
+      clearTimeout(graceTimer);
       const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0);
       const skipped = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
-      // A file that crashed before uvu could summarise counts as one failure.
-      const failed = code !== 0 && total === passed ? Math.max(1, total - passed) : total - passed - skipped;
-      resolve({ passed, failed, skipped, code });
+      // A file that crashed, or was killed, counts as at least one failure even if its tests passed.
+      let failed = total - passed - skipped;
+      if ((code !== 0 || killedFor) && failed === 0) failed = 1;
+      resolve({ passed, failed, skipped, code, killedFor });
     });
   });
 }
@@ -49,12 +88,14 @@ const failedFiles = [];
 for (const file of files) {
   const rel = relative(root, file);
   process.stdout.write(`\n=== ${rel}\n`);
-  const r = await runFile(file);
+  const r = await runFile(file, rel);
   passed += r.passed;
   failed += r.failed;
   skipped += r.skipped;
-  if (r.failed > 0 || r.code !== 0) failedFiles.push(rel);
+  if (r.failed > 0 || r.code !== 0 || r.killedFor)
+    failedFiles.push(r.killedFor ? `${rel} (${r.killedFor})` : rel);
 }
+if (files.length === 0) console.log(`no test file matches ${filters.join(' ')}`);
 if (failedFiles.length) console.log(`\nfailing files: ${failedFiles.join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(failed > 0 || failedFiles.length > 0 ? 1 : 0);
+process.exit(failed > 0 || failedFiles.length > 0 || files.length === 0 ? 1 : 0);

@@ -7,7 +7,7 @@
 // each at concurrency 32 for BENCH_SECONDS (default 10) after a 1 s warm-up, through node:http with a
 // keep-alive Agent (maxSockets 32). Reports requests/s, p50 and p99 latency (ms), the error count and
 // the auth/unauth throughput ratio. The last line printed is one JSON object with all figures.
-import { spawnController, stopController } from './controller-process.js';
+import { spawnController, stopController } from '../helpers/controller-process.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';

@@ -11,7 +11,7 @@
 // Targets: ≥ 3,000 certificates/s with every record committed, and ≥ 12× the ssh-keygen rate.
 // The last line printed is one JSON object with all figures.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { spawnController, stopController } from './controller-process.js';
+import { spawnController, stopController } from '../helpers/controller-process.js';
 import { KeepAliveClient } from './keepalive-client.js';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';

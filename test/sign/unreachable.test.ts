@@ -38,7 +38,8 @@ test('agent stopped: GET /v1/sign/{id} is "unknown", POST and PUT are 503 {"erro
   await a.stopAgent();
   const t0 = Date.now();
   assert.is(await isValid(), 'unknown');
-  assert.ok(Date.now() - t0 < 5000, 'an unreachable agent must not stall the request');
+  // A call that waited for its gRPC deadline would take 30 s.
+  assert.ok(Date.now() - t0 < 20_000, 'an unreachable agent must not stall the request');
   assertSignError(await c.call('POST', '/v1/sign', { token: admin, body: { server_id: vm2.uuid } }), 503);
   assertSignError(await c.call('PUT', '/v1/sign', { token: admin, body: { server_id: vm.uuid } }), 503);
   const m = await c.call('GET', `/v1/sign/${vm.uuid}/manifest`, { token: admin });

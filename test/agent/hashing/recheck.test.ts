@@ -40,7 +40,6 @@ test('unchanged file: previous result reused without reading', async () => {
   assert.is(b.digest, a.digest);
   assert.equal(b.chunks, a.chunks);
   assert.ok(sameIdentity(a, b));
-  assert.ok(b.stats.ms < 50, `${b.stats.ms} ms`);
 });
 
 test('touch (mtime change) forces a full re-hash', async () => {

