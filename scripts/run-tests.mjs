@@ -6,7 +6,7 @@
 // A file that does not end is ended: past its time limit (VMWARDEN_TEST_FILE_TIMEOUT seconds, default
 // 1500), or when it is still running VMWARDEN_TEST_EXIT_GRACE seconds (default 30) after uvu printed
 // its summary (open sockets or children keep it alive), its whole process group is killed and the
-// file counts as failed, with the reason.
+// file counts as failed, with the reason. So does a file that runs no test.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -46,11 +46,11 @@ function runFile(file, rel) {
       detached: true, // its own process group: children it leaves behind are ended with it
     });
     let out = '';
-    let killedFor = '';
+    let problem = '';
     let graceTimer;
     const end = (reason) => {
-      if (killedFor || child.exitCode !== null) return;
-      killedFor = reason;
+      if (problem || child.exitCode !== null) return;
+      problem = reason;
       process.stdout.write(`\n!!! ${rel}: ${reason}; killing its process group\n`);
       killGroup(child);
     };
@@ -74,8 +74,13 @@ function runFile(file, rel) {
       const skipped = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0);
       // A file that crashed, or was killed, counts as at least one failure even if its tests passed.
       let failed = total - passed - skipped;
-      if ((code !== 0 || killedFor) && failed === 0) failed = 1;
-      resolve({ passed, failed, skipped, code, killedFor });
+      if ((code !== 0 || problem) && failed === 0) failed = 1;
+      // A file that ran no test proves nothing: it fails too.
+      if (!problem && total === 0) {
+        problem = 'ran no test';
+        failed = Math.max(failed, 1);
+      }
+      resolve({ passed, failed, skipped, code, problem });
     });
   });
 }
@@ -92,8 +97,7 @@ for (const file of files) {
   passed += r.passed;
   failed += r.failed;
   skipped += r.skipped;
-  if (r.failed > 0 || r.code !== 0 || r.killedFor)
-    failedFiles.push(r.killedFor ? `${rel} (${r.killedFor})` : rel);
+  if (r.failed > 0 || r.code !== 0 || r.problem) failedFiles.push(r.problem ? `${rel} (${r.problem})` : rel);
 }
 if (files.length === 0) console.log(`no test file matches ${filters.join(' ')}`);
 if (failedFiles.length) console.log(`\nfailing files: ${failedFiles.join(', ')}`);

@@ -1,6 +1,7 @@
 /**
- * Validates responses against the machine-readable contracts in ../shared/contracts (Swagger 2.0
- * and OpenAPI 3), so wire compatibility is checked by the contract itself, not by our reading of it.
+ * Validates responses against the machine-readable contracts in test/contracts (Swagger 2.0 and
+ * OpenAPI 3: the OpenZiti edge management and the access API's documents, kept in the repo so a fresh
+ * clone tests alone), so wire compatibility is checked by the contract itself, not by our reading of it.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +9,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { parse } from 'yaml';
 
-const contractsDir = fileURLToPath(new URL('../../../../shared/contracts/', import.meta.url));
+const contractsDir = fileURLToPath(new URL('../../../test/contracts/', import.meta.url));
 
 const cache = new Map<string, ValidateFunction>();
 
