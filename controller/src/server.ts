@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import cron from 'node-cron';
 import type { FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock } from './platform/clock.js';
+import { writePrivateFile } from './platform/private-file.js';
 import { parseHostPort, serverNames, type ControllerConfig } from './config.js';
 import { Database } from './store/database.js';
 import { migrate } from './store/migrations.js';
@@ -100,6 +101,6 @@ export async function startController(
     throw err;
   }
   void services.tasks.resume();
-  writeFileSync(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
+  writePrivateFile(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
   return { endpoints, services, initialAdminPassword, stop };
 }

@@ -99,6 +99,25 @@ export async function createServices(
   const access = new AccessService(accessStore, sshAuthority, krl, inventory, identityStore, policy, clock);
   access.resolveRegisteredKey = (identityId, keyId) => sshKeys.resolveUsableKey(identityId, keyId);
   const identities = new Identities(identityStore, sessions, ca, clock, config.clientCertDays);
+  const metrics = new Metrics();
+  const audit = new AuditLog(db, clock, metrics);
+  // Disabling or deleting an identity works like a lock: its API sessions end (Identities) and every
+  // certificate it still holds is revoked through the KRL, one audit row per certificate.
+  identities.onLocked = async (identity, reason, actor) => {
+    const { revoked } = await access.revokeAllOf(identity.id, reason, (tx, certs) => {
+      for (const cert of certs)
+        audit.recordIn(tx, {
+          actorId: actor?.identity.id,
+          actorName: actor?.identity.name,
+          action: 'certificate.revoke',
+          object: cert.id,
+          outcome: 'success',
+          detail: `${reason}: ${identity.name} (${identity.id})`,
+        });
+    });
+    metrics.certificatesRevoked.inc({}, revoked.length);
+  };
+  identities.onUnlocked = (identity) => access.unlock(identity.id);
   const nodes = new Nodes(
     new NodeStore(db),
     identities,
@@ -112,7 +131,6 @@ export async function createServices(
   const signStore = new SignStore(db);
   const sign = new SignService(signStore, nodes, inventory, agents, clock);
   const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action));
-  const metrics = new Metrics();
   storeGauges(metrics, db);
   const accessSessions = new AccessSessions(accessStore, inventory, clock);
   const guestTrust = new GuestTrust(
@@ -146,7 +164,7 @@ export async function createServices(
     sign,
     tasks,
     db,
-    audit: new AuditLog(db, clock, metrics),
+    audit,
     metrics,
   };
 }

@@ -54,7 +54,7 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
 
   app.post('/ca/:id/retire', { schema: { params: wire.schemas.caParams } }, async (request, reply) => {
     requireAdmin(request);
-    const id = (request.params as { id: number }).id;
+    const id = Number((request.params as { id: string }).id);
     await s.sshAuthority.retire(id);
     await s.krl.changed();
     return wire.sendJson(reply, 200, { message: 'CA key retired', id: String(id) });

@@ -55,6 +55,7 @@ export class AccessService {
     audit?: (tx: Tx, record: CertificateRecord) => unknown,
   ): Promise<IssuedAccess> {
     const userId = await this.requester(caller, req.user_id);
+    if (this.locked.has(userId)) throw forbidden(`identity ${userId} is disabled or deleted`);
     // The inventory store keeps instances in memory (invalidated by its own writes): no I/O here.
     const instance = await this.inventory.get(req.sandbox_id);
     if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
@@ -106,6 +107,12 @@ export class AccessService {
     };
     // Committed before the certificate leaves: a certificate we cannot list is one we cannot revoke.
     await this.store.insertCertificate(record, audit && ((tx) => audit(tx, record)));
+    if (this.locked.has(userId)) {
+      // Disabled or deleted while this request was in flight, after the sweep saw no such certificate.
+      await this.store.revokeCertificate(id, 'identity-locked', this.clock.now().toISOString());
+      await this.krl.changed();
+      throw forbidden(`identity ${userId} is disabled or deleted`);
+    }
     return { record, certificate: signed.line, instance };
   }
 
@@ -145,6 +152,38 @@ export class AccessService {
     return result;
   }
 
+  /**
+   * Identities disabled or deleted in this process: no certificate is issued to them, and one that a
+   * request in flight committed after the sweep below is revoked at once (see request()).
+   */
+  private readonly locked = new Set<string>();
+
+  /**
+   * An identity was disabled or deleted: every certificate of it still valid is revoked, its live
+   * sessions end, and the KRL moves (pushed to the agents, which kill the sessions in the guests):
+   * the same path as DELETE /v1/access/certificate/{id}, in one transaction for all of them.
+   * `audit` writes one row per certificate in that transaction. Idempotent.
+   */
+  async revokeAllOf(
+    userId: string,
+    reason: string,
+    audit?: (tx: Tx, revoked: Array<{ id: string; serial: bigint }>) => unknown,
+  ): Promise<{
+    revoked: Array<{ id: string; serial: bigint }>;
+    endedSessions: string[];
+    krlVersion: number;
+  }> {
+    this.locked.add(userId);
+    const result = await this.store.revokeActiveOfUser(userId, reason, this.clock.now().toISOString(), audit);
+    if (result.revoked.length) await this.krl.changed();
+    return result;
+  }
+
+  /** The identity was enabled again: it may be issued certificates again. */
+  unlock(userId: string): void {
+    this.locked.delete(userId);
+  }
+
   async markExpired(): Promise<number> {
     return this.store.markExpired(this.clock.now().toISOString());
   }
@@ -157,6 +196,7 @@ export class AccessService {
     const identity =
       (await this.identities.getIdentity(userId)) ?? (await this.identities.getIdentityByName(userId));
     if (!identity) throw notFound(`no identity ${userId}`);
+    if (identity.disabled) throw forbidden(`identity ${identity.name} is disabled`);
     return identity.id;
   }
 
@@ -174,7 +214,7 @@ export class AccessService {
     if (cached) return cached;
     try {
       const key = parseUserPublicKey(text!);
-      // The same few keys come back again and again: skip re-parsing (and sshpk) for them.
+      // The same few keys come back again and again: skip re-parsing them.
       if (this.parsedKeys.size >= 1024) this.parsedKeys.clear();
       this.parsedKeys.set(text!, key);
       return key;

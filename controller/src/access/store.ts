@@ -27,6 +27,16 @@ export interface AccessStore {
     reason: string,
     at: string,
   ): Promise<{ revoked: boolean; endedSessions: string[]; krlVersion: number }>;
+  /**
+   * Revokes every certificate of `userId` that is still valid at `at`, ends their live sessions and
+   * bumps the KRL version (once), in one transaction with `alsoInTx` (the audit rows).
+   */
+  revokeActiveOfUser(
+    userId: string,
+    reason: string,
+    at: string,
+    alsoInTx?: (tx: Tx, revoked: Array<{ id: string; serial: bigint }>) => unknown,
+  ): Promise<{ revoked: Array<{ id: string; serial: bigint }>; endedSessions: string[]; krlVersion: number }>;
   markExpired(now: string): Promise<number>;
   revokedSerials(now: string): Promise<Array<{ serial: bigint; caId: number }>>;
   krlVersion(): Promise<number>;
@@ -264,6 +274,48 @@ export class SqliteAccessStore implements AccessStore {
       await bumpKrl(tx, at);
       const v = await tx.get<{ version: number }>('SELECT version FROM krl_state WHERE id = 1');
       return { revoked: true, endedSessions: live.map((s) => s.id), krlVersion: v!.version };
+    });
+  }
+
+  revokeActiveOfUser(
+    userId: string,
+    reason: string,
+    at: string,
+    alsoInTx?: (tx: Tx, revoked: Array<{ id: string; serial: bigint }>) => unknown,
+  ) {
+    return this.db.write(async (tx) => {
+      const rows = await tx.all<{ id: string; serial: string }>(
+        "SELECT id, serial FROM certificates WHERE user_id = ? AND status = 'ACTIVE' AND valid_before > ?",
+        [userId, at],
+      );
+      const revoked = rows.map((r) => ({ id: r.id, serial: BigInt(r.serial) }));
+      if (!revoked.length) {
+        const v = await tx.get<{ version: number }>('SELECT version FROM krl_state WHERE id = 1');
+        return { revoked, endedSessions: [] as string[], krlVersion: v!.version };
+      }
+      await tx.run(
+        `UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revoke_reason = ?
+         WHERE user_id = ? AND status = 'ACTIVE' AND valid_before > ?`,
+        [at, reason, userId, at],
+      );
+      // Sessions of any revoked certificate of the user (those just revoked among them) end.
+      const live = await tx.all<{ id: string }>(
+        `SELECT id FROM access_sessions WHERE status = 'ACTIVE' AND certificate_id IN
+           (SELECT id FROM certificates WHERE user_id = ? AND status = 'REVOKED')`,
+        [userId],
+      );
+      if (live.length) {
+        await tx.run(
+          `UPDATE access_sessions SET status = 'REVOKED', ended_at = ?, end_reason = ?
+           WHERE status = 'ACTIVE' AND certificate_id IN
+             (SELECT id FROM certificates WHERE user_id = ? AND status = 'REVOKED')`,
+          [at, `certificate revoked: ${reason}`, userId],
+        );
+      }
+      await bumpKrl(tx, at);
+      await alsoInTx?.(tx, revoked);
+      const v = await tx.get<{ version: number }>('SELECT version FROM krl_state WHERE id = 1');
+      return { revoked, endedSessions: live.map((s) => s.id), krlVersion: v!.version };
     });
   }
 

@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../platform/errors.js';
+import { positiveIdParam, uuidParam } from '../http/params.js';
 import type { Instance } from '../inventory/model.js';
 import type { AccessSession, CertificateRecord } from './model.js';
 import type { IssuedAccess } from './service.js';
@@ -165,7 +166,7 @@ export const schemas = {
   certParams: {
     type: 'object',
     required: ['certID'],
-    properties: { certID: { type: 'string', minLength: 1 } },
+    properties: { certID: uuidParam },
   },
   revoke: { type: ['object', 'null'], properties: { reason: { type: 'string', maxLength: 1024 } } },
   sessionStart: {
@@ -186,12 +187,12 @@ export const schemas = {
     additionalProperties: false,
     properties: { key_type: { type: 'string', enum: ['ed25519', 'ecdsa-p256', 'rsa'] } },
   },
-  caParams: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } },
+  caParams: { type: 'object', required: ['id'], properties: { id: positiveIdParam } },
   instanceParams: { type: 'object', required: ['server_id'], properties: { server_id: uuid } },
   grantParams: {
     type: 'object',
     required: ['server_id', 'identity_id'],
-    properties: { server_id: uuid, identity_id: uuid },
+    properties: { server_id: uuid, identity_id: uuidParam },
   },
   instanceCreate: {
     type: 'object',

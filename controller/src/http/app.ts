@@ -68,6 +68,44 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex) {
   socket.destroy(err);
 }
 
+/**
+ * A URL for the logs: the path, and the query with every value replaced by `[redacted]` (a token
+ * pasted into a query string must not end up in a log file); parameter names are kept.
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const query = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      if (pair === '') return pair;
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      // A name that does not look like one (a bare token: `?eyJhbGci…`) is redacted too.
+      return /^[A-Za-z0-9_.$[\]-]{1,32}$/.test(name) ? `${name}=[redacted]` : '[redacted]';
+    })
+    .join('&');
+  return `${url.slice(0, q)}?${query}`;
+}
+
+/** Fastify's default request serializer, with the query values redacted. */
+function serializeRequest(req: {
+  method: string;
+  url: string;
+  hostname?: string;
+  ip?: string;
+  socket?: { remotePort?: number };
+}) {
+  return {
+    method: req.method,
+    url: redactUrl(req.url),
+    host: req.hostname,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 /** Which group owns a path, so unknown paths get the error format their clients expect. */
 function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
   const path = request.url.split('?')[0]!;
@@ -90,6 +128,7 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
     logger: {
       level: services.config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["zt-session"]', 'req.headers["x-auth-token"]'],
+      serializers: { req: serializeRequest },
     },
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),

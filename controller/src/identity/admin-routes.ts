@@ -41,14 +41,18 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerS
     { schema: { ...idParams, body: wire.schemas.identityPatch } },
     async (request) => {
       requireAdmin(request);
-      await s.identities.update((request.params as { id: string }).id, request.body as IdentityPatch);
+      await s.identities.update(
+        (request.params as { id: string }).id,
+        request.body as IdentityPatch,
+        request.principal ?? undefined,
+      );
       return wire.emptyEnvelope();
     },
   );
 
   app.delete('/identities/:id', { schema: idParams }, async (request) => {
     requireAdmin(request);
-    await s.identities.remove((request.params as { id: string }).id);
+    await s.identities.remove((request.params as { id: string }).id, request.principal ?? undefined);
     return wire.emptyEnvelope();
   });
 

@@ -6,7 +6,7 @@ import { writePrivateFile } from '../platform/private-file.js';
 import { hashPassword, newPassword } from '../platform/secrets.js';
 import { CsrError, identityUri, type InternalCa } from '../pki/internal-ca.js';
 import type { JsonGeneralName } from '@peculiar/x509';
-import type { Authenticator, Identity, Page, Role } from './model.js';
+import type { Authenticator, Identity, Page, Principal, Role } from './model.js';
 import type { ApiSessions } from './sessions.js';
 import type { IdentityStore, ListWindow } from './store.js';
 
@@ -22,8 +22,21 @@ export interface IdentityPatch {
   disabled?: boolean;
 }
 
+/** Why an identity lost its access: the revocation reason of its certificates. */
+export type LockReason = 'identity-disabled' | 'identity-deleted';
+
+/**
+ * Told when an identity is disabled or deleted (after its API sessions ended): revokes what else it
+ * holds (its SSH certificates). Wired in services.ts, so identity/ does not depend on access/. A
+ * failure fails the PATCH/DELETE, which can be sent again (the hook is idempotent).
+ */
+export type IdentityLockHook = (identity: Identity, reason: LockReason, actor?: Principal) => Promise<void>;
+
 /** Admin management of identities, and the first-start bootstrap of `admin`. */
 export class Identities {
+  onLocked?: IdentityLockHook;
+  onUnlocked?: (identity: Identity) => void;
+
   constructor(
     private readonly store: IdentityStore,
     private readonly sessions: ApiSessions,
@@ -83,7 +96,7 @@ export class Identities {
     return { rows, total, limit: window.limit, offset: window.offset };
   }
 
-  async update(id: string, patch: IdentityPatch): Promise<Identity> {
+  async update(id: string, patch: IdentityPatch, actor?: Principal): Promise<Identity> {
     const current = await this.get(id);
     if (current.isDefaultAdmin && (patch.disabled || (patch.role && patch.role !== 'admin'))) {
       throw conflict('CAN_NOT_UPDATE_DEFAULT_ADMIN', 'the default admin cannot be disabled or demoted');
@@ -95,14 +108,19 @@ export class Identities {
     await this.store.updateIdentity(next);
     if (next.disabled || next.role !== current.role) await this.sessions.endAllFor(id);
     else this.sessions.refreshIdentity(next);
+    // Disabled (again: a retry after a failed revocation sweeps what is left) → like a lock.
+    if (next.disabled) await this.onLocked?.(next, 'identity-disabled', actor);
+    else if (current.disabled) this.onUnlocked?.(next);
     return next;
   }
 
-  async remove(id: string): Promise<void> {
+  /** Ends the identity's API sessions and revokes its certificates (onLocked), then deletes it. */
+  async remove(id: string, actor?: Principal): Promise<void> {
     const identity = await this.get(id);
     if (identity.isDefaultAdmin)
       throw conflict('CAN_NOT_DELETE_DEFAULT_ADMIN', 'the default admin cannot be deleted');
     await this.sessions.endAllFor(id);
+    await this.onLocked?.(identity, 'identity-deleted', actor);
     await this.store.deleteIdentity(id);
   }
 

@@ -3,6 +3,7 @@
  * shapes and request schemas. Shapes follow shared/contracts/current-api-session.swagger.yaml.
  */
 import type { ApiError } from '../platform/errors.js';
+import { uuidParam } from '../http/params.js';
 import type { ApiSession, Authenticator, Identity, Page } from './model.js';
 
 export const API_VERSION = '0.0.1';
@@ -170,10 +171,9 @@ export function versionInfo(version: string) {
 const username = { type: 'string', minLength: 4, maxLength: 100 } as const;
 const password = { type: 'string', minLength: 5, maxLength: 100 } as const;
 const tags = { type: ['object', 'null'] } as const;
-const uuid = { type: 'string', format: 'uuid' } as const;
 
 export const schemas = {
-  idParams: { type: 'object', required: ['id'], properties: { id: uuid } },
+  idParams: { type: 'object', required: ['id'], properties: { id: uuidParam } },
   listQuery: {
     type: 'object',
     properties: {

@@ -2,10 +2,17 @@
  * Parsing and validation of SSH public key material, stricter than COmanage (which stores whatever
  * it is given). Accepts the bare base64 body, a whole OpenSSH / authorized_keys line, or an RFC 4716
  * ("---- BEGIN SSH2 PUBLIC KEY ----") block; refuses private keys, insecure and unknown types,
- * weak RSA, and bodies that are not really a key of the declared type.
+ * and bodies that are not really a key of the declared type. The key itself must then pass the
+ * controller's one user-key policy (checkUserKeyBlob in access/sshca/keys.ts), which
+ * POST /v1/access/request applies too.
  */
-import { createPublicKey } from 'node:crypto';
-import sshpk from 'sshpk';
+import {
+  ACCEPTED_USER_KEY_TYPES,
+  checkUserKeyBlob,
+  KeyRejectedError,
+  MAX_USER_RSA_BITS,
+  MIN_USER_RSA_BITS,
+} from '../access/sshca/keys.js';
 
 /** The key types of the COmanage SshKey schema. */
 export const SSH_KEY_TYPES = [
@@ -22,8 +29,10 @@ export type SshKeyType = (typeof SSH_KEY_TYPES)[number];
 /** Listed by COmanage, refused here. */
 export const INSECURE_TYPES: ReadonlySet<string> = new Set(['ssh-dss', 'ssh-rsa1']);
 
-export const MIN_RSA_BITS = 2048;
-export const MAX_RSA_BITS = 16384;
+// What is accepted is decided by the one user-key policy, access/sshca/keys.ts (checkUserKeyBlob);
+// this module only reads the COmanage Skey/Type forms and names the field at fault.
+export const MIN_RSA_BITS = MIN_USER_RSA_BITS;
+export const MAX_RSA_BITS = MAX_USER_RSA_BITS;
 export const MAX_SKEY_CHARS = 16 * 1024;
 
 /** A validation problem with the field it belongs to (Type or Skey), for COmanage InvalidFields. */
@@ -111,7 +120,7 @@ export function parseKeyMaterial(skeyInput: string, declaredType: string | undef
   if (!isKnownType(wireType)) {
     throw new KeyMaterialError(
       'Skey',
-      `Skey holds a key of type '${wireType.slice(0, 64)}', which is not supported; expected one of ${SSH_KEY_TYPES.filter((t) => !INSECURE_TYPES.has(t)).join(', ')}`,
+      `Skey holds a key of type '${wireType.slice(0, 64)}', which is not supported; expected one of ${ACCEPTED_USER_KEY_TYPES.join(', ')}`,
     );
   }
   if (INSECURE_TYPES.has(wireType)) throw insecure(wireType);
@@ -120,30 +129,30 @@ export function parseKeyMaterial(skeyInput: string, declaredType: string | undef
   if (declaredType !== undefined && declaredType !== wireType)
     throw new KeyMaterialError('Type', `Type is ${declaredType} but Skey holds an ${wireType} key`);
 
-  let key: sshpk.Key;
+  // The one user-key policy (shared with POST /v1/access/request), rendered as an Skey error.
+  let checked: { bits: number; fingerprint: string };
   try {
-    key = sshpk.parseKey(blob, 'rfc4253');
-  } catch {
-    throw new KeyMaterialError('Skey', `Skey is not a valid ${wireType} public key`);
-  }
-  checkKey(key, blob, wireType);
-  if (key.type === 'rsa') {
-    if (key.size < MIN_RSA_BITS)
+    checked = checkUserKeyBlob(blob);
+  } catch (err) {
+    if (!(err instanceof KeyRejectedError)) throw err;
+    if (err.code === 'rsa_too_small')
       throw new KeyMaterialError(
         'Skey',
-        `RSA keys must have at least ${MIN_RSA_BITS} bits; this one has ${key.size}`,
+        `RSA keys must have at least ${MIN_RSA_BITS} bits; this one has ${err.bits}`,
       );
-    if (key.size > MAX_RSA_BITS)
+    if (err.code === 'rsa_too_large')
       throw new KeyMaterialError(
         'Skey',
-        `RSA keys may have at most ${MAX_RSA_BITS} bits; this one has ${key.size}`,
+        `RSA keys may have at most ${MAX_RSA_BITS} bits; this one has ${err.bits}`,
       );
+    const reason = err.reason.startsWith('not ') ? `Skey is ${err.reason}` : err.reason;
+    throw new KeyMaterialError('Skey', reason.charAt(0).toUpperCase() + reason.slice(1));
   }
   return {
     type: wireType,
     skey: blob.toString('base64'),
-    fingerprint: key.fingerprint('sha256').toString(),
-    bits: key.size,
+    fingerprint: checked.fingerprint,
+    bits: checked.bits,
     ...(comment ? { comment } : {}),
   };
 }
@@ -160,30 +169,6 @@ function blobType(blob: Buffer): string | undefined {
   if (len < 1 || len > 64 || blob.length < 4 + len) return undefined;
   const t = blob.subarray(4, 4 + len).toString('latin1');
   return /^[\x21-\x7e]+$/.test(t) ? t : undefined;
-}
-
-/** sshpk checks structure; the curve point and RSA/Ed25519 key are checked again by OpenSSL. */
-function checkKey(key: sshpk.Key, blob: Buffer, wireType: SshKeyType) {
-  const expected: Record<string, [string, string?]> = {
-    'ssh-ed25519': ['ed25519'],
-    'ecdsa-sha2-nistp256': ['ecdsa', 'nistp256'],
-    'ecdsa-sha2-nistp384': ['ecdsa', 'nistp384'],
-    'ecdsa-sha2-nistp521': ['ecdsa', 'nistp521'],
-    'ssh-rsa': ['rsa'],
-  };
-  const [kind, curve] = expected[wireType] ?? [];
-  if (key.type !== kind || (curve && key.curve !== curve))
-    throw new KeyMaterialError('Skey', `Skey is not a valid ${wireType} public key`);
-  if (!key.toBuffer('rfc4253').equals(blob))
-    throw new KeyMaterialError('Skey', `Skey is not a valid ${wireType} public key (unexpected extra data)`);
-  try {
-    createPublicKey(key.toString('pkcs8'));
-  } catch {
-    throw new KeyMaterialError(
-      'Skey',
-      `Skey is not a valid ${wireType} public key (the key data is malformed)`,
-    );
-  }
 }
 
 function decodeBase64(body: string): Buffer {

@@ -4,6 +4,7 @@
  * UTC, as COmanage does. `Fingerprint` is our addition to the SshKey object.
  */
 import { ApiError } from '../platform/errors.js';
+import { parsePositiveId } from '../http/params.js';
 import { KeyMaterialError, MAX_SKEY_CHARS, parseKeyMaterial, type ParsedKey } from './key-material.js';
 import type { SshKey, SshKeyAuthenticator } from './store.js';
 
@@ -239,8 +240,12 @@ export function parseIdRef(ref: string, unknown: () => ApiError): number {
   const id = ref.slice(0, dot);
   if (!id) throw invalidField('Id', 'id not provided');
   if (!/^\d+$/.test(id)) throw invalidField('Id', 'Id must be a positive integer');
-  const n = Number(id);
-  if (!Number.isSafeInteger(n) || n < 1) throw unknown();
+  const n = parsePositiveId(id);
+  if (n === undefined) {
+    // Digits, but not an id as the registry writes them: 0, or too many digits for one → not found.
+    if (/^[1-9]/.test(id) || /^0+$/.test(id)) throw unknown();
+    throw invalidField('Id', 'Id must be a positive integer without leading zeros');
+  }
   return n;
 }
 

@@ -2,6 +2,7 @@ import { hostname as localHostname } from 'node:os';
 import type { Clock } from '../platform/clock.js';
 import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { hashToken, newToken } from '../platform/secrets.js';
+import { parsePositiveId } from '../http/params.js';
 import { nodeUri } from '../pki/internal-ca.js';
 import type { Identities } from '../identity/identities.js';
 import type { Inventory } from '../inventory/service.js';
@@ -103,8 +104,9 @@ export class Nodes {
   }
 
   static parseId(raw: string): number {
-    if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1)
-      throw badRequest('INVALID_NODE_ID', `node id must be a positive integer, got '${raw}'`);
-    return Number(raw);
+    const id = parsePositiveId(raw);
+    if (id === undefined)
+      throw badRequest('INVALID_NODE_ID', `node id must be a positive integer, got '${raw.slice(0, 64)}'`);
+    return id;
   }
 }

@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import { Connection, type SqlParams } from './sqlite.js';
 import { insertScript } from './sql-literal.js';
 
@@ -162,6 +163,7 @@ export class Database implements Reader {
    * start by the next write, and its file is cut back to journal_size_limit.
    */
   static async open(path: string, opts: { maxBatch?: number } = {}): Promise<Database> {
+    privateDbFiles(path, 'before');
     const writer = await Connection.open(path);
     await writer.exec(
       'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; ' +
@@ -171,6 +173,7 @@ export class Database implements Reader {
     await reader.exec('PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;');
     const checkpointer = await Connection.open(path);
     await checkpointer.exec('PRAGMA busy_timeout = 5000;');
+    privateDbFiles(path, 'after');
     return new Database(writer, reader, checkpointer, opts.maxBatch ?? 256);
   }
 
@@ -286,5 +289,30 @@ export class Database implements Reader {
       if (r.ok) job.resolve(r.value);
       else job.reject(r.value);
     });
+  }
+}
+
+/**
+ * The database holds secrets (session token hashes, password hashes, audit): it and its -wal/-shm
+ * are 0600 whatever the umask. The main file is created (or fixed) 0600 before SQLite opens it;
+ * SQLite gives -wal/-shm the main file's mode when it creates them (os_unix.c findCreateFileMode,
+ * fchmod'ed past the umask), and ones left 0644 by an older version are fixed after the open.
+ */
+function privateDbFiles(path: string, when: 'before' | 'after'): void {
+  if (path === ':memory:' || path === '' || path.startsWith('file:')) return;
+  if (when === 'before') {
+    const fd = openSync(path, 'a', 0o600);
+    try {
+      fchmodSync(fd, 0o600);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  for (const suffix of when === 'before' ? ['-wal', '-shm', '-journal'] : ['', '-wal', '-shm']) {
+    try {
+      chmodSync(path + suffix, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 }

@@ -13,6 +13,7 @@ import {
   type CaKeyType,
 } from '../../../controller/src/access/sshca/keys.js';
 import { makeUserKey, run, tempDir } from './fixtures.js';
+import { offCurveEcdsa, rsaWithExponent } from '../../keys/bad-keys.js';
 
 let dir = '';
 let cleanup = async () => {};
@@ -191,6 +192,45 @@ test('garbage, truncated keys, certificates and several lines are refused', asyn
     'base64',
   );
   rejects(`sk-ssh-ed25519@openssh.com ${sk}`, 'unsupported_type', 'unsupported key type');
+});
+
+test('the key policy: ECDSA points off the curve are refused, for every curve', async () => {
+  for (const bits of [256, 384, 521]) {
+    const k = await makeUserKey(dir, `offcurve-${bits}`, 'ecdsa', bits);
+    rejects(offCurveEcdsa(k.pub), 'invalid_key', 'the point is not on the curve');
+    // The genuine key still passes.
+    assert.is(parseUserPublicKey(k.pub).type, `ecdsa-sha2-nistp${bits}`);
+  }
+});
+
+test('the key policy: RSA exponents must be odd and at least 65537', async () => {
+  const k = await makeUserKey(dir, 'rsa-e', 'rsa', 2048);
+  for (const e of [0n, 1n, 3n, 35n, 65535n, 65536n, 65538n, 1n << 256n])
+    rejects(rsaWithExponent(k.pub, e), 'rsa_exponent', 'RSA public exponent');
+  // 65537 is what ssh-keygen uses; another large odd exponent is fine too.
+  assert.is(
+    parseUserPublicKey(rsaWithExponent(k.pub, 65537n)).openssh,
+    k.pub.trim().replace(/ \S+$/, ' bad@test'),
+  );
+  assert.is(parseUserPublicKey(rsaWithExponent(k.pub, 65539n)).bits, 2048);
+});
+
+test('the key policy: one canonical encoding (no padded mpint, no trailing data)', async () => {
+  const k = await makeUserKey(dir, 'canon', 'rsa', 2048);
+  const blob = Buffer.from(k.pub.split(' ')[1]!, 'base64');
+  // e = 65537 written with a superfluous leading zero byte.
+  const typeLen = blob.readUInt32BE(0);
+  const eAt = 4 + typeLen;
+  const eLen = blob.readUInt32BE(eAt);
+  const padded = Buffer.concat([
+    blob.subarray(0, eAt),
+    Buffer.from([0, 0, 0, eLen + 1, 0]),
+    blob.subarray(eAt + 4, eAt + 4 + eLen),
+    blob.subarray(eAt + 4 + eLen),
+  ]);
+  rejects(`ssh-rsa ${padded.toString('base64')}`, 'invalid_key', 'canonical');
+  const trailing = Buffer.concat([blob, Buffer.from([0, 0, 0, 0])]);
+  rejects(`ssh-rsa ${trailing.toString('base64')}`, 'not_openssh', 'not an OpenSSH public key');
 });
 
 test.run();

@@ -5,7 +5,6 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, ran
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import sshpk from 'sshpk';
 import { SshReader, SshWireError, SshWriter } from './wire.js';
 
 export type CaKeyType = 'ed25519' | 'ecdsa-p256' | 'rsa';
@@ -196,7 +195,8 @@ export async function loadCaKey(path: string, comment = DEFAULT_COMMENT): Promis
 }
 
 // ---------------------------------------------------------------------------------------------
-// User public keys
+// User public keys: THE key policy. Every user key the controller accepts (the SSH key registry,
+// POST /v1/access/request with a public_key or a registered ssh_key_id) passes checkUserKeyBlob.
 
 export type KeyRejectCode =
   | 'empty'
@@ -205,13 +205,18 @@ export type KeyRejectCode =
   | 'not_openssh'
   | 'dsa_insecure'
   | 'unsupported_type'
-  | 'rsa_too_small';
+  | 'invalid_key'
+  | 'rsa_too_small'
+  | 'rsa_too_large'
+  | 'rsa_exponent';
 
 /** A user key that cannot be used; `reason` is a sentence fit for a 400 response. */
 export class KeyRejectedError extends Error {
   constructor(
     readonly code: KeyRejectCode,
     readonly reason: string,
+    /** The key's size, for size refusals. */
+    readonly bits?: number,
   ) {
     super(reason);
     this.name = 'KeyRejectedError';
@@ -231,13 +236,23 @@ export interface UserPublicKey {
   openssh: string;
 }
 
-const ACCEPTED_USER_TYPES = new Set([
+/** The user key types accepted (DSA, rsa1, FIDO sk-* and certificates are not). */
+export const ACCEPTED_USER_KEY_TYPES: readonly string[] = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
   'ecdsa-sha2-nistp384',
   'ecdsa-sha2-nistp521',
   'ssh-rsa',
-]);
+];
+const ACCEPTED_USER_TYPES = new Set(ACCEPTED_USER_KEY_TYPES);
+export const MAX_USER_RSA_BITS = 16384;
+/**
+ * RSA public exponent: odd and at least 65537 (FIPS 186-5 / NIST SP 800-56B: 2^16 < e < 2^256;
+ * ssh-keygen has always used 65537 since OpenSSH 5.x). e = 1 makes "signatures" trivial, small
+ * exponents (3, 35 of very old ssh-keygen) are refused too.
+ */
+export const MIN_RSA_EXPONENT = 65537n;
+const MAX_RSA_EXPONENT = 1n << 256n;
 
 const KEY_TYPE_LIKE = /^(ssh-|ecdsa-sha2-|sk-)|@openssh\.com$/;
 const KEY_RE = /^(\S+)[ \t]+([A-Za-z0-9+/]+={0,2})(?:[ \t]+(.*))?$/;
@@ -267,25 +282,102 @@ function blobTypeIs(b64: string, type: string): boolean {
   }
 }
 
-/** Checks the blob's fields are exactly those of its type (no trailing data). */
-function checkBlobShape(blob: Buffer, type: string): void {
-  const r = new SshReader(blob);
-  r.text();
-  if (type === 'ssh-ed25519') {
-    if (r.string().length !== 32) throw new SshWireError('bad ed25519 key length');
-  } else if (type.startsWith('ecdsa-sha2-')) {
-    if (`ecdsa-sha2-${r.text()}` !== type) throw new SshWireError('ECDSA curve does not match key type');
-    r.string();
-  } else {
-    r.mpint();
-    r.mpint();
+const bigFrom = (b: Buffer) => (b.length ? BigInt('0x' + b.toString('hex')) : 0n);
+
+/** The key type named by an RFC 4253 blob, or undefined when it does not start with one. */
+export function userKeyBlobType(blob: Buffer): string | undefined {
+  try {
+    const t = new SshReader(blob).text();
+    return /^[\x21-\x7e]{1,64}$/.test(t) ? t : undefined;
+  } catch {
+    return undefined;
   }
-  r.end();
+}
+
+/**
+ * The user key policy, on an RFC 4253 public key blob: Ed25519 (32 bytes), ECDSA P-256/384/521 (the
+ * point must be on its curve: OpenSSL refuses it otherwise), RSA of 2048-16384 bits with an odd
+ * modulus and an odd exponent of at least 65537. The blob must be exactly the canonical encoding of
+ * the key (no trailing or padded data). DSA, rsa1, sk-* and certificates are refused.
+ */
+export function checkUserKeyBlob(blob: Buffer): { type: string; bits: number; fingerprint: string } {
+  const type = userKeyBlobType(blob);
+  // Structure (truncated, trailing data, wrong field sizes) → not_openssh; a well-formed encoding of
+  // something that is not a usable key (point off the curve, even modulus) → invalid_key.
+  const invalid = (why: string, code: KeyRejectCode = 'invalid_key') =>
+    new KeyRejectedError(code, `not a valid ${type} public key (${why})`);
+  if (type === undefined) throw new KeyRejectedError('not_openssh', 'not an SSH public key');
+  if (type.endsWith('-cert-v01@openssh.com'))
+    throw new KeyRejectedError('certificate', 'this is an SSH certificate; send the plain public key');
+  if (type === 'ssh-dss')
+    throw new KeyRejectedError(
+      'dsa_insecure',
+      'DSA keys are insecure and no longer supported by OpenSSH; use an Ed25519 key (ssh-keygen -t ed25519)',
+    );
+  if (!ACCEPTED_USER_TYPES.has(type))
+    throw new KeyRejectedError(
+      'unsupported_type',
+      `unsupported key type ${type}; use ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa (at least ${MIN_USER_RSA_BITS} bits)`,
+    );
+  let bits: number;
+  try {
+    const r = new SshReader(blob);
+    r.text();
+    if (type === 'ssh-ed25519') {
+      if (r.string().length !== 32) throw new SshWireError('an Ed25519 key is 32 bytes');
+      bits = 256;
+    } else if (type.startsWith('ecdsa-sha2-')) {
+      const curve = r.text();
+      if (`ecdsa-sha2-${curve}` !== type) throw new SshWireError('the curve does not match the key type');
+      const point = r.string();
+      if (point.length !== 1 + 2 * CURVES[curve].size || point[0] !== 4)
+        throw new SshWireError('not an uncompressed point of the curve');
+      bits = curve === 'nistp521' ? 521 : CURVES[curve].size * 8;
+    } else {
+      const e = bigFrom(r.mpint());
+      const n = bigFrom(r.mpint());
+      if (n === 0n || (n & 1n) === 0n) throw new SshWireError('the modulus is even');
+      bits = n.toString(2).length;
+      if (e < MIN_RSA_EXPONENT || e >= MAX_RSA_EXPONENT || (e & 1n) === 0n) {
+        throw new KeyRejectedError(
+          'rsa_exponent',
+          `RSA public exponent ${e < 1n << 64n ? e : 'of ' + e.toString(2).length + ' bits'} is refused: it must be odd, at least ${MIN_RSA_EXPONENT} and below 2^256 (ssh-keygen uses 65537)`,
+        );
+      }
+    }
+    r.end();
+  } catch (err) {
+    if (err instanceof KeyRejectedError) throw err;
+    if (err instanceof SshWireError && /modulus/.test(err.message)) throw invalid(err.message);
+    throw invalid(err instanceof SshWireError ? err.message : 'malformed', 'not_openssh');
+  }
+  if (type === 'ssh-rsa' && bits < MIN_USER_RSA_BITS)
+    throw new KeyRejectedError(
+      'rsa_too_small',
+      `RSA key is ${bits} bits; at least ${MIN_USER_RSA_BITS} bits are required (or use ssh-keygen -t ed25519)`,
+      bits,
+    );
+  if (type === 'ssh-rsa' && bits > MAX_USER_RSA_BITS)
+    throw new KeyRejectedError(
+      'rsa_too_large',
+      `RSA key is ${bits} bits; at most ${MAX_USER_RSA_BITS} bits are accepted`,
+      bits,
+    );
+  // OpenSSL checks the key itself (an ECDSA point off its curve is refused here), and the key must
+  // encode back to exactly the blob given: one key, one encoding, one fingerprint.
+  let canonical: Buffer;
+  try {
+    canonical = sshPublicBlob(publicKeyFromBlob(blob).key).blob;
+  } catch {
+    throw invalid(type.startsWith('ecdsa-') ? 'the point is not on the curve' : 'the key data is malformed');
+  }
+  if (!canonical.equals(blob)) throw invalid('not in canonical form');
+  return { type, bits, fingerprint: sshFingerprint(blob) };
 }
 
 /**
  * Parses an OpenSSH public key line (optionally an authorized_keys line with options) and applies the
- * key policy: Ed25519, ECDSA P-256/384/521 and RSA ≥ 2048 bits are accepted.
+ * key policy (checkUserKeyBlob).
  */
 export function parseUserPublicKey(text: string): UserPublicKey {
   const notOpenssh = () =>
@@ -310,41 +402,22 @@ export function parseUserPublicKey(text: string): UserPublicKey {
     throw new KeyRejectedError('certificate', 'this is an SSH certificate; send the plain public key');
   }
   if (!blobTypeIs(b64, type)) throw notOpenssh();
-  if (type === 'ssh-dss') {
-    throw new KeyRejectedError(
-      'dsa_insecure',
-      'DSA keys are insecure and no longer supported by OpenSSH; use an Ed25519 key (ssh-keygen -t ed25519)',
-    );
-  }
-  if (!ACCEPTED_USER_TYPES.has(type)) {
-    throw new KeyRejectedError(
-      'unsupported_type',
-      `unsupported key type ${type}; use ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa (at least ${MIN_USER_RSA_BITS} bits)`,
-    );
-  }
   const blob = Buffer.from(b64, 'base64');
-  let key: sshpk.Key;
+  let checked: { bits: number; fingerprint: string };
   try {
-    checkBlobShape(blob, type);
-    key = sshpk.parseKey(`${type} ${b64}`, 'ssh');
-  } catch {
-    throw notOpenssh();
-  }
-  const bits = key.size;
-  if (type === 'ssh-rsa' && bits < MIN_USER_RSA_BITS) {
-    throw new KeyRejectedError(
-      'rsa_too_small',
-      `RSA key is ${bits} bits; at least ${MIN_USER_RSA_BITS} bits are required (or use ssh-keygen -t ed25519)`,
-    );
+    checked = checkUserKeyBlob(blob);
+  } catch (err) {
+    if (err instanceof KeyRejectedError && err.code === 'not_openssh') throw notOpenssh();
+    throw err;
   }
   const comment = parts.comment.trim();
   const canonical = `${type} ${blob.toString('base64')}`;
   return {
     type,
     blob,
-    bits,
+    bits: checked.bits,
     comment,
-    fingerprint: key.fingerprint('sha256').toString(),
+    fingerprint: checked.fingerprint,
     openssh: comment ? `${canonical} ${comment}` : canonical,
   };
 }
