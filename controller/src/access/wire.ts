@@ -4,7 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../platform/errors.js';
-import { positiveIdParam, uuidParam } from '../http/params.js';
+import { positiveIdParam, uuidParam } from '../platform/ids.js';
 import type { Instance } from '../inventory/model.js';
 import type { AccessSession, CertificateRecord } from './model.js';
 import type { IssuedAccess } from './service.js';

@@ -3,7 +3,7 @@
  * shapes and request schemas. Shapes follow shared/contracts/current-api-session.swagger.yaml.
  */
 import type { ApiError } from '../platform/errors.js';
-import { uuidParam } from '../http/params.js';
+import { uuidParam } from '../platform/ids.js';
 import type { ApiSession, Authenticator, Identity, Page } from './model.js';
 
 export const API_VERSION = '0.0.1';

@@ -4,7 +4,7 @@
  * UTC, as COmanage does. `Fingerprint` is our addition to the SshKey object.
  */
 import { ApiError } from '../platform/errors.js';
-import { parsePositiveId } from '../http/params.js';
+import { parsePositiveId } from '../platform/ids.js';
 import { KeyMaterialError, MAX_SKEY_CHARS, parseKeyMaterial, type ParsedKey } from './key-material.js';
 import type { SshKey, SshKeyAuthenticator } from './store.js';
 

@@ -2,7 +2,7 @@ import { hostname as localHostname } from 'node:os';
 import type { Clock } from '../platform/clock.js';
 import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { hashToken, newToken } from '../platform/secrets.js';
-import { parsePositiveId } from '../http/params.js';
+import { parsePositiveId } from '../platform/ids.js';
 import { nodeUri } from '../pki/internal-ca.js';
 import type { Identities } from '../identity/identities.js';
 import type { Inventory } from '../inventory/service.js';
@@ -105,7 +105,8 @@ export class Nodes {
 
   static parseId(raw: string): number {
     const id = parsePositiveId(raw);
-    if (id === undefined)
+    // Node ids travel as uint32 in the gRPC messages.
+    if (id === undefined || id > 0xffff_ffff)
       throw badRequest('INVALID_NODE_ID', `node id must be a positive integer, got '${raw.slice(0, 64)}'`);
     return id;
   }

@@ -1,5 +1,5 @@
 /**
- * Path ids, parsed strictly and the same way everywhere. Query strings and params go through ajv
+ * Ids in paths, parsed strictly and the same way everywhere. Query strings and params go through ajv
  * with type coercion, which reads `+1`, `0x10`, ` 1`, `1e1` and `01` as numbers: ids are therefore
  * matched as strings first (these patterns), then converted. A group renders the 400 in its format.
  */
