@@ -12,9 +12,14 @@ export interface ControllerConfig {
   /** Extra DNS names / IPs for the HTTPS server certificate (localhost and the hostname are always in). */
   serverNames: string[];
   sessionIdleSeconds: number;
+  /** Wrong passwords for one username from one address, per loginFailureWindowSeconds. */
   loginMaxFailuresPerUsername: number;
+  /** Failed logins from one address over all usernames (and failed certificate logins), per window. */
   loginMaxFailuresPerAddress: number;
   loginFailureWindowSeconds: number;
+  /** Wrong passwords for one username from any address, per loginAnyAddressWindowSeconds. */
+  loginMaxFailuresPerUsernameAnyAddress: number;
+  loginAnyAddressWindowSeconds: number;
   clientCertDays: number;
   logLevel: string;
   /** Key type of newly created SSH CA keys. */
@@ -39,6 +44,11 @@ const keys: Record<keyof ControllerConfig, SettingSpec> = {
   loginMaxFailuresPerUsername: { kind: 'number', env: 'VMWARDEN_LOGIN_MAX_FAILURES_PER_USERNAME' },
   loginMaxFailuresPerAddress: { kind: 'number', env: 'VMWARDEN_LOGIN_MAX_FAILURES_PER_ADDRESS' },
   loginFailureWindowSeconds: { kind: 'number', env: 'VMWARDEN_LOGIN_FAILURE_WINDOW_SECONDS' },
+  loginMaxFailuresPerUsernameAnyAddress: {
+    kind: 'number',
+    env: 'VMWARDEN_LOGIN_MAX_FAILURES_PER_USERNAME_ANY_ADDRESS',
+  },
+  loginAnyAddressWindowSeconds: { kind: 'number', env: 'VMWARDEN_LOGIN_ANY_ADDRESS_WINDOW_SECONDS' },
   clientCertDays: { kind: 'number', env: 'VMWARDEN_CLIENT_CERT_DAYS' },
   logLevel: { kind: 'string', env: 'VMWARDEN_LOG_LEVEL', flag: 'log-level' },
   sshCaKeyType: { kind: 'string', env: 'VMWARDEN_SSH_CA_KEY_TYPE' },
@@ -63,6 +73,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     loginMaxFailuresPerUsername: 10,
     loginMaxFailuresPerAddress: 50,
     loginFailureWindowSeconds: 300,
+    loginMaxFailuresPerUsernameAnyAddress: 100,
+    loginAnyAddressWindowSeconds: 3600,
     clientCertDays: 90,
     logLevel: 'info',
     sshCaKeyType: 'ed25519',
@@ -87,6 +99,17 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (result[k]) parseHostPort(result[k], k);
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
     throw new ConfigError(`sshCaKeyType must be ed25519, ecdsa-p256 or rsa, got '${result.sshCaKeyType}'`);
+  }
+  for (const k of [
+    'loginMaxFailuresPerUsername',
+    'loginMaxFailuresPerAddress',
+    'loginFailureWindowSeconds',
+    'loginMaxFailuresPerUsernameAnyAddress',
+    'loginAnyAddressWindowSeconds',
+  ] as const) {
+    if (!Number.isInteger(result[k]) || result[k] < 1) {
+      throw new ConfigError(`${k} must be a whole number of at least 1, got '${result[k]}'`);
+    }
   }
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');

@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import type { Clock } from './platform/clock.js';
-import { FailureLimiter } from './platform/rate-limit.js';
+import { MemoryAttemptThrottle } from './platform/rate-limit.js';
 import type { ControllerConfig } from './config.js';
 import type { Database } from './store/database.js';
 import type { InternalCa } from './pki/internal-ca.js';
 import { ApiSessions } from './identity/sessions.js';
 import { Logins } from './identity/logins.js';
+import { LoginThrottle, loginRules } from './identity/login-throttle.js';
 import { Identities } from './identity/identities.js';
 import { OwnAuthenticators } from './identity/authenticators.js';
 import { SqliteIdentityStore, SqliteSessionStore, type IdentityStore } from './identity/store.js';
@@ -74,11 +75,9 @@ export async function createServices(
     clock,
     config.sessionIdleSeconds * 1000,
   );
-  const windowMs = config.loginFailureWindowSeconds * 1000;
-  const logins = new Logins(identityStore, sessions, {
-    byUsername: new FailureLimiter(config.loginMaxFailuresPerUsername, windowMs, clock),
-    byAddress: new FailureLimiter(config.loginMaxFailuresPerAddress, windowMs, clock),
-  });
+  // One throttle for logins, HTTP Basic and password changes: they guess the same secrets.
+  const loginThrottle = new LoginThrottle(new MemoryAttemptThrottle(loginRules(config), clock));
+  const logins = new Logins(identityStore, sessions, loginThrottle);
   const sshKeys = new SshKeys(new SshKeyStore(db), identityStore, clock);
   const inventory = new Inventory(new SqliteInventoryStore(db), identityStore, clock);
   const accessStore = new SqliteAccessStore(db);
@@ -151,7 +150,7 @@ export async function createServices(
     sessions,
     logins,
     identities,
-    authenticators: new OwnAuthenticators(identityStore, ca, clock, config.clientCertDays),
+    authenticators: new OwnAuthenticators(identityStore, ca, clock, config.clientCertDays, loginThrottle),
     sshKeys,
     inventory,
     sshAuthority,

@@ -164,6 +164,7 @@ export async function startTestController(
     logLevel: 'silent',
     loginMaxFailuresPerUsername: 1000,
     loginMaxFailuresPerAddress: 1000,
+    loginMaxFailuresPerUsernameAnyAddress: 1000,
     ...overrides,
   };
   return new TestController(dataDir, config, clock).start();

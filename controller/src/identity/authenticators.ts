@@ -9,6 +9,7 @@ import {
   subjectAltNames,
   type InternalCa,
 } from '../pki/internal-ca.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { Authenticator, Page, Principal } from './model.js';
 import type { IdentityStore, ListWindow } from './store.js';
 
@@ -25,6 +26,7 @@ export class OwnAuthenticators {
     private readonly ca: InternalCa,
     private readonly clock: Clock,
     private readonly clientCertDays: number,
+    private readonly throttle: LoginThrottle,
   ) {}
 
   async list(caller: Principal, window: ListWindow): Promise<Page<Authenticator>> {
@@ -39,7 +41,17 @@ export class OwnAuthenticators {
     return a;
   }
 
-  async changeCredentials(caller: Principal, id: string, change: CredentialsChange): Promise<void> {
+  /**
+   * currentPassword is checked under the same throttle and counters as logins for this username and
+   * the caller's address: it is the same secret, and a stolen session token must not buy a second
+   * guessing budget.
+   */
+  async changeCredentials(
+    caller: Principal,
+    id: string,
+    change: CredentialsChange,
+    ip: string,
+  ): Promise<void> {
     const a = await this.get(caller, id);
     if (a.method !== 'updb') {
       throw conflict(
@@ -47,7 +59,10 @@ export class OwnAuthenticators {
         'only updb (username/password) authenticators can be updated',
       );
     }
-    if (!(await verifyPassword(change.currentPassword, a.passwordHash ?? ''))) {
+    const correct = await this.throttle.password(a.username ?? '', ip, async () =>
+      (await verifyPassword(change.currentPassword, a.passwordHash ?? '')) ? true : undefined,
+    );
+    if (!correct) {
       throw unauthorized('UNAUTHORIZED', 'the current password is not correct', {
         field: 'currentPassword',
         reason: 'does not match the current password',

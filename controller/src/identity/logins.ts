@@ -1,6 +1,6 @@
-import type { FailureLimiter } from '../platform/rate-limit.js';
-import { ApiError, unauthorized } from '../platform/errors.js';
+import { unauthorized } from '../platform/errors.js';
 import { hashPassword, verifyPassword } from '../platform/secrets.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { Identity, Principal } from './model.js';
 import type { ApiSessions } from './sessions.js';
 import type { IdentityStore } from './store.js';
@@ -13,14 +13,14 @@ export interface PeerCertificate {
 
 const invalidAuth = () => unauthorized('INVALID_AUTH', 'The authentication request failed');
 
-/** POST /authenticate: password and certificate logins, rate-limited per username and per address. */
+/** POST /authenticate: password and certificate logins, throttled by LoginThrottle (see there). */
 export class Logins {
   private dummyHash: Promise<string> | undefined;
 
   constructor(
     private readonly identities: IdentityStore,
     private readonly sessions: ApiSessions,
-    private readonly limits: { byUsername: FailureLimiter; byAddress: FailureLimiter },
+    private readonly throttle: LoginThrottle,
   ) {}
 
   async withPassword(username: string, password: string, ip: string): Promise<Principal> {
@@ -37,46 +37,27 @@ export class Logins {
   }
 
   private async checkPassword(username: string, password: string, ip: string) {
-    const keys = [`user:${username}`, `addr:${ip}`];
-    this.refuseIfLimited(keys);
-    const authenticator = await this.identities.findUpdbByUsername(username);
-    // Unknown users cost the same scrypt as known ones, so timing does not reveal which names exist.
-    const hash = authenticator?.passwordHash ?? (await (this.dummyHash ??= hashPassword('not-a-password')));
-    const ok = (await verifyPassword(password, hash)) && authenticator !== undefined;
-    const identity = ok ? await this.identities.getIdentity(authenticator.identityId) : undefined;
-    if (!identity || identity.disabled) {
-      this.fail(keys);
-      throw invalidAuth();
-    }
-    return { identity, authenticatorId: authenticator!.id };
+    const found = await this.throttle.password(username, ip, async () => {
+      const authenticator = await this.identities.findUpdbByUsername(username);
+      // Unknown users cost the same scrypt as known ones, so timing does not reveal which names exist.
+      const hash = authenticator?.passwordHash ?? (await (this.dummyHash ??= hashPassword('not-a-password')));
+      const ok = (await verifyPassword(password, hash)) && authenticator !== undefined;
+      const identity = ok ? await this.identities.getIdentity(authenticator.identityId) : undefined;
+      return identity && !identity.disabled ? { identity, authenticatorId: authenticator!.id } : undefined;
+    });
+    if (!found) throw invalidAuth();
+    return found;
   }
 
   async withCertificate(peer: PeerCertificate | undefined, ip: string): Promise<Principal> {
-    const keys = [`addr:${ip}`];
-    this.refuseIfLimited(keys);
-    const authenticator = peer?.authorized
-      ? await this.identities.findCertByFingerprint(peer.fingerprint)
-      : undefined;
-    const identity = authenticator && (await this.identities.getIdentity(authenticator.identityId));
-    if (!identity || identity.disabled) {
-      this.fail(keys);
-      throw invalidAuth();
-    }
-    return this.sessions.create(identity, authenticator!.id, ip);
-  }
-
-  private refuseIfLimited(keys: string[]) {
-    const limiter = (k: string) => (k.startsWith('user:') ? this.limits.byUsername : this.limits.byAddress);
-    const blocked = keys.find((k) => limiter(k).isBlocked(k));
-    if (blocked) {
-      const err = new ApiError(429, 'RATE_LIMITED', 'Too many failed login attempts; try again later');
-      (err as ApiError & { retryAfter?: number }).retryAfter = limiter(blocked).retryAfterSeconds(blocked);
-      throw err;
-    }
-  }
-
-  private fail(keys: string[]) {
-    for (const k of keys)
-      (k.startsWith('user:') ? this.limits.byUsername : this.limits.byAddress).recordFailure(k);
+    const found = await this.throttle.certificate(ip, async () => {
+      const authenticator = peer?.authorized
+        ? await this.identities.findCertByFingerprint(peer.fingerprint)
+        : undefined;
+      const identity = authenticator && (await this.identities.getIdentity(authenticator.identityId));
+      return identity && !identity.disabled ? { identity, authenticatorId: authenticator!.id } : undefined;
+    });
+    if (!found) throw invalidAuth();
+    return this.sessions.create(found.identity, found.authenticatorId, ip);
   }
 }

@@ -135,6 +135,7 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
           caller(request),
           (request.params as { id: string }).id,
           body,
+          request.ip,
         );
         return wire.emptyEnvelope();
       },
