@@ -121,6 +121,7 @@ export async function createServices(
     agents,
     accessSessions,
     identityStore,
+    inventory,
     clock,
     config.defaultLoginUser,
   );
