@@ -206,6 +206,16 @@ test("ReportInventory from node 2 naming node 1's instance: that entry refused, 
   assert.is(mine.node_id, a2.nodeId);
   assert.is(mine.ip_address, '10.2.0.5');
   await assertAudited('agent.inventory', a2, vm1.uuid, 403, /PERMISSION_DENIED: .*hosted by node/);
+  // The same refusal again (an agent reports every 30 s): refused again, audited once an hour.
+  const rows = async () =>
+    (await auditRows('agent.inventory')).filter(
+      (e) => e.object === vm1.uuid && e.actorName === `node-${a2.nodeName}`,
+    ).length;
+  const audited = await rows();
+  const again = await report(n2, [entry(vm1.uuid, 'stolen'), entry(own, 'node-two-vm', '10.2.0.5')]);
+  assert.is(again.refused.length, 1);
+  assert.is(await rows(), audited);
+  assert.is((await instance(vm1.uuid)).instance_name, 'vm-one');
 });
 
 test("an empty ReportInventory from node 2 deletes nothing of node 1's, nor its grants", async () => {

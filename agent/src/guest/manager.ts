@@ -421,14 +421,14 @@ export class GuestTrustManager {
     await this.link()
       .reportTrust(statuses)
       .then((refused) => {
-        // Refused entries (an instance not yet in this node's inventory) are sent again next tick.
-        if (refused?.length) return;
         this.lastReport = key;
-        this.lastReportAt = Date.now();
+        // Entries refused (an instance not yet in this node's inventory) are sent again soon.
+        this.lastReportAt = refused?.length ? Date.now() - RESYNC_MS + REFUSED_RETRY_MS : Date.now();
       })
       .catch((err) => this.opts.log?.('trust report failed', err));
   }
 }
 
 const RESYNC_MS = 60_000;
+const REFUSED_RETRY_MS = 10_000;
 const AGENT_PROBE_MS = 30_000;

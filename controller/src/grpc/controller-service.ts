@@ -69,6 +69,8 @@ const AUDIT_STATUS: Partial<Record<grpc.status, number>> = {
   [grpc.status.FAILED_PRECONDITION]: 409,
 };
 
+const REFUSAL_AUDIT_INTERVAL_MS = 3600_000;
+
 const cut = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 20)}… (${s.length} chars)` : s);
 
 /** Warnings of the gRPC service as JSON lines on stderr (the REST side logs through fastify). */
@@ -104,6 +106,8 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
   };
 
   const warn = grpcLog(s.config.logLevel);
+  /** When each (node, action, object, reason) refusal was last audited. */
+  const recentRefusals = new Map<string, number>();
 
   /**
    * One audit row (and a warning) for what an enrolled agent was refused: a whole call (`code`) or
@@ -116,6 +120,14 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
   ) => {
     const object = entry.object ? cut(String(entry.object), 200) : null;
     const detail = cut(`${grpc.status[entry.code]}: ${entry.detail}`, 500);
+    // A node that keeps reporting the same refused entry (a domain defined on two hosts, reported
+    // every 30 s) gets one row per hour for it, not one per report.
+    const key = `${node.id}\n${entry.action}\n${object}\n${detail}`;
+    const now = Date.now();
+    if ((recentRefusals.get(key) ?? -Infinity) > now - REFUSAL_AUDIT_INTERVAL_MS) return;
+    recentRefusals.delete(key);
+    if (recentRefusals.size >= 10_000) recentRefusals.delete(recentRefusals.keys().next().value!);
+    recentRefusals.set(key, now);
     warn('agent report refused', { node: node.id, action: entry.action, object, detail });
     await s.audit
       .record({
