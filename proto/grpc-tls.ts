@@ -77,7 +77,31 @@ export function issuedBy(cert: X509Certificate, caPem: string, now = new Date())
   );
 }
 
-export function grpcError(code: grpc.status, details: string): grpc.ServiceError {
+/**
+ * Largest message a vmwarden gRPC server accepts (controller and agent): grpc-js refuses a bigger one
+ * with RESOURCE_EXHAUSTED before any handler runs.
+ */
+export const MAX_GRPC_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** Server options of every vmwarden gRPC server. */
+export const grpcServerOptions: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
+};
+
+/** Longest error message sent back (the status text travels in the `grpc-message` trailer). */
+export const MAX_ERROR_DETAILS = 1024;
+
+/**
+ * An error status for a gRPC answer. The message is cut to MAX_ERROR_DETAILS: grpc-js sends it in
+ * the `grpc-message` trailer, and a message quoting a large input (a 200 KB server_id in "no
+ * signature for server …") made trailers bigger than HTTP/2 allows — the client never saw the status
+ * and waited for its deadline.
+ */
+export function grpcError(code: grpc.status, message: string): grpc.ServiceError {
+  const details =
+    message.length > MAX_ERROR_DETAILS
+      ? `${message.slice(0, MAX_ERROR_DETAILS - 40)}… (${message.length} characters, cut)`
+      : message;
   return Object.assign(new Error(details), {
     code,
     details,

@@ -131,3 +131,14 @@ export interface SessionReportMsg {
   sessionId: string;
   reason: string;
 }
+
+export interface RefusedEntryMsg {
+  serverId: string;
+  reason: string;
+}
+
+/** ReportInventory / ReportTrust answer: entries for instances this node does not host are refused. */
+export interface ReportAckMsg {
+  nodeId: number;
+  refused: RefusedEntryMsg[];
+}

@@ -4,6 +4,8 @@ import type {
   EventMsg,
   GuestTrustStatusMsg,
   InventoryReportMsg,
+  RefusedEntryMsg,
+  ReportAckMsg,
   SessionReportMsg,
   TrustBundleMsg,
 } from '../../proto/messages.js';
@@ -34,8 +36,9 @@ export class ControllerLink {
     return this.call('getTrustBundle', {});
   }
 
-  async reportTrust(guests: GuestTrustStatusMsg[]): Promise<void> {
-    await this.call('reportTrust', { guests });
+  /** The entries the controller refused (instances this node does not host). */
+  async reportTrust(guests: GuestTrustStatusMsg[]): Promise<RefusedEntryMsg[]> {
+    return (await this.call<ReportAckMsg>('reportTrust', { guests })).refused ?? [];
   }
 
   async reportSession(report: SessionReportMsg): Promise<string> {

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../proto/load.js';
-import { CertificateSource, serverTls } from '../../proto/grpc-tls.js';
+import { CertificateSource, grpcServerOptions, serverTls } from '../../proto/grpc-tls.js';
 import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
 import type { EventMsg, NodeInfo } from '../../proto/messages.js';
@@ -146,7 +146,7 @@ export async function startAgent(
   const health = {
     check: (_c: unknown, cb: grpc.sendUnaryData<{ status: string }>) => cb(null, { status: 'SERVING' }),
   };
-  const tcp = new grpc.Server();
+  const tcp = new grpc.Server(grpcServerOptions);
   tcp.addService(
     Agent.service,
     instrumentGrpc(
@@ -160,7 +160,7 @@ export async function startAgent(
   const boundPort = await bind(tcp, `${host}:${port}`, serverTls(certs, true));
   const grpcAddress = `${host}:${boundPort}`;
 
-  const local = new grpc.Server();
+  const local = new grpc.Server(grpcServerOptions);
   local.addService(
     Agent.service,
     instrumentGrpc(

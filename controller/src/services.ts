@@ -138,6 +138,7 @@ export async function createServices(
     agents,
     accessSessions,
     identityStore,
+    inventory,
     clock,
     config.defaultLoginUser,
   );

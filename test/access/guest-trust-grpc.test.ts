@@ -22,6 +22,12 @@ test.before(async () => {
   hv = await connectHypervisor('test:///default');
   agent = await startTestAgent(f.c, { hypervisor: hv });
   link = new ControllerLink(agent.credentials);
+  // An agent reports only about instances its node hosts: hand the admin-registered one to it.
+  const moved = await f.c.call('PATCH', `/v1/instances/${f.vm.serverId}`, {
+    token: f.admin,
+    body: { node_id: agent.nodeId },
+  });
+  if (moved.status !== 200) throw new Error(`hand-over failed: ${moved.status} ${moved.text}`);
 });
 test.after(async () => {
   link?.close();

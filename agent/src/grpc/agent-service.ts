@@ -40,7 +40,9 @@ function toGrpc(err: unknown): grpc.ServiceError {
   if (err instanceof DomainStateError || err instanceof ArtifactError) {
     return grpcError(grpc.status.FAILED_PRECONDITION, message);
   }
-  if (typeof (err as grpc.ServiceError).code === 'number') return err as grpc.ServiceError;
+  const e = err as grpc.ServiceError;
+  // rebuilt through grpcError: the message sent back is cut to a bounded length
+  if (typeof e.code === 'number') return grpcError(e.code, String(e.details ?? message));
   return grpcError(grpc.status.INTERNAL, message);
 }
 

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
-import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
+import type {
+  GuestTrustStatusMsg,
+  RefusedEntryMsg,
+  SessionReportMsg,
+  TrustBundleMsg,
+} from '../../../proto/messages.js';
 import type { GuestChannel } from './channel.js';
 import { GuestAgent, NoGuestAgentError } from './guest-agent.js';
 import type { HostKeyPins } from './host-keys.js';
@@ -11,7 +16,8 @@ import { shellQuote } from '../shell.js';
 /** What the manager needs from the controller link. */
 export interface TrustLink {
   getTrustBundle(): Promise<TrustBundleMsg>;
-  reportTrust(guests: GuestTrustStatusMsg[]): Promise<void>;
+  /** Resolves with the entries the controller refused (instances it does not count as this node's). */
+  reportTrust(guests: GuestTrustStatusMsg[]): Promise<RefusedEntryMsg[] | void>;
   /** Returns the session id the controller gave a start. */
   reportSession(r: SessionReportMsg): Promise<string>;
 }
@@ -414,13 +420,15 @@ export class GuestTrustManager {
     if (key === this.lastReport && Date.now() - this.lastReportAt < RESYNC_MS) return;
     await this.link()
       .reportTrust(statuses)
-      .then(() => {
+      .then((refused) => {
         this.lastReport = key;
-        this.lastReportAt = Date.now();
+        // Entries refused (an instance not yet in this node's inventory) are sent again soon.
+        this.lastReportAt = refused?.length ? Date.now() - RESYNC_MS + REFUSED_RETRY_MS : Date.now();
       })
       .catch((err) => this.opts.log?.('trust report failed', err));
   }
 }
 
 const RESYNC_MS = 60_000;
+const REFUSED_RETRY_MS = 10_000;
 const AGENT_PROBE_MS = 30_000;

@@ -3,8 +3,14 @@ import type { Identity, Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { Node } from '../nodes/model.js';
 import type { AgentClients } from '../nodes/agent-clients.js';
-import { ApiError, badRequest, notFound } from '../platform/errors.js';
-import type { GuestTrustStatusMsg, SessionReportMsg, TrustBundleMsg } from '../../../proto/messages.js';
+import { ApiError, badRequest, forbidden, notFound } from '../platform/errors.js';
+import type { Inventory } from '../inventory/service.js';
+import type {
+  GuestTrustStatusMsg,
+  RefusedEntryMsg,
+  SessionReportMsg,
+  TrustBundleMsg,
+} from '../../../proto/messages.js';
 import type { SshAuthority } from './authority.js';
 import type { KrlPublisher, PublishedKrl } from './krl-publisher.js';
 import type { AccessSessions } from './sessions.js';
@@ -42,6 +48,7 @@ export class GuestTrust {
     private readonly agents: AgentClients,
     private readonly sessions: AccessSessions,
     private readonly identities: IdentityStore,
+    private readonly inventory: Inventory,
     private readonly clock: Clock,
     private readonly loginUser: string,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
@@ -95,10 +102,17 @@ export class GuestTrust {
     );
   }
 
-  report(node: Node, guests: GuestTrustStatusMsg[]): void {
+  /** Trust statuses of a node's guests; entries for instances it does not host are refused. */
+  async report(node: Node, guests: GuestTrustStatusMsg[]): Promise<RefusedEntryMsg[]> {
     this.remember(node);
     const now = this.clock.now().toISOString();
+    const refused: RefusedEntryMsg[] = [];
     for (const g of guests) {
+      const reason = await this.inventory.refusalFor(node.id, g.serverId);
+      if (reason) {
+        refused.push({ serverId: g.serverId, reason });
+        continue;
+      }
       this.statuses.set(g.serverId.toLowerCase(), {
         serverId: g.serverId.toLowerCase(),
         nodeId: node.id,
@@ -112,13 +126,18 @@ export class GuestTrust {
         reportedAt: now,
       });
     }
+    return refused;
   }
 
-  /** What the agent last reported for this instance; "unknown" when nothing was reported. */
-  status(serverId: string): GuestTrustStatus {
+  /**
+   * What the agent last reported for this instance; "unknown" when nothing was reported, or when it
+   * was reported by a node that no longer hosts the instance (`hostNodeId`, when given).
+   */
+  status(serverId: string, hostNodeId?: number | null): GuestTrustStatus {
     const id = serverId.toLowerCase();
+    const known = this.statuses.get(id);
     return (
-      this.statuses.get(id) ?? {
+      (known && (hostNodeId === undefined || known.nodeId === hostNodeId) ? known : undefined) ?? {
         serverId: id,
         nodeId: 0,
         state: 'unknown',
@@ -136,16 +155,19 @@ export class GuestTrust {
   /** A login/logout an agent saw inside a guest, recorded like POST /v1/access/session/start|end. */
   async session(node: Node, r: SessionReportMsg): Promise<string> {
     this.remember(node);
+    // A node reports logins only in instances it hosts, with certificates issued for that instance.
+    const refusal = await this.inventory.refusalFor(node.id, r.serverId);
+    if (refusal) throw forbidden(refusal);
     const identity = node.identityId ? await this.identities.getIdentity(node.identityId) : undefined;
     if (!identity) throw notFound(`no identity for node ${node.name}`);
     const reporter = { identity: identity as Identity } as Principal;
     if (r.event === 'start') {
-      const s = await this.sessions.start(reporter, r.certificateId, r.sourceIp);
+      const s = await this.sessions.start(reporter, r.certificateId, r.sourceIp, r.serverId);
       return s.id;
     }
     if (r.event === 'end') {
       try {
-        return (await this.sessions.end(reporter, r.sessionId, r.reason || 'logout')).id;
+        return (await this.sessions.end(reporter, r.sessionId, r.reason || 'logout', r.serverId)).id;
       } catch (err) {
         // Agents report the end of a session killed on revocation, which the controller ended
         // already: nothing left to do (the REST endpoint still refuses a second end with 400).

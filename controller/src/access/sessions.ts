@@ -16,11 +16,22 @@ export class AccessSessions {
     private readonly clock: Clock,
   ) {}
 
-  async start(reporter: Principal, certificateId: string, sourceIp: string): Promise<AccessSession> {
+  /**
+   * `serverId`: the instance the login was seen in (agent reports): the certificate must have been
+   * issued for it.
+   */
+  async start(
+    reporter: Principal,
+    certificateId: string,
+    sourceIp: string,
+    serverId?: string,
+  ): Promise<AccessSession> {
     requireReporter(reporter);
     const now = this.clock.now().toISOString();
     const cert = await this.store.getCertificate(certificateId, now);
     if (!cert) throw notFound(`no certificate with id ${certificateId}`);
+    if (serverId !== undefined && cert.sandboxId.toLowerCase() !== serverId.toLowerCase())
+      throw forbidden(`certificate ${certificateId} was not issued for instance ${serverId}`);
     if (cert.status !== 'ACTIVE') {
       throw conflict(
         'CERTIFICATE_NOT_ACTIVE',
@@ -53,10 +64,18 @@ export class AccessSessions {
     }
   }
 
-  async end(reporter: Principal, sessionId: string, reason: string): Promise<AccessSession> {
+  /** `serverId`: the instance the logout was seen in (agent reports): the session must be in it. */
+  async end(
+    reporter: Principal,
+    sessionId: string,
+    reason: string,
+    serverId?: string,
+  ): Promise<AccessSession> {
     requireReporter(reporter);
     const session = await this.store.getSession(sessionId);
     if (!session) throw notFound(`no session with id ${sessionId}`);
+    if (serverId !== undefined && session.sandboxId.toLowerCase() !== serverId.toLowerCase())
+      throw forbidden(`session ${sessionId} is not in instance ${serverId}`);
     if (
       session.status !== 'ACTIVE' ||
       !(await this.store.endSession(sessionId, reason, this.clock.now().toISOString()))

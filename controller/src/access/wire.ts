@@ -204,7 +204,12 @@ export const schemas = {
     type: 'object',
     additionalProperties: false,
     minProperties: 1,
-    properties: instanceFields,
+    properties: {
+      ...instanceFields,
+      // Which node hosts the instance (a move, or handing an admin-registered instance to a node's
+      // agent); null: none.
+      node_id: { type: ['integer', 'null'], minimum: 1, maximum: 2147483647 },
+    },
   },
   grantCreate: {
     type: 'object',

@@ -10,8 +10,18 @@ import type {
   EventMsg,
   GuestTrustStatusMsg,
   InventoryReportMsg,
+  ReportAckMsg,
   SessionReportMsg,
 } from '../../../proto/messages.js';
+import {
+  uuid,
+  validEnroll,
+  validEvent,
+  validFleetList,
+  validInventoryReport,
+  validSessionReport,
+  validTrustReport,
+} from './validate.js';
 
 type Call<T> = grpc.ServerUnaryCall<T, unknown>;
 type Handler<T> = (call: Call<T>) => Promise<unknown>;
@@ -26,10 +36,10 @@ function unary<T>(fn: Handler<T>) {
   };
 }
 
+/** Every answer's error goes through here, and so through grpcError (messages cut to a bounded length). */
 function toGrpc(err: unknown): grpc.ServiceError {
-  if ((err as grpc.ServiceError).code !== undefined && typeof (err as grpc.ServiceError).code === 'number') {
-    return err as grpc.ServiceError;
-  }
+  const e = err as grpc.ServiceError;
+  if (typeof e?.code === 'number') return grpcError(e.code, String(e.details ?? e.message ?? ''));
   if (err instanceof EnrollmentError) return grpcError(grpc.status.UNAUTHENTICATED, err.message);
   if (err instanceof ApiError) {
     const code =
@@ -47,6 +57,31 @@ function toGrpc(err: unknown): grpc.ServiceError {
     return grpcError(code, err.message);
   }
   return grpcError(grpc.status.INTERNAL, 'internal error');
+}
+
+/** The HTTP status an audit row records for a refused gRPC call (the REST rows' convention). */
+const AUDIT_STATUS: Partial<Record<grpc.status, number>> = {
+  [grpc.status.INVALID_ARGUMENT]: 400,
+  [grpc.status.UNAUTHENTICATED]: 401,
+  [grpc.status.PERMISSION_DENIED]: 403,
+  [grpc.status.NOT_FOUND]: 404,
+  [grpc.status.ALREADY_EXISTS]: 409,
+  [grpc.status.FAILED_PRECONDITION]: 409,
+};
+
+const REFUSAL_AUDIT_INTERVAL_MS = 3600_000;
+
+const cut = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 20)}… (${s.length} chars)` : s);
+
+/** Warnings of the gRPC service as JSON lines on stderr (the REST side logs through fastify). */
+function grpcLog(level: string) {
+  const quiet = level === 'silent' || level === 'error' || level === 'fatal';
+  return (msg: string, fields: Record<string, unknown>) => {
+    if (quiet) return;
+    process.stderr.write(
+      `${JSON.stringify({ level: 40, time: Date.now(), name: 'grpc', msg, ...fields })}\n`,
+    );
+  };
 }
 
 /** vmwarden.controller.v1.Controller: agent enrollment and reports, and the fleet view. */
@@ -70,6 +105,79 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     return node;
   };
 
+  const warn = grpcLog(s.config.logLevel);
+  /** When each (node, action, object, reason) refusal was last audited. */
+  const recentRefusals = new Map<string, number>();
+
+  /**
+   * One audit row (and a warning) for what an enrolled agent was refused: a whole call (`code`) or
+   * one entry of a report. Best effort: the refusal stands even if the audit write fails.
+   */
+  const audit = async (
+    node: Node,
+    call: Call<unknown>,
+    entry: { action: string; object: unknown; code: grpc.status; detail: string },
+  ) => {
+    const object = entry.object ? cut(String(entry.object), 200) : null;
+    const detail = cut(`${grpc.status[entry.code]}: ${entry.detail}`, 500);
+    // A node that keeps reporting the same refused entry (a domain defined on two hosts, reported
+    // every 30 s) gets one row per hour for it, not one per report.
+    const key = `${node.id}\n${entry.action}\n${object}\n${detail}`;
+    const now = Date.now();
+    if ((recentRefusals.get(key) ?? -Infinity) > now - REFUSAL_AUDIT_INTERVAL_MS) return;
+    recentRefusals.delete(key);
+    if (recentRefusals.size >= 10_000) recentRefusals.delete(recentRefusals.keys().next().value!);
+    recentRefusals.set(key, now);
+    warn('agent report refused', { node: node.id, action: entry.action, object, detail });
+    await s.audit
+      .record({
+        actorId: node.identityId,
+        actorName: `node-${node.name}`.slice(0, 100),
+        sourceAddress: call.getPeer(),
+        action: entry.action,
+        object,
+        outcome: 'failure',
+        status: AUDIT_STATUS[entry.code] ?? 500,
+        detail,
+      })
+      .catch((err) => warn('audit write failed', { error: String((err as Error).message ?? err) }));
+  };
+
+  /**
+   * An agent RPC: the caller's node from its certificate, then `fn`. Whatever `fn` refuses
+   * (validation, ownership, unknown ids) is audited as `action` on the request's server_id.
+   */
+  const agentCall =
+    <T>(action: string, fn: (node: Node, call: Call<T>) => Promise<unknown>) =>
+    async (call: Call<T>) => {
+      const node = await agentNode(call);
+      try {
+        return await fn(node, call);
+      } catch (err) {
+        const e = toGrpc(err);
+        const object = (call.request as { serverId?: unknown } | undefined)?.serverId;
+        await audit(node, call, { action, object, code: e.code, detail: e.details });
+        throw e;
+      }
+    };
+
+  /** Entries of a report refused one by one: each audited, all returned in the ack. */
+  const refusedEntries = async (
+    node: Node,
+    call: Call<unknown>,
+    action: string,
+    refused: Array<{ serverId: string; reason: string }>,
+  ): Promise<ReportAckMsg> => {
+    for (const r of refused)
+      await audit(node, call, {
+        action,
+        object: r.serverId,
+        code: grpc.status.PERMISSION_DENIED,
+        detail: r.reason,
+      });
+    return { nodeId: node.id, refused: refused.map((r) => ({ serverId: r.serverId, reason: r.reason })) };
+  };
+
   /** Fleet view callers send an admin API session token as `authorization: Bearer …`. */
   const admin = async (call: Call<unknown>) => {
     const header = String(call.metadata.get('authorization')[0] ?? '');
@@ -83,7 +191,7 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
 
   return {
     enroll: unary<EnrollRequestMsg>(async (call) => {
-      const { node, certPem, identityId } = await s.nodes.enroll(call.request);
+      const { node, certPem, identityId } = await s.nodes.enroll(validEnroll(call.request));
       return {
         nodeId: node.id,
         nodeName: node.name,
@@ -93,34 +201,55 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
         restUrl: restUrl(),
       };
     }),
-    reportInventory: unary<InventoryReportMsg>(async (call) => {
-      const node = await agentNode(call);
-      await s.nodes.reportInventory(node, call.request);
-      s.guestTrust.remember(node);
-      return { nodeId: node.id };
-    }),
-    reportEvent: unary<EventMsg>(async (call) => {
-      const node = await agentNode(call);
-      await s.sign.recordEvent(node, call.request);
-      return { nodeId: node.id };
-    }),
+    reportInventory: unary<InventoryReportMsg>(
+      agentCall<InventoryReportMsg>('agent.inventory', async (node, call) => {
+        const sync = await s.nodes.reportInventory(node, validInventoryReport(call.request));
+        s.guestTrust.remember(node);
+        for (const [action, ids] of [
+          ['instance.adopt', sync.adopted],
+          ['instance.release', sync.released],
+        ] as const) {
+          for (const id of ids)
+            await s.audit
+              .record({
+                actorId: node.identityId,
+                actorName: `node-${node.name}`.slice(0, 100),
+                sourceAddress: call.getPeer(),
+                action,
+                object: id,
+                outcome: 'success',
+                detail: `${action === 'instance.adopt' ? 'now hosted by' : 'no longer hosted by'} node ${node.id}`,
+              })
+              .catch((err) => warn('audit write failed', { error: String((err as Error).message ?? err) }));
+        }
+        return refusedEntries(node, call, 'agent.inventory', sync.refused);
+      }),
+    ),
+    reportEvent: unary<EventMsg>(
+      agentCall<EventMsg>('agent.event', async (node, call) => {
+        await s.sign.recordEvent(node, validEvent(call.request));
+        return { nodeId: node.id, refused: [] };
+      }),
+    ),
     getTrustBundle: unary<unknown>(async (call) => {
       const node = await agentNode(call);
       s.guestTrust.remember(node);
       return s.guestTrust.bundle();
     }),
-    reportTrust: unary<{ guests: GuestTrustStatusMsg[] }>(async (call) => {
-      const node = await agentNode(call);
-      s.guestTrust.report(node, call.request.guests);
-      return { nodeId: node.id };
-    }),
-    reportSession: unary<SessionReportMsg>(async (call) => {
-      const node = await agentNode(call);
-      return { sessionId: await s.guestTrust.session(node, call.request) };
-    }),
+    reportTrust: unary<{ guests: GuestTrustStatusMsg[] }>(
+      agentCall<{ guests: GuestTrustStatusMsg[] }>('agent.trust', async (node, call) => {
+        const refused = await s.guestTrust.report(node, validTrustReport(call.request));
+        return refusedEntries(node, call, 'agent.trust', refused);
+      }),
+    ),
+    reportSession: unary<SessionReportMsg>(
+      agentCall<SessionReportMsg>('agent.session', async (node, call) => ({
+        sessionId: await s.guestTrust.session(node, validSessionReport(call.request)),
+      })),
+    ),
     listInstances: unary<{ nodeId: number; limit: number; offset: number }>(async (call) => {
       await admin(call);
-      const { nodeId, limit, offset } = call.request;
+      const { nodeId, limit, offset } = validFleetList(call.request);
       const all = nodeId ? (await s.inventory.listForNode(nodeId)).rows : (await s.inventory.listAll()).rows;
       const page = all.slice(offset, offset + (limit || 100));
       const verdicts = new Map((await s.sign.list(0, 100000)).map((r) => [r.serverId, r.isValid]));
@@ -138,7 +267,7 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     }),
     listSignatures: unary<{ nodeId: number; limit: number; offset: number }>(async (call) => {
       await admin(call);
-      const { nodeId, limit, offset } = call.request;
+      const { nodeId, limit, offset } = validFleetList(call.request);
       const rows = (await s.sign.list(0, 100000)).filter((r) => !nodeId || r.nodeId === nodeId);
       return {
         signatures: rows.slice(offset, offset + (limit || 100)).map(fleetSignature),
@@ -147,7 +276,7 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     }),
     getSignature: unary<{ serverId: string }>(async (call) => {
       await admin(call);
-      return fleetSignature(await s.sign.get(call.request.serverId));
+      return fleetSignature(await s.sign.get(uuid('server_id', call.request.serverId)));
     }),
   };
 }

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../../proto/load.js';
-import { serverTls } from '../../../proto/grpc-tls.js';
+import { grpcServerOptions, serverTls } from '../../../proto/grpc-tls.js';
 import type { ControllerServices } from '../services.js';
 import { controllerService } from './controller-service.js';
 import { instrumentGrpc } from '../ops/metrics.js';
@@ -24,7 +24,7 @@ export async function startGrpcServer(
   services: ControllerServices,
   restUrl: () => string,
 ): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
+  const server = new grpc.Server(grpcServerOptions);
   const { Controller, Health, definition } = vmwardenServices();
   server.addService(
     Controller.service,

@@ -43,7 +43,7 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
   // Trust installed inside the guest, as its agent last reported it.
   app.get('/:server_id/trust', { schema: params }, async (request, reply) => {
     const instance = await s.inventory.getFor(caller(request), serverId(request.params));
-    const t = s.guestTrust.status(instance.serverId);
+    const t = s.guestTrust.status(instance.serverId, instance.nodeId);
     return wire.sendJson(reply, 200, {
       sandbox_id: instance.serverId,
       node_id: t.nodeId || null,
@@ -70,7 +70,10 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
         sshPort: b.ssh_port,
         loginUser: b.login_user,
         state: b.state,
+        nodeId: b.node_id,
       };
+      // An admin's move: the node must exist (its agent then reports the instance as its own).
+      if (typeof b.node_id === 'number') await s.nodes.get(b.node_id);
       return wire.sendJson(
         reply,
         200,

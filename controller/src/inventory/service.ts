@@ -9,7 +9,30 @@ export type NewInstance = Pick<
   Instance,
   'serverId' | 'instanceName' | 'ipAddress' | 'sshPort' | 'loginUser' | 'state'
 >;
-export type InstancePatch = Partial<Omit<NewInstance, 'serverId'>>;
+export type InstancePatch = Partial<Omit<NewInstance, 'serverId'>> & {
+  /** Hands the instance to this node (an admin's move); null: no node hosts it. */
+  nodeId?: number | null;
+};
+
+/** What an inventory report did besides plain updates. */
+export interface InventorySync {
+  /** Entries not applied: another node hosts the instance, or an admin registered it. */
+  refused: Array<{ serverId: string; reason: string; hostNodeId: number | null }>;
+  /** Instances this node took over (released by their previous node, or handed over by an admin). */
+  adopted: string[];
+  /** Instances this node hosted and no longer reports: now hosted by no node. */
+  released: string[];
+}
+
+/** Why `nodeId` may not speak for `current`, or null when it may (it hosts it, or may adopt it). */
+function refusalFor(current: Instance, nodeId: number): string | null {
+  if (current.nodeId === nodeId) return null;
+  if (current.nodeId !== null)
+    return `instance ${current.serverId} is hosted by node ${current.nodeId}: it moves once that node reports it gone, or when an admin sets its node_id`;
+  if (current.source === 'manual')
+    return `instance ${current.serverId} was registered by an admin: an admin hands it to a node by setting its node_id`;
+  return null;
+}
 
 /** The instances access can be requested for, and who may request it. */
 export class Inventory {
@@ -29,17 +52,24 @@ export class Inventory {
   }
 
   /**
-   * Makes the inventory match what a node's agent reports: new domains appear, known ones follow
-   * (name, state, addresses), domains gone from the host disappear. Hand-registered instances are
-   * left alone unless the agent now reports them.
+   * Makes the inventory match what a node's agent reports, for the instances that node may speak for:
+   *  - one it hosts (node_id = this node): name, state and address follow the report;
+   *  - one nobody hosts that an agent reported before (source 'agent', node_id NULL: released by
+   *    its previous node) or one the controller does not know: this node now hosts it;
+   *  - one another node hosts, or one an admin registered and has not handed over (source 'manual',
+   *    node_id NULL): refused, nothing about it changes.
+   * An instance this node hosts that the report omits is released (node_id NULL, state unknown,
+   * grants kept): its node said it no longer has it, so another node may report it next (a move).
+   * Silence from a node is never such a statement: only this node's own report releases.
    */
   async syncFromNode(
     nodeId: number,
     reported: Array<{ serverId: string; name: string; state: string; ipAddresses: string[] }>,
     loginUser: string,
-  ): Promise<void> {
+  ): Promise<InventorySync> {
     const now = this.clock.now().toISOString();
     const seen = new Set<string>();
+    const result: InventorySync = { refused: [], adopted: [], released: [] };
     for (const r of reported) {
       seen.add(r.serverId);
       const state = (INSTANCE_STATES as string[]).includes(r.state)
@@ -60,7 +90,15 @@ export class Inventory {
           createdAt: now,
           updatedAt: now,
         });
-      } else if (
+        continue;
+      }
+      const refusal = refusalFor(current, nodeId);
+      if (refusal) {
+        result.refused.push({ serverId: r.serverId, reason: refusal, hostNodeId: current.nodeId });
+        continue;
+      }
+      if (current.nodeId !== nodeId) result.adopted.push(r.serverId);
+      if (
         current.nodeId !== nodeId ||
         current.instanceName !== r.name ||
         current.state !== state ||
@@ -77,8 +115,30 @@ export class Inventory {
       }
     }
     for (const gone of await this.store.listByNode(nodeId)) {
-      if (!seen.has(gone.serverId) && gone.source === 'agent') await this.store.delete(gone.serverId);
+      if (seen.has(gone.serverId)) continue;
+      await this.store.update({ ...gone, nodeId: null, state: 'unknown', updatedAt: now });
+      result.released.push(gone.serverId);
     }
+    return result;
+  }
+
+  /**
+   * Whether a node may report about this instance (sessions, trust): only if it hosts it. `unknown`
+   * also allows instances that no node hosts and no admin registered, including ones the controller
+   * does not know yet (signature events can precede the node's next inventory report). Returns the
+   * reason it may not, or null.
+   */
+  async refusalFor(
+    nodeId: number,
+    serverId: string,
+    opts: { unknown?: boolean } = {},
+  ): Promise<string | null> {
+    const current = await this.store.get(serverId);
+    if (!current)
+      return opts.unknown ? null : `instance ${serverId} is not in the inventory of node ${nodeId}`;
+    if (current.nodeId === nodeId) return null;
+    if (opts.unknown) return refusalFor(current, nodeId);
+    return refusalFor(current, nodeId) ?? `instance ${serverId} is not hosted by node ${nodeId}`;
   }
 
   async get(serverId: string): Promise<Instance> {

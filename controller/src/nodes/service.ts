@@ -5,7 +5,7 @@ import { hashToken, newToken } from '../platform/secrets.js';
 import { parsePositiveId } from '../platform/ids.js';
 import { nodeUri } from '../pki/internal-ca.js';
 import type { Identities } from '../identity/identities.js';
-import type { Inventory } from '../inventory/service.js';
+import type { Inventory, InventorySync } from '../inventory/service.js';
 import type { EnrollRequestMsg, InventoryReportMsg } from '../../../proto/messages.js';
 import type { Node } from './model.js';
 import type { NodeStore } from './store.js';
@@ -89,14 +89,15 @@ export class Nodes {
     return { node: (await this.store.get(node.id))!, certPem, identityId: identity.id };
   }
 
-  async reportInventory(node: Node, report: InventoryReportMsg): Promise<void> {
+  /** A node's inventory report: see Inventory.syncFromNode for what it may change. */
+  async reportInventory(node: Node, report: InventoryReportMsg): Promise<InventorySync> {
     await this.store.seen(node.id, {
       agentAddress: report.agentAddress || node.agentAddress || '',
       validationActive: report.validationActive,
       libvirtUri: report.libvirtUri,
       at: this.clock.now().toISOString(),
     });
-    await this.inventory.syncFromNode(node.id, report.instances, this.defaultLoginUser);
+    return this.inventory.syncFromNode(node.id, report.instances, this.defaultLoginUser);
   }
 
   async setValidation(id: number, active: boolean): Promise<void> {

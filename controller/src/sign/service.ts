@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../platform/clock.js';
-import { ApiError, conflict, notFound } from '../platform/errors.js';
+import { ApiError, conflict, forbidden, notFound } from '../platform/errors.js';
 import type { Inventory } from '../inventory/service.js';
 import type { Nodes } from '../nodes/service.js';
 import type { Node } from '../nodes/model.js';
@@ -98,6 +98,10 @@ export class SignService {
   /** A verdict an agent pushed (file watcher, nightly re-hash, start check), refusal or tamper shutdown. */
   async recordEvent(node: Node, event: EventMsg): Promise<void> {
     if (!['verdict', 'refusal', 'destroyed'].includes(event.kind) || !event.serverId) return;
+    // Only for an instance this node hosts, or one no node hosts and no admin registered (a domain
+    // the node's next inventory report will add: a start can be checked before that report).
+    const refusal = await this.inventory.refusalFor(node.id, event.serverId, { unknown: true });
+    if (refusal) throw forbidden(refusal);
     const record = await this.store.get(event.serverId);
     if (record && record.nodeId !== node.id) return; // a node speaks only for its own instances
     await this.store.insertEvents(auditRecords(node, event, this.clock.now().toISOString()));
