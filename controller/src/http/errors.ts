@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../platform/errors.js';
+import { isUniqueViolation } from '../store/constraint.js';
 
 export type RenderError = (err: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
 
@@ -34,7 +35,11 @@ export function toApiError(err: unknown): ApiError {
       reason,
     });
   }
-  const status = e.statusCode ?? 500;
+  // A create that lost a race past its service's own check (services map their duplicates to their
+  // own 409 first; this is the net under all of them).
+  if (isUniqueViolation(err))
+    return new ApiError(409, 'CONFLICT', 'an object with this identifier already exists');
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status === 413) return new ApiError(413, 'REQUEST_TOO_LARGE', 'the request body is larger than 1 MiB');
   if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', e.message);
   if (e.code?.startsWith('FST_ERR_CTP') || (e as { type?: string }).type === 'entity.parse.failed') {
@@ -48,13 +53,26 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, 'UNHANDLED', 'internal error');
 }
 
-/** Installs the group's renderer for every error its routes raise. Bugs are logged, never echoed. */
+/**
+ * Installs the group's renderer for every error its routes raise. Bugs are logged, never echoed.
+ * The handler itself never throws: a throw here would hand the error to fastify's default handler
+ * and its `{"statusCode":…}` body.
+ */
 export function handleErrorsWith(app: FastifyInstance, render: RenderError): void {
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) request.log.error({ err }, 'unhandled error');
-    const retryAfter = (apiError as ApiError & { retryAfter?: number }).retryAfter;
-    if (retryAfter) void reply.header('retry-after', String(retryAfter));
-    return render(apiError, request, reply);
+    try {
+      const retryAfter = (apiError as ApiError & { retryAfter?: number }).retryAfter;
+      if (retryAfter) void reply.header('retry-after', String(retryAfter));
+      return render(apiError, request, reply);
+    } catch (renderErr) {
+      request.log.error({ err: renderErr }, 'error renderer failed');
+      if (reply.sent) return reply;
+      return reply
+        .status(apiError.status)
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify({ error: apiError.message, code: apiError.code }));
+    }
   });
 }
