@@ -32,12 +32,8 @@ function integer(name: string, value: unknown, min: number, max: number): number
   else if (typeof value === 'string' && DIGITS.test(value)) n = Number(value);
   else n = NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) {
-    const shown = typeof value === 'string' || typeof value === 'number' ? String(value) : typeof value;
-    throw badRequest(
-      'INVALID_PAGINATION',
-      `${name} must be an integer between ${min} and ${max}, got '${shown.slice(0, 40)}'`,
-      { field: name, reason: `must be an integer between ${min} and ${max}` },
-    );
+    const reason = `must be an integer between ${min} and ${max}`;
+    throw badRequest('INVALID_PAGINATION', `${name} ${reason}`, { field: name, reason });
   }
   return n;
 }
@@ -71,12 +67,16 @@ export function readPage(
   };
 }
 
-/** The query-schema properties of a page window (documented in /openapi.json, coerced by ajv). */
+/**
+ * The query-schema properties of a page window (documented in /openapi.json, coerced by ajv). The
+ * offset has no `maximum` here: readPage refuses what is too large, as INVALID_PAGINATION.
+ */
 export function pageProperties(rules: PageRules) {
-  const props: Record<string, { type: 'integer'; minimum: number; maximum: number }> = {};
+  const props: Record<string, { type: 'integer'; minimum: number; maximum?: number; description?: string }> =
+    {};
   for (const name of rules.limitNames ?? ['limit'])
     props[name] = { type: 'integer', minimum: 1, maximum: rules.maxLimit };
   for (const name of rules.offsetNames ?? ['offset'])
-    props[name] = { type: 'integer', minimum: 0, maximum: MAX_OFFSET };
+    props[name] = { type: 'integer', minimum: 0, description: `at most ${MAX_OFFSET} (2^53 - 1)` };
   return props;
 }
