@@ -14,7 +14,7 @@ import { inventoryRoutes } from '../inventory/routes.js';
 import { renderAccessError } from '../access/wire.js';
 import { signRoutes } from '../sign/routes.js';
 import { renderSignError } from '../sign/wire.js';
-import { handleErrorsWith, type RenderError } from './errors.js';
+import { captureRender, handleErrorsWith, type RenderError } from './errors.js';
 import { installJsonParser } from './json-body.js';
 import { installAudit } from '../ops/audit.js';
 import { opsRoutes } from '../ops/routes.js';
@@ -131,7 +131,7 @@ function fastifyShaped(payload: unknown): boolean {
 
 async function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
   if (reply.statusCode < 400 || !fastifyShaped(payload)) return payload;
-  let parsed: { statusCode?: number; code?: string; message?: string } = {};
+  let parsed: { code?: string; message?: string } = {};
   try {
     parsed = JSON.parse(payload as string);
   } catch {
@@ -143,38 +143,11 @@ async function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply
       ? new ApiError(status, 'UNHANDLED', 'internal error')
       : new ApiError(status, parsed.code ?? 'BAD_REQUEST', parsed.message ?? 'bad request');
   request.log.warn({ status, code: parsed.code }, 'replaced a reply in fastify error shape');
-  return captureRender(rendererFor(pathOf(request)), err, request, reply);
-}
-
-/** Runs a renderer against a stand-in reply and applies what it set to the real one (inside onSend). */
-function captureRender(render: RenderError, err: ApiError, request: FastifyRequest, reply: FastifyReply) {
-  let body: unknown = '';
-  const shim = {
-    raw: reply.raw,
-    status(code: number) {
-      void reply.code(code);
-      return shim;
-    },
-    code(code: number) {
-      return shim.status(code);
-    },
-    header(name: string, value: string) {
-      void reply.header(name, value);
-      return shim;
-    },
-    type(value: string) {
-      void reply.header('content-type', value);
-      return shim;
-    },
-    send(value: unknown) {
-      body = value;
-      return shim;
-    },
-  };
-  render(err, request, shim as unknown as FastifyReply);
-  if (typeof body === 'string' || Buffer.isBuffer(body)) return body;
-  void reply.header('content-type', 'application/json; charset=utf-8');
-  return JSON.stringify(body);
+  const out = captureRender(rendererFor(pathOf(request)), err, request, reply);
+  void reply.code(out.status);
+  for (const [name, value] of Object.entries(out.headers)) void reply.header(name, value);
+  if (out.statusMessage) reply.raw.statusMessage = out.statusMessage;
+  return out.body;
 }
 
 /**
@@ -256,12 +229,18 @@ export function buildHttpApp(
     services.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
   installAudit(app, services.audit, services.metrics);
-  opsRoutes(app, services, () => routes);
 
-  for (const prefix of ['', '/edge/management/v1']) app.register(identityRoutes, { prefix, services });
-  app.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
-  app.register(accessRoutes, { prefix: '/v1/access', services });
-  app.register(inventoryRoutes, { prefix: '/v1/instances', services });
-  app.register(signRoutes, { services });
+  // Every route sits one context below the root, whose error handler is installed there too: when
+  // sending an error reply fails, fastify hands the new error to the parent context's handler, and
+  // the root's parent is fastify's default one. Two of ours on every path keep it out of reach.
+  app.register(async (all) => {
+    handleErrorsWith(all, renderByPath);
+    opsRoutes(all, services, () => routes);
+    for (const prefix of ['', '/edge/management/v1']) all.register(identityRoutes, { prefix, services });
+    all.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
+    all.register(accessRoutes, { prefix: '/v1/access', services });
+    all.register(inventoryRoutes, { prefix: '/v1/instances', services });
+    all.register(signRoutes, { services });
+  });
   return app;
 }
