@@ -129,8 +129,7 @@ function fastifyShaped(payload: unknown): boolean {
   return typeof payload === 'string' && payload.startsWith('{"statusCode":') && payload.length < 4096;
 }
 
-async function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
-  if (reply.statusCode < 400 || !fastifyShaped(payload)) return payload;
+function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
   let parsed: { code?: string; message?: string } = {};
   try {
     parsed = JSON.parse(payload as string);
@@ -203,10 +202,18 @@ export function buildHttpApp(
   app.setNotFoundHandler(renderNotFound);
   let closing = false;
   app.addHook('preClose', async () => void (closing = true));
-  app.addHook('onRequest', async () => {
-    if (closing) throw new ApiError(503, 'SHUTTING_DOWN', 'the controller is shutting down');
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook('onRequest', (_request, _reply, done) =>
+    done(closing ? new ApiError(503, 'SHUTTING_DOWN', 'the controller is shutting down') : undefined),
+  );
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode < 400 || !fastifyShaped(payload)) return done(null, payload);
+    try {
+      done(null, replaceFastifyShaped(request, reply, payload));
+    } catch {
+      done(null, payload);
+    }
   });
-  app.addHook('onSend', replaceFastifyShaped);
 
   // Every route with the schemas fastify validates it with: the source of /openapi.json.
   const routes: CollectedRoute[] = [];
