@@ -32,6 +32,10 @@ export interface ControllerConfig {
   certSourceAddress: string;
   /** Login user recorded for instances that agents report (guests get this user; see the trust issue). */
   defaultLoginUser: string;
+  /** REST: a client must send its request line and headers within this time (else 408, connection closed). */
+  httpHeadersTimeoutSeconds: number;
+  /** REST: a client must send its whole request, body included, within this time (a trickling body is cut). */
+  httpRequestTimeoutSeconds: number;
 }
 
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
@@ -58,6 +62,8 @@ const keys: Record<keyof ControllerConfig, SettingSpec> = {
   certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
   certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
   defaultLoginUser: { kind: 'string', env: 'VMWARDEN_DEFAULT_LOGIN_USER' },
+  httpHeadersTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_HEADERS_TIMEOUT_SECONDS' },
+  httpRequestTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_REQUEST_TIMEOUT_SECONDS' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -84,6 +90,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     certForceCommand: '',
     certSourceAddress: '',
     defaultLoginUser: 'vmwarden',
+    httpHeadersTimeoutSeconds: 30,
+    httpRequestTimeoutSeconds: 30,
   };
 }
 
@@ -111,6 +119,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw new ConfigError(`${k} must be a whole number of at least 1, got '${result[k]}'`);
     }
   }
+  for (const k of ['httpHeadersTimeoutSeconds', 'httpRequestTimeoutSeconds'] as const)
+    if (!(result[k] > 0 && result[k] <= 3600))
+      throw new ConfigError(`${k} must be between 0 and 3600 seconds`);
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }

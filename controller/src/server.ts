@@ -59,6 +59,10 @@ export async function startController(
   const serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
 
   const apps: FastifyInstance[] = [];
+  const timeouts = {
+    headersMs: config.httpHeadersTimeoutSeconds * 1000,
+    requestMs: config.httpRequestTimeoutSeconds * 1000,
+  };
   let grpcServer: grpc.Server | undefined;
   const endpoints: Endpoints = {};
   const housekeeping = [
@@ -79,12 +83,12 @@ export async function startController(
 
   try {
     if (config.listenHttp) {
-      const app = buildHttpApp(services);
+      const app = buildHttpApp(services, undefined, timeouts);
       apps.push(app);
       endpoints.http = await listen(app, config.listenHttp);
     }
     if (config.listenHttps) {
-      const app = buildHttpApp(services, { ...serverTls, ca: ca.certPem });
+      const app = buildHttpApp(services, { ...serverTls, ca: ca.certPem }, timeouts);
       apps.push(app);
       endpoints.https = await listen(app, config.listenHttps);
     }

@@ -4,6 +4,7 @@ import { handleErrorsWith } from '../http/errors.js';
 import type { ControllerServices } from '../services.js';
 import type { CaKeyType } from './sshca/keys.js';
 import type { AccessRequest } from './service.js';
+import { readPage } from '../http/pagination.js';
 import * as wire from './wire.js';
 
 type Q = Record<string, any>;
@@ -93,13 +94,14 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     { schema: { querystring: wire.schemas.certificatesQuery } },
     async (request, reply) => {
       const q = request.query as Q;
+      const { limit, offset } = readPage(q, wire.PAGE);
       const { rows, total } = await s.access.list(caller(request), {
         sandboxId: q.sandbox_id,
         userId: q.user_id,
         status: q.status,
         activeOnly: q.active_only,
-        limit: q.limit,
-        offset: q.offset,
+        limit,
+        offset,
       });
       const at = now();
       return wire.sendJson(reply, 200, {
@@ -143,13 +145,14 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
 
   app.get('/sessions', { schema: { querystring: wire.schemas.sessionsQuery } }, async (request, reply) => {
     const q = request.query as Q;
+    const { limit, offset } = readPage(q, wire.PAGE);
     const { rows, total } = await s.accessSessions.list(caller(request), {
       sandboxId: q.sandbox_id,
       certificateId: q.certificate_id,
       userId: q.user_id,
       activeOnly: q.active_only,
-      limit: q.limit,
-      offset: q.offset,
+      limit,
+      offset,
     });
     const at = now();
     return wire.sendJson(reply, 200, { sessions: rows.map((x) => wire.sessionResponse(x, at)), total });

@@ -8,6 +8,7 @@ import { positiveIdParam, uuidParam } from '../platform/ids.js';
 import type { Instance } from '../inventory/model.js';
 import type { AccessSession, CertificateRecord } from './model.js';
 import type { IssuedAccess } from './service.js';
+import { pageProperties, type PageRules } from '../http/pagination.js';
 
 const BIG = '\u0000bigint:';
 
@@ -114,10 +115,9 @@ export function instanceResponse(i: Instance) {
 
 // ---- request schemas ----
 
-const page = {
-  limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
-  offset: { type: 'integer', minimum: 0, default: 0 },
-} as const;
+/** Page window of /v1/access and /v1/instances lists (read by http/pagination.ts). */
+export const PAGE: PageRules = { defaultLimit: 50, maxLimit: 1000 };
+const page = pageProperties(PAGE);
 
 const uuid = { type: 'string', format: 'uuid' } as const;
 const loginUser = { type: 'string', pattern: '^[a-z_][a-z0-9_-]{0,31}$' } as const;

@@ -14,10 +14,11 @@ import { inventoryRoutes } from '../inventory/routes.js';
 import { renderAccessError } from '../access/wire.js';
 import { signRoutes } from '../sign/routes.js';
 import { renderSignError } from '../sign/wire.js';
-import { handleErrorsWith } from './errors.js';
+import { captureRender, handleErrorsWith, type RenderError } from './errors.js';
+import { installJsonParser } from './json-body.js';
 import { installAudit } from '../ops/audit.js';
 import { opsRoutes } from '../ops/routes.js';
-import type { CollectedRoute } from '../ops/openapi.js';
+import { groupOf, type CollectedRoute } from '../ops/openapi.js';
 
 export interface TlsOptions {
   key: string;
@@ -26,6 +27,14 @@ export interface TlsOptions {
 }
 
 const BODY_LIMIT = 1024 * 1024;
+
+/** Bounds on how long a client may take to send a request (a trickling client is cut, 408). */
+export interface HttpTimeouts {
+  /** Request line and headers, from the first byte. */
+  headersMs: number;
+  /** The whole request, body included. */
+  requestMs: number;
+}
 
 /** Request bodies are validated strictly (no type coercion); query strings and params are coerced. */
 function validators() {
@@ -52,6 +61,11 @@ function validators() {
  */
 function clientErrorHandler(err: NodeJS.ErrnoException, socket: Duplex) {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // A request cut after its answer started (a timeout while a response streams): just close.
+  if ((socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy(err);
+    return;
+  }
   const [status, code, message] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
@@ -106,24 +120,90 @@ function serializeRequest(req: {
   };
 }
 
-/** Which group owns a path, so unknown paths get the error format their clients expect. */
+const pathOf = (request: FastifyRequest) => (request.raw.url ?? request.url ?? '/').split('?')[0]!;
+
+/**
+ * Which group owns a path, so errors outside a group's routes (unknown paths, URLs the router
+ * refuses, an error while rendering an error) get the format that group's clients expect. The
+ * groups are the ones /openapi.json documents; other paths get the OpenZiti envelope.
+ */
+export function rendererFor(path: string): RenderError {
+  switch (groupOf(path).tag) {
+    case 'ssh-keys':
+      return renderComanageError;
+    case 'access':
+      return renderAccessError;
+    case 'signatures':
+      return renderSignError;
+    case 'operations':
+      return path.startsWith('/v1/audit') ? renderAccessError : renderZitiError;
+    default:
+      return renderZitiError;
+  }
+}
+
+const renderByPath: RenderError = (err, request, reply) => rendererFor(pathOf(request))(err, request, reply);
+
 function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
-  const path = request.url.split('?')[0]!;
-  const err = notFound(`no route ${request.method} ${path}`);
-  if (path === '/ssh_key_authenticator' || path.startsWith('/ssh_key_authenticator/'))
-    return renderComanageError(err, request, reply);
-  if (path.startsWith('/v1/access/') || path.startsWith('/v1/instances'))
-    return renderAccessError(err, request, reply);
-  if (/^\/(v1\/)?sign(\/|$)|^\/v1\/(tasks|nodes)(\/|$)/.test(path))
-    return renderSignError(err, request, reply);
-  return renderZitiError(err, request, reply);
+  return renderByPath(notFound(`no route ${request.method} ${pathOf(request)}`), request, reply);
+}
+
+/** What the router refuses before any route runs (a malformed %-escape, a path parameter over 100 characters). */
+function frameworkErrors(err: { code?: string }, request: FastifyRequest, reply: FastifyReply) {
+  const e =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new ApiError(414, 'URI_TOO_LONG', 'a path parameter is longer than 100 characters')
+      : err.code === 'FST_ERR_BAD_URL'
+        ? new ApiError(400, 'BAD_URL', 'the URL path is not validly %-encoded')
+        : new ApiError(400, 'BAD_REQUEST', 'the request could not be routed');
+  return renderByPath(e, request, reply);
+}
+
+/**
+ * A reply in fastify's own error shape (`{"statusCode":…,"error":…,"message":…}`) is only made when
+ * our error handlers themselves failed; even then the client gets its group's format.
+ */
+function fastifyShaped(payload: unknown): boolean {
+  return typeof payload === 'string' && payload.startsWith('{"statusCode":') && payload.length < 4096;
+}
+
+function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  let parsed: { code?: string; message?: string } = {};
+  try {
+    parsed = JSON.parse(payload as string);
+  } catch {
+    // keep the defaults below
+  }
+  const status = reply.statusCode;
+  const err =
+    status >= 500
+      ? new ApiError(status, 'UNHANDLED', 'internal error')
+      : new ApiError(status, parsed.code ?? 'BAD_REQUEST', parsed.message ?? 'bad request');
+  request.log.warn({ status, code: parsed.code }, 'replaced a reply in fastify error shape');
+  const out = captureRender(rendererFor(pathOf(request)), err, request, reply);
+  void reply.code(out.status);
+  for (const [name, value] of Object.entries(out.headers)) void reply.header(name, value);
+  if (out.statusMessage) reply.raw.statusMessage = out.statusMessage;
+  return out.body;
 }
 
 /**
  * The REST surface. The same app serves plain HTTP (9362) and HTTPS (9443, client certs optional).
  * Each group is an encapsulated plugin with its own auth hook and error format.
  */
-export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): FastifyInstance {
+export function buildHttpApp(
+  services: ControllerServices,
+  tls?: TlsOptions,
+  timeouts: HttpTimeouts = { headersMs: 30_000, requestMs: 30_000 },
+): FastifyInstance {
+  const requestMs = Math.max(1, Math.round(timeouts.requestMs));
+  const headersMs = Math.min(requestMs, Math.max(1, Math.round(timeouts.headersMs)));
+  // Node checks for expired requests every connectionsCheckingInterval (30 s by default).
+  const limits = {
+    headersTimeout: headersMs,
+    requestTimeout: requestMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(headersMs / 4))),
+  };
   const app = Fastify({
     logger: {
       level: services.config.logLevel,
@@ -133,18 +213,46 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
     bodyLimit: BODY_LIMIT,
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',
+    requestTimeout: requestMs,
+    // While closing, requests still arriving on open connections are refused by the hook below in
+    // the group's format (fastify's own 503 has its default error body).
+    return503OnClosing: false,
     clientErrorHandler,
+    frameworkErrors,
     ...(tls
       ? {
-          https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false },
+          https: {
+            key: tls.key,
+            cert: tls.cert,
+            ca: [tls.ca],
+            requestCert: true,
+            rejectUnauthorized: false,
+            handshakeTimeout: headersMs,
+            ...limits,
+          },
         }
-      : {}),
+      : { http: limits }),
   }) as unknown as FastifyInstance;
 
   app.setValidatorCompiler(validators());
+  installJsonParser(app);
   app.decorateRequest('principal', null);
-  handleErrorsWith(app, renderZitiError);
+  handleErrorsWith(app, renderByPath);
   app.setNotFoundHandler(renderNotFound);
+  let closing = false;
+  app.addHook('preClose', async () => void (closing = true));
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook('onRequest', (_request, _reply, done) =>
+    done(closing ? new ApiError(503, 'SHUTTING_DOWN', 'the controller is shutting down') : undefined),
+  );
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.statusCode < 400 || !fastifyShaped(payload)) return done(null, payload);
+    try {
+      done(null, replaceFastifyShaped(request, reply, payload));
+    } catch {
+      done(null, payload);
+    }
+  });
 
   // Every route with the schemas fastify validates it with: the source of /openapi.json.
   const routes: CollectedRoute[] = [];
@@ -167,12 +275,18 @@ export function buildHttpApp(services: ControllerServices, tls?: TlsOptions): Fa
     services.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
   installAudit(app, services.audit, services.metrics);
-  opsRoutes(app, services, () => routes);
 
-  for (const prefix of ['', '/edge/management/v1']) app.register(identityRoutes, { prefix, services });
-  app.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
-  app.register(accessRoutes, { prefix: '/v1/access', services });
-  app.register(inventoryRoutes, { prefix: '/v1/instances', services });
-  app.register(signRoutes, { services });
+  // Every route sits one context below the root, whose error handler is installed there too: when
+  // sending an error reply fails, fastify hands the new error to the parent context's handler, and
+  // the root's parent is fastify's default one. Two of ours on every path keep it out of reach.
+  app.register(async (all) => {
+    handleErrorsWith(all, renderByPath);
+    opsRoutes(all, services, () => routes);
+    for (const prefix of ['', '/edge/management/v1']) all.register(identityRoutes, { prefix, services });
+    all.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
+    all.register(accessRoutes, { prefix: '/v1/access', services });
+    all.register(inventoryRoutes, { prefix: '/v1/instances', services });
+    all.register(signRoutes, { services });
+  });
   return app;
 }

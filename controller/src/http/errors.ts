@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../platform/errors.js';
+import { isUniqueViolation } from '../store/constraint.js';
 
 export type RenderError = (err: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
 
@@ -34,7 +35,11 @@ export function toApiError(err: unknown): ApiError {
       reason,
     });
   }
-  const status = e.statusCode ?? 500;
+  // A create that lost a race past its service's own check (services map their duplicates to their
+  // own 409 first; this is the net under all of them).
+  if (isUniqueViolation(err))
+    return new ApiError(409, 'CONFLICT', 'an object with this identifier already exists');
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status === 413) return new ApiError(413, 'REQUEST_TOO_LARGE', 'the request body is larger than 1 MiB');
   if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', e.message);
   if (e.code?.startsWith('FST_ERR_CTP') || (e as { type?: string }).type === 'entity.parse.failed') {
@@ -48,13 +53,104 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError(500, 'UNHANDLED', 'internal error');
 }
 
-/** Installs the group's renderer for every error its routes raise. Bugs are logged, never echoed. */
+/** What a renderer would send: run against a stand-in reply, nothing sent. */
+export interface Rendered {
+  status: number;
+  statusMessage?: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export function captureRender(
+  render: RenderError,
+  err: ApiError,
+  request: FastifyRequest,
+  reply?: FastifyReply,
+): Rendered {
+  const out: Rendered = { status: err.status, headers: {}, body: '' };
+  let body: unknown = '';
+  const shim = {
+    raw: {
+      set statusMessage(value: string) {
+        out.statusMessage = value;
+      },
+    },
+    request,
+    log: reply?.log ?? request.log,
+    status(code: number) {
+      out.status = code;
+      return shim;
+    },
+    code(code: number) {
+      return shim.status(code);
+    },
+    header(name: string, value: string) {
+      out.headers[name.toLowerCase()] = String(value);
+      return shim;
+    },
+    type(value: string) {
+      return shim.header('content-type', value);
+    },
+    send(value: unknown) {
+      body = value;
+      return shim;
+    },
+  };
+  render(err, request, shim as unknown as FastifyReply);
+  if (typeof body === 'string') out.body = body;
+  else if (Buffer.isBuffer(body)) out.body = body.toString('utf8');
+  else {
+    out.body = JSON.stringify(body);
+    out.headers['content-type'] ??= 'application/json; charset=utf-8';
+  }
+  return out;
+}
+
+/** Last resort: the error written straight to the socket, past the onSend hooks that failed it. */
+function writeRaw(reply: FastifyReply, rendered: Rendered): undefined {
+  reply.hijack();
+  const res = reply.raw;
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return undefined;
+  }
+  if (rendered.statusMessage) res.statusMessage = rendered.statusMessage;
+  res.writeHead(rendered.status, {
+    'content-type': 'application/json; charset=utf-8',
+    ...rendered.headers,
+    'content-length': Buffer.byteLength(rendered.body),
+  });
+  res.end(rendered.body);
+  return undefined;
+}
+
+/** Requests whose error reply has been rendered once: a second error means sending it failed. */
+const rendered = new WeakSet<FastifyRequest>();
+
+/**
+ * Installs the group's renderer for every error its routes raise. Bugs are logged, never echoed.
+ * The handler itself never throws, and when the error reply it sent failed in turn (an onSend hook
+ * threw), the next one is written directly: either way would otherwise end in fastify's default
+ * handler and its `{"statusCode":…}` body.
+ */
 export function handleErrorsWith(app: FastifyInstance, render: RenderError): void {
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
     if (apiError.status >= 500) request.log.error({ err }, 'unhandled error');
-    const retryAfter = (apiError as ApiError & { retryAfter?: number }).retryAfter;
-    if (retryAfter) void reply.header('retry-after', String(retryAfter));
-    return render(apiError, request, reply);
+    try {
+      if (rendered.has(request)) return writeRaw(reply, captureRender(render, apiError, request, reply));
+      rendered.add(request);
+      const retryAfter = (apiError as ApiError & { retryAfter?: number }).retryAfter;
+      if (retryAfter) void reply.header('retry-after', String(retryAfter));
+      return render(apiError, request, reply);
+    } catch (renderErr) {
+      request.log.error({ err: renderErr }, 'error renderer failed');
+      if (reply.sent) return undefined;
+      return writeRaw(reply, {
+        status: apiError.status,
+        headers: {},
+        body: JSON.stringify({ error: apiError.message, code: apiError.code }),
+      });
+    }
   });
 }

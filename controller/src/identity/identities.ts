@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock } from '../platform/clock.js';
 import { badRequest, conflict, notFound } from '../platform/errors.js';
+import { conflictOnDuplicate } from '../store/constraint.js';
 import { writePrivateFile } from '../platform/private-file.js';
 import { hashPassword, newPassword } from '../platform/secrets.js';
 import { CsrError, identityUri, type InternalCa } from '../pki/internal-ca.js';
@@ -55,9 +56,8 @@ export class Identities {
   }
 
   async create(input: NewIdentity, isDefaultAdmin = false): Promise<Identity> {
-    if (await this.store.getIdentityByName(input.name)) {
-      throw conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
-    }
+    const duplicate = () => conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
+    if (await this.store.getIdentityByName(input.name)) throw duplicate();
     const now = this.clock.now().toISOString();
     const identity: Identity = {
       id: randomUUID(),
@@ -77,7 +77,8 @@ export class Identities {
       updb.username = input.name;
       updb.passwordHash = await hashPassword(input.password);
     }
-    await this.store.insertIdentity(identity, updb);
+    // A concurrent create of the same name passed the checks above too: the store's index decides.
+    await conflictOnDuplicate(() => this.store.insertIdentity(identity, updb), duplicate);
     return identity;
   }
 

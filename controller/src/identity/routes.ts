@@ -3,6 +3,7 @@ import { badRequest, type ApiError } from '../platform/errors.js';
 import { caller, peerCertificate, requireSession } from '../http/auth.js';
 import { handleErrorsWith } from '../http/errors.js';
 import { compileFilter } from '../http/ziti-filter.js';
+import { readPage } from '../http/pagination.js';
 import type { ControllerServices } from '../services.js';
 import type { Principal } from './model.js';
 import { authenticatorFields, type ListWindow } from './store.js';
@@ -16,15 +17,9 @@ export function renderZitiError(err: ApiError, request: FastifyRequest, reply: F
 
 /** Reads limit/offset/filter the OpenZiti way: query params, overridden by the filter's skip/limit. */
 export function listWindow(query: unknown, fields: Record<string, string>): ListWindow {
-  const q = query as { limit?: number; offset?: number; filter?: string };
-  const filter = compileFilter(q.filter, fields);
-  const limit = filter.limit ?? q.limit ?? 10;
-  if (limit < 1 || limit > 500)
-    throw badRequest('INVALID_PAGINATION', `limit must be between 1 and 500, got ${limit}`);
-  const offset = filter.skip ?? q.offset ?? 0;
-  // SQLite refuses an OFFSET beyond int64 (it arrives as a float): a 400, not a 500.
-  if (!Number.isSafeInteger(offset))
-    throw badRequest('INVALID_PAGINATION', `offset must be an integer below 2^53, got ${offset}`);
+  const filter = compileFilter((query as { filter?: string }).filter, fields);
+  // The filter's own `skip`/`limit` win over the query parameters.
+  const { limit, offset } = readPage(query, wire.PAGE, { offset: filter.skip, limit: filter.limit });
   return { filter, limit, offset };
 }
 

@@ -5,6 +5,10 @@
 import type { ApiError } from '../platform/errors.js';
 import { uuidParam } from '../platform/ids.js';
 import type { ApiSession, Authenticator, Identity, Page } from './model.js';
+import { pageProperties, type PageRules } from '../http/pagination.js';
+
+/** Page window of the group's lists (OpenZiti: limit 10 by default, at most 500). */
+export const PAGE: PageRules = { defaultLimit: 10, maxLimit: 500 };
 
 export const API_VERSION = '0.0.1';
 const meta = () => ({ apiVersion: API_VERSION, apiEnrollmentVersion: API_VERSION });
@@ -177,8 +181,7 @@ export const schemas = {
   listQuery: {
     type: 'object',
     properties: {
-      limit: { type: 'integer', minimum: 1, maximum: 500 },
-      offset: { type: 'integer', minimum: 0 },
+      ...pageProperties(PAGE),
       filter: { type: 'string', maxLength: 4096 },
     },
   },

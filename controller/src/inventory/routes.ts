@@ -4,6 +4,7 @@ import { handleErrorsWith } from '../http/errors.js';
 import type { ControllerServices } from '../services.js';
 import * as wire from '../access/wire.js';
 import type { InstancePatch } from './service.js';
+import { readPage } from '../http/pagination.js';
 
 type Body = Record<string, any>;
 
@@ -29,8 +30,8 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
   });
 
   app.get('/', { schema: { querystring: wire.schemas.pageQuery } }, async (request, reply) => {
-    const q = request.query as { limit: number; offset: number };
-    const { rows, total } = await s.inventory.list(caller(request), q.limit, q.offset);
+    const { limit, offset } = readPage(request.query, wire.PAGE);
+    const { rows, total } = await s.inventory.list(caller(request), limit, offset);
     return wire.sendJson(reply, 200, { instances: rows.map(wire.instanceResponse), total });
   });
 

@@ -1,5 +1,6 @@
 import type { Clock } from '../platform/clock.js';
 import { conflict, forbidden, notFound } from '../platform/errors.js';
+import { conflictOnDuplicate } from '../store/constraint.js';
 import type { Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import { INSTANCE_STATES, type Grant, type Instance } from './model.js';
@@ -43,11 +44,11 @@ export class Inventory {
   ) {}
 
   async register(input: NewInstance): Promise<Instance> {
-    if (await this.store.get(input.serverId))
-      throw conflict('INSTANCE_EXISTS', `instance ${input.serverId} already exists`);
+    const duplicate = () => conflict('INSTANCE_EXISTS', `instance ${input.serverId} already exists`);
+    if (await this.store.get(input.serverId)) throw duplicate();
     const now = this.clock.now().toISOString();
     const instance: Instance = { ...input, nodeId: null, source: 'manual', createdAt: now, updatedAt: now };
-    await this.store.insert(instance);
+    await conflictOnDuplicate(() => this.store.insert(instance), duplicate, 'instances');
     return instance;
   }
 

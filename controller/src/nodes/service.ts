@@ -1,6 +1,7 @@
 import { hostname as localHostname } from 'node:os';
 import type { Clock } from '../platform/clock.js';
 import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
+import { conflictOnDuplicate } from '../store/constraint.js';
 import { hashToken, newToken } from '../platform/secrets.js';
 import { parsePositiveId } from '../platform/ids.js';
 import { nodeUri } from '../pki/internal-ca.js';
@@ -26,12 +27,17 @@ export class Nodes {
   ) {}
 
   async create(name: string): Promise<{ node: Node; token: string }> {
-    if (await this.store.byName(name)) throw conflict('NODE_EXISTS', `a node named '${name}' already exists`);
+    const duplicate = () => conflict('NODE_EXISTS', `a node named '${name}' already exists`);
+    if (await this.store.byName(name)) throw duplicate();
     // `<secret>.<CA fingerprint>`: the agent pins our CA from the token before it trusts the connection.
     const token = `${newToken()}.${this.caFingerprint}`;
     const now = this.clock.now();
     const expires = new Date(now.getTime() + ENROLLMENT_TOKEN_TTL_MS).toISOString();
-    const node = await this.store.create(name, hashToken(token), expires, now.toISOString());
+    const node = await conflictOnDuplicate(
+      () => this.store.create(name, hashToken(token), expires, now.toISOString()),
+      duplicate,
+      'nodes',
+    );
     return { node, token };
   }
 

@@ -365,7 +365,9 @@ function ruleFor(request: FastifyRequest): AuditRule | undefined {
   return ruleIndex.get(`${request.method} ${url}`);
 }
 
-const str = (v: unknown) => (v === undefined || v === null || v === '' ? null : String(v));
+/** A request field as audit text: strings and numbers only (a body may hold any JSON where a name belongs). */
+const str = (v: unknown) =>
+  typeof v === 'string' ? v || null : typeof v === 'number' || typeof v === 'boolean' ? String(v) : null;
 
 /** Audited actions (exposed so tests and the OpenAPI document can list them). */
 export const auditedRoutes = RULES.map((r) => `${r.method} ${r.url}`);

@@ -7,6 +7,7 @@ import type { ControllerServices } from '../services.js';
 import type { Database } from '../store/database.js';
 import type { Metrics } from './metrics.js';
 import { buildOpenApi, type CollectedRoute } from './openapi.js';
+import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
 
 /** The gauges of /metrics that are read from the store at scrape time. */
 export function storeGauges(metrics: Metrics, db: Database): void {
@@ -54,6 +55,8 @@ export function storeGauges(metrics: Metrics, db: Database): void {
   });
 }
 
+const AUDIT_PAGE: PageRules = { defaultLimit: 100, maxLimit: 1000 };
+
 const auditQuery = {
   type: 'object',
   additionalProperties: false,
@@ -62,8 +65,7 @@ const auditQuery = {
     until: { type: 'string', format: 'date-time' },
     actor: { type: 'string', minLength: 1, maxLength: 200 },
     action: { type: 'string', minLength: 1, maxLength: 100 },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-    offset: { type: 'integer', minimum: 0, default: 0 },
+    ...pageProperties(AUDIT_PAGE),
   },
 } as const;
 
@@ -116,7 +118,7 @@ export function opsRoutes(
       };
       if (q.since && q.until && q.since > q.until)
         throw badRequest('INVALID_RANGE', "'since' is after 'until'");
-      return services.audit.list(q);
+      return services.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
     });
   });
 }

@@ -5,6 +5,7 @@ import { badRequest } from '../platform/errors.js';
 import { Nodes } from '../nodes/service.js';
 import type { ControllerServices } from '../services.js';
 import type { NodeAction } from './model.js';
+import { readPage } from '../http/pagination.js';
 import * as wire from './wire.js';
 
 const ACTIONS: NodeAction[] = ['activate', 'deactivate'];
@@ -42,8 +43,8 @@ export async function signRoutes(app: FastifyInstance, opts: { services: Control
   app.addHook('preHandler', async (request) => void requireAdmin(request));
 
   const list = async (request: FastifyRequest) => {
-    const q = request.query as Record<string, number | undefined>;
-    const signs = await s.sign.list(q.offset ?? q.$offset ?? 0, q.limit ?? q.$limit ?? 100);
+    const { offset, limit } = readPage(request.query, wire.PAGE);
+    const signs = await s.sign.list(offset, limit);
     return { signs: signs.map(wire.sign) };
   };
   app.get('/v1/sign', { schema: { querystring: wire.schemas.listQuery } }, list);

@@ -4,6 +4,15 @@ import type { ApiError } from '../platform/errors.js';
 import type { Node } from '../nodes/model.js';
 import type { VerdictMsg } from '../../../proto/messages.js';
 import type { SignEvent, SignRecord, Task } from './model.js';
+import { pageProperties, type PageRules } from '../http/pagination.js';
+
+/** Page window of GET /v1/sign and /sign; the Sign API document's own example writes `?$offset=0&$limit=10`. */
+export const PAGE: PageRules = {
+  defaultLimit: 100,
+  maxLimit: 1000,
+  offsetNames: ['offset', '$offset'],
+  limitNames: ['limit', '$limit'],
+};
 
 /** `Mon, 03 Jun 2024 10:45:36 GMT`. */
 export const rfc1123 = (iso: string | null) => (iso ? new Date(iso).toUTCString() : null);
@@ -99,16 +108,7 @@ export const schemas = {
     required: ['server_id'],
     properties: { server_id: { type: 'string', maxLength: 64 } },
   },
-  listQuery: {
-    type: 'object',
-    properties: {
-      offset: { type: 'integer', minimum: 0 },
-      limit: { type: 'integer', minimum: 1, maximum: 1000 },
-      // The Sign API document's own example writes `?$offset=0&$limit=10`.
-      $offset: { type: 'integer', minimum: 0 },
-      $limit: { type: 'integer', minimum: 1, maximum: 1000 },
-    },
-  },
+  listQuery: { type: 'object', properties: pageProperties(PAGE) },
   actionBody: {
     type: 'object',
     required: ['action'],
