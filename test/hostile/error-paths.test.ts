@@ -13,17 +13,9 @@ import { renderSignError } from '../../controller/src/sign/wire.js';
 import { renderComanageError } from '../../controller/src/keys/routes.js';
 import { renderZitiError } from '../../controller/src/identity/routes.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
-import { watchdog } from './util.js';
+import { FORMATS, type Group, watchdog } from './util.js';
 
 watchdog(90);
-
-const FORMATS = {
-  identity: (b: any) => typeof b?.error?.code === 'string' && typeof b?.meta === 'object',
-  access: (b: any) => typeof b?.error === 'string' && typeof b?.code === 'number',
-  comanage: (b: any) => b?.ResponseType === 'ErrorResponse' && typeof b?.Error === 'string',
-  sign: (b: any) => typeof b?.error === 'string' && Object.keys(b).length === 1,
-};
-type Group = keyof typeof FORMATS;
 
 let c: TestController;
 let app: FastifyInstance;

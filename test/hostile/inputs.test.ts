@@ -3,17 +3,16 @@
  * 10,000-level nested JSON (and no stack trace in the log), huge/negative/non-numeric pagination
  * on every list route, 20 concurrent identical creates (one 201, the rest 409).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../helpers/controller.js';
+import { spawnController, stopController } from '../helpers/controller-process.js';
 import { deepArray, deepObject } from './corpus.js';
-import { rawRequest, type RawReply, watchdog } from './util.js';
+import { FORMATS, rawRequest, type Group, type RawReply, watchdog } from './util.js';
 
 watchdog(120);
 
@@ -25,15 +24,6 @@ test.before(async () => {
   admin = await c.adminToken();
 });
 test.after(async () => c.destroy());
-
-/** Each group's error body: the OpenZiti envelope, access `{error, code}`, COmanage, Sign `{error}`. */
-const FORMATS = {
-  identity: (b: any) => typeof b?.error?.code === 'string' && typeof b?.meta === 'object',
-  access: (b: any) => typeof b?.error === 'string' && typeof b?.code === 'number',
-  comanage: (b: any) => b?.ResponseType === 'ErrorResponse' && typeof b?.Error === 'string',
-  sign: (b: any) => typeof b?.error === 'string' && Object.keys(b).length === 1,
-};
-type Group = keyof typeof FORMATS;
 
 function assertGroupError(r: RawReply, status: number, group: Group, what: string) {
   assert.is(r.status, status, `${what}: ${r.status} ${r.text.slice(0, 300)}`);
@@ -204,51 +194,11 @@ test('20 concurrent identical creates → exactly one 201, nineteen 409 in the g
   }
 });
 
-const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
-
-/** The controller as its own process at log level info, to read what it logs. */
-async function spawnLogged(): Promise<{
-  child: ChildProcess;
-  base: string;
-  dataDir: string;
-  log: () => string;
-}> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'vmwarden-hostile-'));
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VMWARDEN_')));
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      '--data-dir',
-      dataDir,
-      '--listen-http',
-      '127.0.0.1:0',
-      '--listen-https',
-      '',
-      '--listen-grpc',
-      '',
-      '--log-level',
-      'info',
-    ],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d));
-  child.stderr!.on('data', (d: Buffer) => (out += d));
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
-    if (m) return { child, base: `http://${m[1]}`, dataDir, log: () => out };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`controller did not start:\n${out}`);
-}
-
 test('deep nesting leaves no stack trace in the log (separate process)', async () => {
-  const p = await spawnLogged();
+  const dataDir = mkdtempSync(join(tmpdir(), 'vmwarden-hostile-'));
+  const p = await spawnController(dataDir, { logLevel: 'info', keepLog: true });
   try {
-    const password = readFileSync(join(p.dataDir, 'admin-password'), 'utf8').trim();
+    const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
     for (const body of [
       `{"username":${deepArray(10_000)},"password":"x"}`,
       `{"username":${deepObject(10_000)},"password":"x"}`,
@@ -274,9 +224,8 @@ test('deep nesting leaves no stack trace in the log (separate process)', async (
     assert.not.match(log, /Maximum call stack|RangeError|"stack"/, 'a stack trace in the log');
     assert.not.match(log, /"level":50/, 'an error-level line in the log');
   } finally {
-    p.child.kill('SIGTERM');
-    await new Promise((r) => (p.child.exitCode !== null ? r(null) : p.child.once('exit', r)));
-    rmSync(p.dataDir, { recursive: true, force: true });
+    await stopController(p.child);
+    rmSync(dataDir, { recursive: true, force: true });
   }
 });
 

@@ -6,6 +6,15 @@
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 
+/** Each group's error body: the OpenZiti envelope, access `{error, code}`, COmanage, Sign `{error}`. */
+export const FORMATS = {
+  identity: (b: any) => typeof b?.error?.code === 'string' && typeof b?.meta === 'object',
+  access: (b: any) => typeof b?.error === 'string' && typeof b?.code === 'number',
+  comanage: (b: any) => b?.ResponseType === 'ErrorResponse' && typeof b?.Error === 'string',
+  sign: (b: any) => typeof b?.error === 'string' && Object.keys(b).length === 1,
+};
+export type Group = keyof typeof FORMATS;
+
 export interface RawReply {
   status: number;
   headers: Record<string, string | string[] | undefined>;

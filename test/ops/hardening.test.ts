@@ -6,20 +6,19 @@
  *  - path ids are parsed strictly (`+1`, `0x10`, ` 1`, `1e1`, `01` are not ids; UUIDs are canonical),
  *    refused with a 4xx in the group's format.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Database } from '../../controller/src/store/database.js';
 import { AgentStore } from '../../agent/src/store/agent-store.js';
 import { startTestController, type Reply, type TestController } from '../helpers/controller.js';
+import { spawnController, stopController, type SpawnedController } from '../helpers/controller-process.js';
 import { redactUrl } from '../../controller/src/http/app.js';
 
-const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
 const temps: string[] = [];
 const children = new Set<ChildProcess>();
 const watchdog = setTimeout(() => {
@@ -52,39 +51,20 @@ test('controller process (umask 022): db, -wal, -shm and endpoints.json are 0600
   // A database left world-readable by an older version, with a stale WAL: fixed at start.
   writeFileSync(join(dataDir, 'controller.db'), '');
   chmodSync(join(dataDir, 'controller.db'), 0o644);
-  let child: ChildProcess;
+  let spawned: SpawnedController;
   try {
-    child = spawn(
-      process.execPath,
-      [
-        MAIN,
-        '--data-dir',
-        dataDir,
-        '--listen-http',
-        '127.0.0.1:0',
-        '--listen-https',
-        '127.0.0.1:0',
-        '--listen-grpc',
-        '127.0.0.1:0',
-        '--log-level',
-        'info',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
-    );
+    spawned = await spawnController(dataDir, {
+      https: '127.0.0.1:0',
+      grpc: '127.0.0.1:0',
+      logLevel: 'info',
+      env: { PATH: process.env.PATH ?? '' },
+      keepLog: true,
+    });
   } finally {
     process.umask(old);
   }
+  const { child, log } = spawned;
   children.add(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const deadline = Date.now() + 30_000;
-  while (!/"msg":"vmwarden controller listening"/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`controller exited: ${out}`);
-    if (Date.now() > deadline) throw new Error(`controller did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
   const endpoints = JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8'));
   const base = `http://${endpoints.http}`;
   const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();
@@ -109,9 +89,9 @@ test('controller process (umask 022): db, -wal, -shm and endpoints.json are 0600
     assert.ok(existsSync(join(dataDir, f)), `${f} missing`);
     assert.is(mode(join(dataDir, f)), '0600', f);
   }
-  child.kill('SIGTERM');
-  await exited;
+  await stopController(child);
   children.delete(child);
+  const out = log();
 
   assert.not.ok(out.includes(token), 'the token was logged');
   assert.ok(out.includes('/current-identity?token=[redacted]&limit=[redacted]'), out.slice(-2000));
