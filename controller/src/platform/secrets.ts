@@ -48,7 +48,13 @@ function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffe
   return scryptAsync(password.normalize('NFC'), salt, 32, { ...cost, maxmem: 256 * cost.N * cost.r });
 }
 
-/** A password that satisfies any sane policy: 24 chars from a URL-safe alphabet (≈ 144 bits). */
+/**
+ * A password that satisfies any sane policy: 24 chars from a URL-safe alphabet (≈ 144 bits). Never
+ * one that starts with '-': command lines (ours included) would read it as an option.
+ */
 export function newPassword(): string {
-  return randomBytes(18).toString('base64url');
+  for (;;) {
+    const password = randomBytes(18).toString('base64url');
+    if (!password.startsWith('-')) return password;
+  }
 }
