@@ -85,7 +85,10 @@ function runFile(file, rel) {
   });
 }
 
-const files = findTests(root).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+// Filters match the path below dist/test/, not the checkout's own folder names.
+const files = findTests(root).filter(
+  (f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)),
+);
 let passed = 0;
 let failed = 0;
 let skipped = 0;
