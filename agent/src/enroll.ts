@@ -4,7 +4,7 @@ import { connect, type DetailedPeerCertificate, type PeerCertificate } from 'nod
 import { hostname } from 'node:os';
 import { vmwardenServices } from '../../proto/load.js';
 import type { EnrollResponseMsg } from '../../proto/messages.js';
-import { newKeyAndCsr } from '../../controller/src/pki/x509.js';
+import { newKeyAndCsr } from '../../lib/pki/x509.js';
 import { parseHostPort } from '../../controller/src/config.js';
 import type { AgentCredentials } from './credentials.js';
 

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { ConfigError, layerSettings, type SettingSpec } from './platform/layered-config.js';
+import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
 
 export { ConfigError };
 

@@ -1,5 +1,5 @@
 import { pooledRandomBytes, uuidv7 } from '../platform/random.js';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { badRequest, forbidden, notFound, conflict } from '../platform/errors.js';
 import type { Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
@@ -12,7 +12,7 @@ import type { KrlPublisher } from './krl-publisher.js';
 import { criticalOptions, ttlMinutes, type AccessPolicy } from './policy.js';
 import type { CertificateQuery, CertificateRecord } from './model.js';
 import type { AccessStore } from './store.js';
-import type { Tx } from '../store/database.js';
+import type { Tx } from '../../../lib/store/database.js';
 
 export interface AccessRequest {
   sandbox_id: string;

@@ -1,5 +1,5 @@
 import { hostname as localHostname } from 'node:os';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { conflictOnDuplicate } from '../store/constraint.js';
 import { hashToken, newToken } from '../platform/secrets.js';

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { x509 } from './x509.js';
-import { readPrivateFile, writePrivateFile } from '../platform/private-file.js';
-import type { Clock } from '../platform/clock.js';
+import { x509 } from '../../../lib/pki/x509.js';
+import { readPrivateFile, writePrivateFile } from '../../../lib/platform/private-file.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
