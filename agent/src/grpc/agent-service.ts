@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { EventEmitter } from 'node:events';
 import { grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
 import type { EventMsg, InstanceMsg, NodeInfo, SignatureMsg, VerdictMsg } from '../../../proto/messages.js';
-import { CONTROLLER_URI } from '../../../controller/src/pki/internal-ca.js';
+import { CONTROLLER_URI } from '../../../lib/pki/san-uris.js';
 import {
   AlreadySignedError,
   ArtifactError,

@@ -4,7 +4,7 @@ import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js'
 import { conflictOnDuplicate } from '../store/constraint.js';
 import { hashToken, newToken } from '../platform/secrets.js';
 import { parsePositiveId } from '../platform/ids.js';
-import { nodeUri } from '../pki/internal-ca.js';
+import { nodeUri } from '../../../lib/pki/san-uris.js';
 import type { Identities } from '../identity/identities.js';
 import type { Inventory, InventorySync } from '../inventory/service.js';
 import type { EnrollRequestMsg, InventoryReportMsg } from '../../../proto/messages.js';
