@@ -1,11 +1,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { SshTarget } from './guest/ssh-channel.js';
-import {
-  ConfigError,
-  layerSettings,
-  type SettingSpec,
-} from '../../controller/src/platform/layered-config.js';
+import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
 
 /** Agent configuration. Precedence: flags > environment (VMWARDEN_AGENT_*) > config file > defaults. */
 export interface AgentConfig {

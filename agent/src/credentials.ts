@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPrivateFile, writePrivateFile } from '../../controller/src/platform/private-file.js';
+import { readPrivateFile, writePrivateFile } from '../../lib/platform/private-file.js';
 
 /** What enrollment leaves in the data dir: the agent's mTLS identity and where its controller is. */
 export interface Enrollment {

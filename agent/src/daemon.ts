@@ -9,7 +9,7 @@ import { CertificateSource, grpcServerOptions, serverTls } from '../../proto/grp
 import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
 import type { EventMsg, NodeInfo } from '../../proto/messages.js';
-import { parseHostPort } from '../../controller/src/config.js';
+import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { AgentConfig } from './config.js';
 import { connectHypervisor, pickDefaultUri, type Hypervisor } from './libvirt/hypervisor.js';
 import { SignatureService } from './signature/service.js';
@@ -21,7 +21,7 @@ import { Enforcer } from './enforce/enforcer.js';
 import { StartGuard } from './enforce/start-guard.js';
 import { startHookEndpoint } from './enforce/hook-endpoint.js';
 import { AgentMetrics, serveMetrics } from './metrics.js';
-import { instrumentGrpc } from '../../controller/src/ops/metrics.js';
+import { instrumentGrpc } from '../../lib/metrics/grpc.js';
 import { hookSocketPath } from './enforce/state-file.js';
 import { GuestTrustManager } from './guest/manager.js';
 import { HostKeyPins } from './guest/host-keys.js';

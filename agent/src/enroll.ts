@@ -4,8 +4,8 @@ import { connect, type DetailedPeerCertificate, type PeerCertificate } from 'nod
 import { hostname } from 'node:os';
 import { vmwardenServices } from '../../proto/load.js';
 import type { EnrollResponseMsg } from '../../proto/messages.js';
-import { newKeyAndCsr } from '../../controller/src/pki/x509.js';
-import { parseHostPort } from '../../controller/src/config.js';
+import { newKeyAndCsr } from '../../lib/pki/x509.js';
+import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { AgentCredentials } from './credentials.js';
 
 export class EnrollError extends Error {}

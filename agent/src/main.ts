@@ -8,7 +8,7 @@ import { startAgent } from './daemon.js';
 import { installHook } from './enforce/install-hook.js';
 import { stateFilePath } from './enforce/state-file.js';
 import { NodeKey } from './signature/node-key.js';
-import { InsecureFileError } from '../../controller/src/platform/private-file.js';
+import { InsecureFileError } from '../../lib/platform/private-file.js';
 
 const USAGE = `usage: vmwarden-agent <command> [flags]
   enroll --controller HOST:PORT --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, labelText, num } from '../../controller/src/ops/metrics.js';
-import { parseHostPort } from '../../controller/src/config.js';
+import { Counter, labelText, num } from '../../lib/metrics/prometheus.js';
+import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { EventMsg } from '../../proto/messages.js';
 import type { FileDigest } from './signature/hashing/index.js';
 

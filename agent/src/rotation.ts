@@ -1,6 +1,6 @@
 import { request } from 'node:https';
 import { X509Certificate, createHash } from 'node:crypto';
-import { newKeyAndCsr } from '../../controller/src/pki/x509.js';
+import { newKeyAndCsr } from '../../lib/pki/x509.js';
 import { loadCredentials, saveCredentials, type AgentCredentials } from './credentials.js';
 
 /** Rotate when less than a third of the certificate's lifetime is left. */

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
-import { ConfigError, layerSettings, type SettingSpec } from './platform/layered-config.js';
+import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
+import { parseHostPort } from '../../lib/platform/host-port.js';
 
 export { ConfigError };
 
@@ -126,14 +127,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }
   return result;
-}
-
-/** "127.0.0.1:9362", "[::1]:0", ":9362" (all interfaces). Port 0 picks a free port. */
-export function parseHostPort(value: string, what = 'address'): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`${what}: expected HOST:PORT, got '${value}'`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 export function serverNames(config: ControllerConfig): string[] {

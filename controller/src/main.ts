@@ -2,7 +2,7 @@
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from './config.js';
 import { startController } from './server.js';
-import { InsecureFileError } from './platform/private-file.js';
+import { InsecureFileError } from '../../lib/platform/private-file.js';
 
 const STOP_DEADLINE_MS = 10_000;
 

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import type { Clock } from './platform/clock.js';
+import type { Clock } from '../../lib/platform/clock.js';
 import { MemoryAttemptThrottle } from './platform/rate-limit.js';
 import type { ControllerConfig } from './config.js';
-import type { Database } from './store/database.js';
+import type { Database } from '../../lib/store/database.js';
 import type { InternalCa } from './pki/internal-ca.js';
 import { ApiSessions } from './identity/sessions.js';
 import { Logins } from './identity/logins.js';

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import {
   assertAccessError,

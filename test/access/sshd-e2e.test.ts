@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import { ACCESS, assertContract } from '../helpers/contract.js';
 import { sshLogin, startSshd, type Sshd } from '../helpers/sshd.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { startTestController, type Reply, type TestController } from '../helpers/controller.js';
 import type { ControllerConfig } from '../../controller/src/config.js';
-import type { Clock } from '../../controller/src/platform/clock.js';
+import type { Clock } from '../../lib/platform/clock.js';
 import { ACCESS, assertContract } from '../helpers/contract.js';
 import { run } from '../helpers/sshd.js';
 import { makeUserKey, type UserKeyFiles } from './sshca/fixtures.js';

@@ -8,7 +8,7 @@ import { startTestController, type TestController } from '../helpers/controller.
 import { controllerClient, grpcCode, startTestAgent, unaryCall, type TestAgent } from '../helpers/agent.js';
 import { needsRotation } from '../../agent/src/rotation.js';
 import { loadCredentials } from '../../agent/src/credentials.js';
-import { x509 } from '../../controller/src/pki/x509.js';
+import { x509 } from '../../lib/pki/x509.js';
 
 let c: TestController;
 let a: TestAgent;

@@ -9,7 +9,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SshChannel, SshUnreachableError, type SshTarget } from '../../agent/src/guest/ssh-channel.js';
 import { HostKeyMismatchError, HostKeyPins } from '../../agent/src/guest/host-keys.js';
-import { sshFingerprint } from '../../controller/src/access/sshca/keys.js';
+import { sshFingerprint } from '../../lib/ssh/fingerprint.js';
 import { startSshd, type Sshd } from '../helpers/sshd.js';
 import { makeUserKey, tempDir, watchdog, type UserKeyFiles } from '../access/util.js';
 

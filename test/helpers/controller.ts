@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultConfig, type ControllerConfig } from '../../controller/src/config.js';
 import { startController, type Controller } from '../../controller/src/server.js';
-import type { Clock } from '../../controller/src/platform/clock.js';
+import type { Clock } from '../../lib/platform/clock.js';
 
 export interface Reply {
   status: number;

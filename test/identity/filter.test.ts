@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileFilter } from '../../controller/src/http/ziti-filter.js';
 import { ApiError } from '../../controller/src/platform/errors.js';
-import { Database } from '../../controller/src/store/database.js';
+import { Database } from '../../lib/store/database.js';
 import { watchdog } from './util.js';
 
 watchdog(30);

@@ -11,7 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../helpers/controller.js';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 import { issueCert, watchdog, type ClientCert } from './util.js';
 
 watchdog(600); // a bound for a hung file only: scrypt bursts are slow on a loaded machine

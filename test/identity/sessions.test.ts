@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import { assertContract, ZITI } from '../helpers/contract.js';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 import { assertError, certLogin, issueCert, watchdog } from './util.js';
 
 watchdog(90);

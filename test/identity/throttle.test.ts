@@ -1,7 +1,7 @@
 /** The in-memory AttemptThrottle on its own: reservations, windows, bounded memory; address keys. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 import { MemoryAttemptThrottle } from '../../controller/src/platform/rate-limit.js';
 import { addressKey } from '../../controller/src/identity/login-throttle.js';
 

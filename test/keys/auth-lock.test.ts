@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../helpers/controller.js';
-import { Connection } from '../../controller/src/store/sqlite.js';
+import { Connection } from '../../lib/store/sqlite.js';
 import { ApiError } from '../../controller/src/platform/errors.js';
 import { makeKey } from './keygen.js';
 import { authenticatorIdOf, basic, BASE, sshKeyRequest } from './api-helpers.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Database } from '../../controller/src/store/database.js';
+import { Database } from '../../lib/store/database.js';
 import { AgentStore } from '../../agent/src/store/agent-store.js';
 import { startTestController, type Reply, type TestController } from '../helpers/controller.js';
 import { spawnController, stopController, type SpawnedController } from '../helpers/controller-process.js';

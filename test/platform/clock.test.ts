@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ManualClock } from '../../controller/src/platform/clock.js';
+import { ManualClock } from '../../lib/platform/clock.js';
 
 test('manual clock moves only when advanced', () => {
   const clock = new ManualClock(new Date('2026-01-01T00:00:00Z'));

@@ -8,9 +8,9 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Database } from '../../controller/src/store/database.js';
-import { Connection } from '../../controller/src/store/sqlite.js';
-import { insertScript, sqlLiteral } from '../../controller/src/store/sql-literal.js';
+import { Database } from '../../lib/store/database.js';
+import { Connection } from '../../lib/store/sqlite.js';
+import { insertScript, sqlLiteral } from '../../lib/store/sql-literal.js';
 import { pooledRandomBytes, uuidv7 } from '../../controller/src/platform/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmwarden-store-'));

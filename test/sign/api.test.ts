@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Database } from '../../controller/src/store/database.js';
+import { Database } from '../../lib/store/database.js';
 import { SignStore } from '../../controller/src/sign/store.js';
 import type { TestController } from '../helpers/controller.js';
 import { type TestAgent, type TestDomain } from '../helpers/agent.js';

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enroll, EnrollError } from '../../agent/src/enroll.js';
 import { NodeKey } from '../../agent/src/signature/node-key.js';
-import { ManualClock, systemClock } from '../../controller/src/platform/clock.js';
+import { ManualClock, systemClock } from '../../lib/platform/clock.js';
 import { InternalCa } from '../../controller/src/pki/internal-ca.js';
-import { newKeyAndCsr } from '../../controller/src/pki/x509.js';
+import { newKeyAndCsr } from '../../lib/pki/x509.js';
 import { startTestController, type TestController } from '../helpers/controller.js';
 import {
   agentSocketClient,

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { EventEmitter } from 'node:events';
 import { grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
 import type { EventMsg, InstanceMsg, NodeInfo, SignatureMsg, VerdictMsg } from '../../../proto/messages.js';
-import { CONTROLLER_URI } from '../../../controller/src/pki/internal-ca.js';
+import { CONTROLLER_URI } from '../../../lib/pki/san-uris.js';
+import { grpcHandlers } from '../../../lib/grpc/unary.js';
 import {
   AlreadySignedError,
   ArtifactError,
@@ -32,19 +33,17 @@ export interface AgentServiceDeps {
   guests?: GuestTrustManager;
 }
 
-function toGrpc(err: unknown): grpc.ServiceError {
-  const message = (err as Error).message ?? String(err);
-  if (err instanceof NotFoundError || err instanceof NotSignedError)
-    return grpcError(grpc.status.NOT_FOUND, message);
-  if (err instanceof AlreadySignedError) return grpcError(grpc.status.ALREADY_EXISTS, message);
-  if (err instanceof DomainStateError || err instanceof ArtifactError) {
-    return grpcError(grpc.status.FAILED_PRECONDITION, message);
-  }
-  const e = err as grpc.ServiceError;
-  // rebuilt through grpcError: the message sent back is cut to a bounded length
-  if (typeof e.code === 'number') return grpcError(e.code, String(e.details ?? message));
-  return grpcError(grpc.status.INTERNAL, message);
-}
+/** The signature service's errors in gRPC terms; anything unexpected is answered with its message. */
+const { unary: unaryCall, toGrpc } = grpcHandlers({
+  statusOf: (err) => {
+    if (err instanceof NotFoundError || err instanceof NotSignedError) return grpc.status.NOT_FOUND;
+    if (err instanceof AlreadySignedError) return grpc.status.ALREADY_EXISTS;
+    if (err instanceof DomainStateError || err instanceof ArtifactError)
+      return grpc.status.FAILED_PRECONDITION;
+    return undefined;
+  },
+  internalMessage: (err) => (err as Error).message ?? String(err),
+});
 
 export function signatureMsg(r: SignatureRecord): SignatureMsg {
   return {
@@ -128,17 +127,11 @@ export function agentService(d: AgentServiceDeps) {
       throw grpcError(grpc.status.PERMISSION_DENIED, 'only the controller may call this agent');
     }
   };
-  const unary =
-    <Req>(fn: (req: Req) => Promise<unknown>) =>
-    (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      Promise.resolve()
-        .then(() => authorize(call))
-        .then(() => fn(call.request))
-        .then(
-          (r) => cb(null, r),
-          (e) => cb(toGrpc(e)),
-        );
-    };
+  const unary = <Req>(fn: (req: Req) => Promise<unknown>) =>
+    unaryCall<Req>((call) => {
+      authorize(call);
+      return fn(call.request);
+    });
 
   return {
     getNodeInfo: unary(() => d.info()),

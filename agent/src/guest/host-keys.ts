@@ -1,5 +1,5 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { sshFingerprint } from '../../../controller/src/access/sshca/keys.js';
+import { sshFingerprint } from '../../../lib/ssh/fingerprint.js';
 
 export class HostKeyMismatchError extends Error {}
 

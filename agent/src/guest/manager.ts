@@ -12,6 +12,7 @@ import type { HostKeyPins } from './host-keys.js';
 import { SshChannel, type SshTarget } from './ssh-channel.js';
 import { fingerprintOf, killSessions, TrustInstaller } from './trust.js';
 import { shellQuote } from '../shell.js';
+import { decodeKeyId, instancePrincipal } from '../../../lib/ssh/identity.js';
 
 /** What the manager needs from the controller link. */
 export interface TrustLink {
@@ -58,7 +59,7 @@ const ACCEPTED =
 export function parseAccepted(line: string) {
   const m = ACCEPTED.exec(line);
   if (!m) return undefined;
-  const certificateId = /-cert:(\S+)$/.exec(m[4]!)?.[1] ?? '';
+  const { certificateId } = decodeKeyId(m[4]!);
   return { pid: Number(m[1]), user: m[2]!, sourceIp: m[3]!, keyId: m[4]!, serial: m[5]!, certificateId };
 }
 
@@ -327,7 +328,7 @@ export class GuestTrustManager {
         caKeys: b.trustedCaKeys,
         krl: Buffer.from(b.krl),
         loginUser: b.loginUser,
-        principal: `vm-${g.serverId}`,
+        principal: instancePrincipal(g.serverId),
       });
       g.installed = this.contentKey(g, b);
       this.installedOk(g, b);

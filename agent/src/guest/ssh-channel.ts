@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { Client } from 'ssh2';
-import { readPrivateFile } from '../../../controller/src/platform/private-file.js';
+import { readPrivateFile } from '../../../lib/platform/private-file.js';
 import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 import { HostKeyMismatchError, type HostKeyPins } from './host-keys.js';
 import { shellQuote } from '../shell.js';

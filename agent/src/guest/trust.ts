@@ -1,4 +1,4 @@
-import { sshFingerprint } from '../../../controller/src/access/sshca/keys.js';
+import { sshFingerprint } from '../../../lib/ssh/fingerprint.js';
 import type { GuestChannel } from './channel.js';
 import { shellQuote } from '../shell.js';
 

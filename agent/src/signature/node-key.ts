@@ -11,7 +11,7 @@ import {
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPrivateFile, writePrivateFile } from '../../../controller/src/platform/private-file.js';
+import { readPrivateFile, writePrivateFile } from '../../../lib/platform/private-file.js';
 import { canonicalJson, type Manifest } from './manifest.js';
 
 export const NODE_KEY_FILE = 'node-key.pem';

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../../../controller/src/platform/clock.js';
+import { systemClock, type Clock } from '../../../lib/platform/clock.js';
 import type { DomainInfo, Hypervisor } from '../libvirt/hypervisor.js';
 import { AgentStore, type StoredSignature, type VerdictValue } from '../store/agent-store.js';
 import { domainArtifacts, type BootArtifact, type BootRole, type WritableDisk } from './artifacts.js';

@@ -1,7 +1,7 @@
 // The agent's local SQLite: signature baselines, the file digest cache that lets the fast re-check
 // survive restarts, and node state. Works without the controller.
-import { Database, type Tx } from '../../../controller/src/store/database.js';
-import { migrate } from '../../../controller/src/store/migrations.js';
+import { Database, type Tx } from '../../../lib/store/database.js';
+import { migrate } from '../../../lib/store/migrations.js';
 import type { FileDigest } from '../signature/hashing/engine.js';
 import type { FileIdentity } from '../signature/hashing/identity.js';
 import type { Manifest } from '../signature/manifest.js';

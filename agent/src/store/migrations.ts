@@ -1,4 +1,4 @@
-import type { Migration } from '../../../controller/src/store/migrations.js';
+import type { Migration } from '../../../lib/store/migrations.js';
 
 /** The agent's local schema (agent.db in the data directory). */
 export const agentMigrations: Migration[] = [

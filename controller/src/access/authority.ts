@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { conflict, notFound } from '../platform/errors.js';
 import { generateCaKey, loadCaKey, saveCaKey, type CaKey, type CaKeyType } from './sshca/keys.js';
 import type { SshCaRecord } from './model.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import type { Identity, Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import type { Node } from '../nodes/model.js';

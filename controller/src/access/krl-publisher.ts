@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { buildKrl } from './sshca/krl.js';
 import type { SshAuthority } from './authority.js';
 import type { AccessStore } from './store.js';

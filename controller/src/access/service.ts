@@ -1,5 +1,5 @@
 import { pooledRandomBytes, uuidv7 } from '../platform/random.js';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { badRequest, forbidden, notFound, conflict } from '../platform/errors.js';
 import type { Principal } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
@@ -12,7 +12,8 @@ import type { KrlPublisher } from './krl-publisher.js';
 import { criticalOptions, ttlMinutes, type AccessPolicy } from './policy.js';
 import type { CertificateQuery, CertificateRecord } from './model.js';
 import type { AccessStore } from './store.js';
-import type { Tx } from '../store/database.js';
+import type { Tx } from '../../../lib/store/database.js';
+import { encodeKeyId, instancePrincipal } from '../../../lib/ssh/identity.js';
 
 export interface AccessRequest {
   sandbox_id: string;
@@ -30,8 +31,6 @@ export interface IssuedAccess {
 
 /** Looks up a registered key by id for an identity (the SSH key registry provides it). */
 export type RegisteredKeyResolver = (identityId: string, keyId: string) => Promise<{ publicKey: string }>;
-
-export const instancePrincipal = (serverId: string) => `vm-${serverId}`;
 
 /** Issues, lists and revokes the short-lived SSH certificates that open exactly one instance. */
 export class AccessService {
@@ -74,7 +73,12 @@ export class AccessService {
     const validAfter = new Date(now.getTime() - 60_000);
     const validBefore = new Date(now.getTime() + ttl * 60_000);
     const principals = [instancePrincipal(instance.serverId)];
-    const keyId = `user:${userId}-vm:${instance.instanceName}-sbx:${instance.serverId}-cert:${id}`;
+    const keyId = encodeKeyId({
+      userId,
+      instanceName: instance.instanceName,
+      serverId: instance.serverId,
+      certificateId: id,
+    });
     const ca = this.authority.active();
     const signed = signUserCertificate(ca.key, {
       publicKey: userKey.blob,

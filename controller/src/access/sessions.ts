@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { badRequest, conflict, forbidden, notFound } from '../platform/errors.js';
 import type { Principal } from '../identity/model.js';
 import type { Inventory } from '../inventory/service.js';

@@ -1,4 +1,4 @@
-import type { Database, Tx } from '../store/database.js';
+import type { Database, Tx } from '../../../lib/store/database.js';
 import type {
   AccessSession,
   CertificateQuery,

@@ -9,6 +9,7 @@ import type { Instance } from '../inventory/model.js';
 import type { AccessSession, CertificateRecord } from './model.js';
 import type { IssuedAccess } from './service.js';
 import { pageProperties, type PageRules } from '../http/pagination.js';
+import { instancePrincipal } from '../../../lib/ssh/identity.js';
 
 const BIG = '\u0000bigint:';
 
@@ -107,7 +108,7 @@ export function instanceResponse(i: Instance) {
     login_user: i.loginUser,
     state: i.state,
     source: i.source,
-    principal: `vm-${i.serverId}`,
+    principal: instancePrincipal(i.serverId),
     created_at: i.createdAt,
     updated_at: i.updatedAt,
   };

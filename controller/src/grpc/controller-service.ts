@@ -5,6 +5,7 @@ import { EnrollmentError } from '../nodes/service.js';
 import type { Node } from '../nodes/model.js';
 import { ApiError } from '../platform/errors.js';
 import { grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
+import { grpcHandlers } from '../../../lib/grpc/unary.js';
 import type {
   EnrollRequestMsg,
   EventMsg,
@@ -24,40 +25,20 @@ import {
 } from './validate.js';
 
 type Call<T> = grpc.ServerUnaryCall<T, unknown>;
-type Handler<T> = (call: Call<T>) => Promise<unknown>;
 
-/** Adapts an async handler to grpc-js, mapping our errors to gRPC status codes. */
-function unary<T>(fn: Handler<T>) {
-  return (call: Call<T>, callback: grpc.sendUnaryData<unknown>) => {
-    fn(call).then(
-      (res) => callback(null, res),
-      (err) => callback(toGrpc(err)),
-    );
-  };
-}
-
-/** Every answer's error goes through here, and so through grpcError (messages cut to a bounded length). */
-function toGrpc(err: unknown): grpc.ServiceError {
-  const e = err as grpc.ServiceError;
-  if (typeof e?.code === 'number') return grpcError(e.code, String(e.details ?? e.message ?? ''));
-  if (err instanceof EnrollmentError) return grpcError(grpc.status.UNAUTHENTICATED, err.message);
-  if (err instanceof ApiError) {
-    const code =
-      err.status === 401
-        ? grpc.status.UNAUTHENTICATED
-        : err.status === 403
-          ? grpc.status.PERMISSION_DENIED
-          : err.status === 404
-            ? grpc.status.NOT_FOUND
-            : err.status === 409
-              ? grpc.status.ALREADY_EXISTS
-              : err.status < 500
-                ? grpc.status.INVALID_ARGUMENT
-                : grpc.status.UNAVAILABLE;
-    return grpcError(code, err.message);
-  }
-  return grpcError(grpc.status.INTERNAL, 'internal error');
-}
+/** The controller's errors in gRPC terms; anything unexpected is answered without its message. */
+const { unary, toGrpc } = grpcHandlers({
+  statusOf: (err) => {
+    if (err instanceof EnrollmentError) return grpc.status.UNAUTHENTICATED;
+    if (!(err instanceof ApiError)) return undefined;
+    if (err.status === 401) return grpc.status.UNAUTHENTICATED;
+    if (err.status === 403) return grpc.status.PERMISSION_DENIED;
+    if (err.status === 404) return grpc.status.NOT_FOUND;
+    if (err.status === 409) return grpc.status.ALREADY_EXISTS;
+    return err.status < 500 ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+  },
+  internalMessage: () => 'internal error',
+});
 
 /** The HTTP status an audit row records for a refused gRPC call (the REST rows' convention). */
 const AUDIT_STATUS: Partial<Record<grpc.status, number>> = {

@@ -4,7 +4,7 @@ import { vmwardenServices } from '../../../proto/load.js';
 import { grpcServerOptions, serverTls } from '../../../proto/grpc-tls.js';
 import type { ControllerServices } from '../services.js';
 import { controllerService } from './controller-service.js';
-import { instrumentGrpc } from '../ops/metrics.js';
+import { instrumentGrpc } from '../../../lib/metrics/grpc.js';
 
 export interface GrpcTls {
   key: string;

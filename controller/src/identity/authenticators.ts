@@ -1,4 +1,4 @@
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { badRequest, conflict, notFound, unauthorized } from '../platform/errors.js';
 import { hashPassword, verifyPassword } from '../platform/secrets.js';
 import {

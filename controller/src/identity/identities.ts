@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { badRequest, conflict, notFound } from '../platform/errors.js';
 import { conflictOnDuplicate } from '../store/constraint.js';
-import { writePrivateFile } from '../platform/private-file.js';
+import { writePrivateFile } from '../../../lib/platform/private-file.js';
 import { hashPassword, newPassword } from '../platform/secrets.js';
-import { CsrError, identityUri, type InternalCa } from '../pki/internal-ca.js';
+import { CsrError, type InternalCa } from '../pki/internal-ca.js';
+import { identityUri } from '../../../lib/pki/san-uris.js';
 import type { JsonGeneralName } from '@peculiar/x509';
 import type { Authenticator, Identity, Page, Principal, Role } from './model.js';
 import type { ApiSessions } from './sessions.js';

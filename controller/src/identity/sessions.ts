@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { hashToken, newToken } from '../platform/secrets.js';
 import type { ApiSession, Authenticator, Identity, Principal } from './model.js';
 import type { IdentityStore, SessionStore } from './store.js';

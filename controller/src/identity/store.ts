@@ -1,4 +1,4 @@
-import type { Database, Tx } from '../store/database.js';
+import type { Database, Tx } from '../../../lib/store/database.js';
 import type { CompiledFilter } from '../http/ziti-filter.js';
 import type { ApiSession, Authenticator, Identity } from './model.js';
 

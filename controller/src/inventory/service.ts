@@ -1,4 +1,4 @@
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { conflict, forbidden, notFound } from '../platform/errors.js';
 import { conflictOnDuplicate } from '../store/constraint.js';
 import type { Principal } from '../identity/model.js';

@@ -1,4 +1,4 @@
-import type { Migration } from '../store/migrations.js';
+import type { Migration } from '../../../lib/store/migrations.js';
 
 /**
  * SSH key registry. One SSH key authenticator per identity (created on first use; its integer id is

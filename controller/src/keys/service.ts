@@ -1,5 +1,5 @@
 import { ApiError, forbidden } from '../platform/errors.js';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import type { Identity } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import { openSshLine } from './key-material.js';

@@ -1,4 +1,4 @@
-import type { Database, Tx } from '../store/database.js';
+import type { Database, Tx } from '../../../lib/store/database.js';
 
 export interface SshKeyAuthenticator {
   id: number;

@@ -8,7 +8,7 @@ import type {
   ValidationProgressMsg,
   VerdictMsg,
 } from '../../../proto/messages.js';
-import { nodeUri } from '../pki/internal-ca.js';
+import { nodeUri } from '../../../lib/pki/san-uris.js';
 import type { Node } from './model.js';
 
 export class AgentUnavailableError extends Error {}

@@ -1,4 +1,4 @@
-import type { Migration } from '../store/migrations.js';
+import type { Migration } from '../../../lib/store/migrations.js';
 
 export const nodeMigrations: Migration[] = [
   {

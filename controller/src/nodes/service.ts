@@ -1,10 +1,10 @@
 import { hostname as localHostname } from 'node:os';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { ApiError, badRequest, conflict, notFound } from '../platform/errors.js';
 import { conflictOnDuplicate } from '../store/constraint.js';
 import { hashToken, newToken } from '../platform/secrets.js';
 import { parsePositiveId } from '../platform/ids.js';
-import { nodeUri } from '../pki/internal-ca.js';
+import { nodeUri } from '../../../lib/pki/san-uris.js';
 import type { Identities } from '../identity/identities.js';
 import type { Inventory, InventorySync } from '../inventory/service.js';
 import type { EnrollRequestMsg, InventoryReportMsg } from '../../../proto/messages.js';

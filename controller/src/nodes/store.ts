@@ -1,4 +1,4 @@
-import type { Database } from '../store/database.js';
+import type { Database } from '../../../lib/store/database.js';
 import type { Node } from './model.js';
 
 type Row = Record<string, unknown>;

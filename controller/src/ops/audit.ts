@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Database, Tx } from '../store/database.js';
-import type { Clock } from '../platform/clock.js';
+import type { Database, Tx } from '../../../lib/store/database.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { ApiError } from '../platform/errors.js';
 import type { Metrics } from './metrics.js';
 

@@ -1,4 +1,4 @@
-import type { Migration } from '../store/migrations.js';
+import type { Migration } from '../../../lib/store/migrations.js';
 
 /**
  * The audit log: one row per audited action. A row is written as 'attempt' before the action runs

@@ -4,7 +4,7 @@ import { requireAdmin, requireSession } from '../http/auth.js';
 import { handleErrorsWith } from '../http/errors.js';
 import { renderAccessError } from '../access/wire.js';
 import type { ControllerServices } from '../services.js';
-import type { Database } from '../store/database.js';
+import type { Database } from '../../../lib/store/database.js';
 import type { Metrics } from './metrics.js';
 import { buildOpenApi, type CollectedRoute } from './openapi.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';

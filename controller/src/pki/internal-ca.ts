@@ -1,9 +1,10 @@
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { x509 } from './x509.js';
-import { readPrivateFile, writePrivateFile } from '../platform/private-file.js';
-import type { Clock } from '../platform/clock.js';
+import { x509 } from '../../../lib/pki/x509.js';
+import { readPrivateFile, writePrivateFile } from '../../../lib/platform/private-file.js';
+import type { Clock } from '../../../lib/platform/clock.js';
+import { CONTROLLER_URI } from '../../../lib/pki/san-uris.js';
 
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -15,11 +16,6 @@ export interface IssuedCert {
 }
 
 export class CsrError extends Error {}
-
-/** SAN URIs that name vmwarden parties inside internal-CA certificates. */
-export const CONTROLLER_URI = 'urn:vmwarden:controller';
-export const nodeUri = (nodeId: number) => `urn:vmwarden:node:${nodeId}`;
-export const identityUri = (identityId: string) => `urn:vmwarden:identity:${identityId}`;
 
 /**
  * The controller's own X.509 CA (ECDSA P-256): the HTTPS server certificate and every client

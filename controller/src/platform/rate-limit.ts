@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Clock } from './clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 
 /** One throttling rule: at most `limit` failed attempts per key within `windowMs`. */
 export interface ThrottleRule {

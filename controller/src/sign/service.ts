@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { ApiError, conflict, forbidden, notFound } from '../platform/errors.js';
 import type { Inventory } from '../inventory/service.js';
 import type { Nodes } from '../nodes/service.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../platform/clock.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import { notFound } from '../platform/errors.js';
 import type { NodeAction, Task } from './model.js';
 import type { SignStore } from './store.js';

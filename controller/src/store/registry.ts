@@ -1,4 +1,4 @@
-import type { Migration } from './migrations.js';
+import type { Migration } from '../../../lib/store/migrations.js';
 import { identityMigrations } from '../identity/migrations.js';
 import { inventoryMigrations } from '../inventory/migrations.js';
 import { accessMigrations } from '../access/migrations.js';

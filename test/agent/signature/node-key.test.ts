@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InsecureFileError } from '../../../controller/src/platform/private-file.js';
+import { InsecureFileError } from '../../../lib/platform/private-file.js';
 import type { Manifest } from '../../../agent/src/signature/manifest.js';
 import { canonicalJson } from '../../../agent/src/signature/manifest.js';
 import { NodeKey, verifyManifest } from '../../../agent/src/signature/node-key.js';

@@ -1,11 +1,12 @@
 /**
  * CA keys (generate, save 0600, load with a permission check) and user public keys (parse + policy).
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { SshReader, SshWireError, SshWriter } from './wire.js';
+import { sshFingerprint } from '../../../../lib/ssh/fingerprint.js';
 
 export type CaKeyType = 'ed25519' | 'ecdsa-p256' | 'rsa';
 
@@ -29,11 +30,6 @@ export const MIN_USER_RSA_BITS = 2048;
 const DEFAULT_COMMENT = 'vmwarden-ca';
 
 const b64u = (s: string | undefined): Buffer => Buffer.from(s ?? '', 'base64url');
-
-/** SHA256 fingerprint of an SSH wire public key, formatted like ssh-keygen -l. */
-export function sshFingerprint(blob: Uint8Array): string {
-  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
-}
 
 const CURVES: Record<string, { jwk: string; size: number; hash: string }> = {
   nistp256: { jwk: 'P-256', size: 32, hash: 'sha256' },
