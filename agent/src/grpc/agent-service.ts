@@ -14,6 +14,7 @@ import type { SignatureRecord, SignatureService, Verdict } from '../signature/se
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
 import type { Enforcer } from '../enforce/enforcer.js';
+import { verdictEvent, type AgentEvent } from '../events.js';
 import type { GuestTrustManager } from '../guest/manager.js';
 import type { TrustBundleMsg } from '../../../proto/messages.js';
 
@@ -76,17 +77,9 @@ export function verdictMsg(v: Verdict): VerdictMsg {
   };
 }
 
-/** The event every verdict becomes, whoever asked for the check (controller, watcher, nightly job). */
-export function verdictEvent(v: Verdict): EventMsg {
-  return {
-    time: v.checkedAt,
-    kind: 'verdict',
-    serverId: v.serverId,
-    instanceName: '',
-    detail: v.isValid,
-    verdict: verdictMsg(v),
-    state: '',
-  };
+/** The wire form of an event on the agent's bus (WatchEvents, ReportEvent). */
+export function eventMsg(e: AgentEvent): EventMsg {
+  return { ...e, verdict: e.verdict ? verdictMsg(e.verdict) : null };
 }
 
 /** Every domain on this host with its signature status: ListInstances and the inventory report. */
@@ -193,7 +186,7 @@ export function agentService(d: AgentServiceDeps) {
           detail: active ? 'activated' : 'deactivated',
           verdict: null,
           state: '',
-        } satisfies EventMsg);
+        } satisfies AgentEvent);
         call.write({ done: 0, total: 0, finished: true, active });
         call.end();
       })().catch((err) => failStream(call, err));
@@ -206,7 +199,7 @@ export function agentService(d: AgentServiceDeps) {
         failStream(call, err);
         return;
       }
-      const forward = (e: EventMsg) => call.write(e);
+      const forward = (e: AgentEvent) => call.write(eventMsg(e));
       d.events.on('event', forward);
       call.on('cancelled', () => d.events.off('event', forward));
       call.on('close', () => d.events.off('event', forward));
