@@ -10,7 +10,7 @@ import {
   NotFoundError,
   NotSignedError,
 } from '../signature/errors.js';
-import type { SignatureRecord, SignatureService, Verdict } from '../signature/service.js';
+import type { StoredSignature, SignatureService, Verdict } from '../signature/service.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
 import type { Enforcer } from '../enforce/enforcer.js';
@@ -47,7 +47,7 @@ function toGrpc(err: unknown): grpc.ServiceError {
   return grpcError(grpc.status.INTERNAL, message);
 }
 
-export function signatureMsg(r: SignatureRecord): SignatureMsg {
+export function signatureMsg(r: StoredSignature): SignatureMsg {
   return {
     serverId: r.serverId,
     instanceName: r.instanceName,

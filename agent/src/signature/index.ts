@@ -14,4 +14,4 @@ export {
   SignatureError,
 } from './errors.js';
 export { SignatureService } from './service.js';
-export type { Difference, SignatureRecord, SignatureServiceOptions, Verdict } from './service.js';
+export type { Difference, StoredSignature, SignatureServiceOptions, Verdict } from './service.js';

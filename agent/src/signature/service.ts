@@ -29,16 +29,7 @@ import {
 } from './manifest.js';
 import { NodeKey } from './node-key.js';
 
-export interface SignatureRecord {
-  serverId: string;
-  instanceName: string;
-  manifest: Manifest;
-  signature: string;
-  createdAt: string;
-  updatedAt: string | null;
-  lastVerdict: VerdictValue;
-  lastVerifiedAt: string | null;
-}
+export type { StoredSignature } from '../store/agent-store.js';
 
 export interface Difference {
   component: 'config' | 'boot' | 'disk';
@@ -158,17 +149,17 @@ export class SignatureService {
 
   // --- public API ---
 
-  async get(uuid: string): Promise<SignatureRecord | undefined> {
+  async get(uuid: string): Promise<StoredSignature | undefined> {
     const s = await this.store.getSignature(uuid);
-    return s && toRecord(s);
+    return s;
   }
 
-  async list(): Promise<SignatureRecord[]> {
-    return (await this.store.listSignatures()).map(toRecord);
+  async list(): Promise<StoredSignature[]> {
+    return this.store.listSignatures();
   }
 
   /** Signs an instance. Without `replace` an existing baseline is an AlreadySignedError. */
-  sign(uuid: string, opts: { replace?: boolean; queue?: boolean } = {}): Promise<SignatureRecord> {
+  sign(uuid: string, opts: { replace?: boolean; queue?: boolean } = {}): Promise<StoredSignature> {
     if (opts.queue === false) return this.signNow(uuid, opts.replace ?? false); // see verify()
     return this.locked(uuid, () => this.signNow(uuid, opts.replace ?? false));
   }
@@ -184,7 +175,7 @@ export class SignatureService {
   }
 
   /** Hashes the writable disks of a shut-off instance into its baseline (re-signed, updatedAt set). */
-  sealDisks(uuid: string): Promise<SignatureRecord> {
+  sealDisks(uuid: string): Promise<StoredSignature> {
     return this.locked(uuid, () => this.sealNow(uuid));
   }
 
@@ -291,7 +282,7 @@ export class SignatureService {
     return new Map(unique.map((p, i) => [p, results[i]!]));
   }
 
-  private async signNow(uuid: string, replace: boolean): Promise<SignatureRecord> {
+  private async signNow(uuid: string, replace: boolean): Promise<StoredSignature> {
     const dom = await this.domain(uuid);
     const existing = await this.store.getSignature(uuid);
     if (existing && !replace) throw new AlreadySignedError(uuid);
@@ -349,7 +340,7 @@ export class SignatureService {
       lastVerifiedAt: now,
     };
     if (!(await this.store.putSignature(stored, files, { replace }))) throw new AlreadySignedError(uuid);
-    return toRecord(stored);
+    return stored;
   }
 
   private async verifyNow(uuid: string, full: boolean): Promise<Verdict> {
@@ -445,7 +436,7 @@ export class SignatureService {
     return diff;
   }
 
-  private async sealNow(uuid: string): Promise<SignatureRecord> {
+  private async sealNow(uuid: string): Promise<StoredSignature> {
     const dom = await this.domain(uuid);
     const baseline = await this.store.getSignature(uuid);
     if (!baseline) throw new NotSignedError(uuid);
@@ -465,19 +456,6 @@ export class SignatureService {
     const manifest: Manifest = { ...m, disks };
     const signature = this.key.sign(manifest);
     await this.store.updateManifest(uuid, manifest, signature, now, files);
-    return toRecord({ ...baseline, manifest, signature, updatedAt: now });
+    return { ...baseline, manifest, signature, updatedAt: now };
   }
-}
-
-function toRecord(s: StoredSignature): SignatureRecord {
-  return {
-    serverId: s.serverId,
-    instanceName: s.instanceName,
-    manifest: s.manifest,
-    signature: s.signature,
-    createdAt: s.createdAt,
-    updatedAt: s.updatedAt,
-    lastVerdict: s.lastVerdict,
-    lastVerifiedAt: s.lastVerifiedAt,
-  };
 }
