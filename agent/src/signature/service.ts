@@ -150,8 +150,7 @@ export class SignatureService {
   // --- public API ---
 
   async get(uuid: string): Promise<StoredSignature | undefined> {
-    const s = await this.store.getSignature(uuid);
-    return s;
+    return this.store.getSignature(uuid);
   }
 
   async list(): Promise<StoredSignature[]> {
