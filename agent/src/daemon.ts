@@ -176,8 +176,8 @@ export async function startAgent(
   chmodSync(socket, 0o660);
   // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
   const metricsServer = config.listenMetrics ? await serveMetrics(config.listenMetrics, metrics) : undefined;
-  const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, xml) =>
-    enforcer.checkStart(serverId, xml).then((r) => {
+  const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, domain) =>
+    enforcer.checkStart(serverId, domain).then((r) => {
       metrics.hookDecisions.inc({ decision: r.allowed ? 'allow' : 'refuse' });
       return r;
     }),

@@ -7,10 +7,11 @@ import type { CheckStartResponseMsg } from '../../../proto/messages.js';
 import type { AgentConfig } from '../config.js';
 import type { AgentEvent } from '../events.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
+import type { DomainDefinition } from '../signature/domain-definition.js';
 import { AlreadySignedError } from '../signature/errors.js';
 import type { Difference, SignatureService, Verdict } from '../signature/service.js';
 import { LifecycleEvents, type LifecycleEvent } from './lifecycle.js';
-import { StartGuard, uuidOf } from './start-guard.js';
+import type { StartGuard } from './start-guard.js';
 import { stateFilePath, writeEnforcementState } from './state-file.js';
 
 export interface EnforcerDeps {
@@ -97,14 +98,14 @@ export class Enforcer {
   }
 
   /** May this instance start? Answers the libvirt hook (prepare begin). */
-  async checkStart(serverId: string, xml: string): Promise<CheckStartResponseMsg> {
-    const uuid = (serverId || uuidOf(xml) || '').toLowerCase();
+  async checkStart(serverId: string, domain: DomainDefinition): Promise<CheckStartResponseMsg> {
+    const uuid = (serverId || domain.uuid || '').toLowerCase();
     if (!uuid) return { allowed: false, reason: 'vmwarden: no domain uuid in the start request' };
     if (!(await this.d.signatures.validation()).active) {
       return { allowed: true, reason: 'validation is not active on this node' };
     }
-    const name = /<name>\s*([^<]*?)\s*<\/name>/.exec(xml)?.[1] ?? uuid;
-    return this.d.guard.during(uuid, xml, async () => {
+    const name = domain.name ?? uuid;
+    return this.d.guard.during(uuid, domain, async () => {
       const block = this.blocked.get(uuid);
       if (block) {
         return this.refuse(uuid, name, `destroyed after tampering (${block}); re-sign it to start it`);

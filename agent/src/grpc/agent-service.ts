@@ -13,6 +13,7 @@ import {
 import type { StoredSignature, SignatureService, Verdict } from '../signature/service.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
+import { DomainDefinition } from '../signature/domain-definition.js';
 import type { Enforcer } from '../enforce/enforcer.js';
 import { verdictEvent, type AgentEvent } from '../events.js';
 import type { GuestTrustManager } from '../guest/manager.js';
@@ -154,7 +155,7 @@ export function agentService(d: AgentServiceDeps) {
       if (!serverId && !domainXml)
         throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
       if (!d.enforcer) return { allowed: true, reason: 'no enforcement on this endpoint' };
-      return d.enforcer.checkStart(serverId, domainXml);
+      return d.enforcer.checkStart(serverId, new DomainDefinition(domainXml));
     }),
 
     updateTrust: unary<TrustBundleMsg>(async (bundle) => {

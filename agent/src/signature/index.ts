@@ -1,4 +1,5 @@
-export { canonicalDomainXml, configDigest, parseXml } from './canonical-xml.js';
+export { canonicalDigest, canonicalDomainXml, configDigest, parseXml } from './canonical-xml.js';
+export { DomainDefinition } from './domain-definition.js';
 export type { XmlElement, XmlNode } from './canonical-xml.js';
 export { backingChain, domainArtifacts } from './artifacts.js';
 export type { BootArtifact, BootRole, DomainArtifacts, WritableDisk } from './artifacts.js';

@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../../../controller/src/platform/clock.
 import type { DomainInfo, Hypervisor } from '../libvirt/hypervisor.js';
 import { AgentStore, type StoredSignature, type VerdictValue } from '../store/agent-store.js';
 import { domainArtifacts, type BootArtifact, type BootRole, type WritableDisk } from './artifacts.js';
-import { configDigest } from './canonical-xml.js';
+import { DomainDefinition } from './domain-definition.js';
 import {
   AlreadySignedError,
   ArtifactError,
@@ -54,8 +54,16 @@ export interface Verdict {
   stats?: { files: number; reused: number; bytesRead: number; ms: number };
 }
 
+/**
+ * The hypervisor as the service sees it. The start guard answers for a starting domain with the
+ * definition the hook passed, already parsed: it is not parsed again.
+ */
+export type DefinitionSource = Hypervisor & {
+  inactiveDefinition?(uuid: string): Promise<DomainDefinition>;
+};
+
 export interface SignatureServiceOptions {
-  hypervisor: Hypervisor;
+  hypervisor: DefinitionSource;
   store: AgentStore;
   key: NodeKey;
   engine?: HashEngine;
@@ -102,7 +110,7 @@ function sealedDisk(
 }
 
 export class SignatureService {
-  private readonly hv: Hypervisor;
+  private readonly hv: DefinitionSource;
   private readonly store: AgentStore;
   private readonly key: NodeKey;
   private readonly engine: HashEngine;
@@ -240,8 +248,10 @@ export class SignatureService {
 
   /** Digest of the definition plus the files it points at; files that are not regular go to unsupported. */
   private async coverage(uuid: string): Promise<Coverage> {
-    const xml = await this.hv.inactiveXml(uuid);
-    const found = await domainArtifacts(xml, { qemuImg: this.qemuImg });
+    const domain = this.hv.inactiveDefinition
+      ? await this.hv.inactiveDefinition(uuid)
+      : new DomainDefinition(await this.hv.inactiveXml(uuid));
+    const found = await domainArtifacts(domain, { qemuImg: this.qemuImg });
     const unsupported = [...found.unsupported];
     const hashable = async (path: string, what: string) => {
       try {
@@ -257,7 +267,7 @@ export class SignatureService {
     for (const a of found.boot) if (await hashable(a.path, a.role)) boot.push(a);
     const disks: WritableDisk[] = [];
     for (const d of found.disks) if (await hashable(d.path, `disk ${d.target}`)) disks.push(d);
-    return { config: configDigest(xml), boot, disks, unsupported };
+    return { config: domain.configDigest(), boot, disks, unsupported };
   }
 
   /** Hashes files with their cached previous digests and refreshes the cache. */
