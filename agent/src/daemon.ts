@@ -8,14 +8,15 @@ import { vmwardenServices } from '../../proto/load.js';
 import { CertificateSource, grpcServerOptions, serverTls } from '../../proto/grpc-tls.js';
 import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
-import type { EventMsg, NodeInfo } from '../../proto/messages.js';
+import type { NodeInfo } from '../../proto/messages.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { AgentConfig } from './config.js';
 import { connectHypervisor, pickDefaultUri, type Hypervisor } from './libvirt/hypervisor.js';
 import { SignatureService } from './signature/service.js';
 import { loadCredentials } from './credentials.js';
 import { ControllerLink } from './controller-link.js';
-import { agentService, instancesOf } from './grpc/agent-service.js';
+import { agentService, eventMsg, instancesOf } from './grpc/agent-service.js';
+import type { AgentEvent } from './events.js';
 import { ChangeWatcher } from './watch.js';
 import { Enforcer } from './enforce/enforcer.js';
 import { StartGuard } from './enforce/start-guard.js';
@@ -103,7 +104,7 @@ export async function startAgent(
     onHashed: (d) => metrics.onHashed(d),
   });
   const events = new EventEmitter();
-  events.on('event', (e: EventMsg) => metrics.onEvent(e));
+  events.on('event', (e: AgentEvent) => metrics.onEvent(e));
   let link = new ControllerLink(creds);
   const certs = new CertificateSource(Buffer.from(creds.ca), Buffer.from(creds.cert), Buffer.from(creds.key));
   const watcher = new ChangeWatcher(signatures, hypervisor, events, {
@@ -175,8 +176,8 @@ export async function startAgent(
   chmodSync(socket, 0o660);
   // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
   const metricsServer = config.listenMetrics ? await serveMetrics(config.listenMetrics, metrics) : undefined;
-  const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, xml) =>
-    enforcer.checkStart(serverId, xml).then((r) => {
+  const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, domain) =>
+    enforcer.checkStart(serverId, domain).then((r) => {
       metrics.hookDecisions.inc({ decision: r.allowed ? 'allow' : 'refuse' });
       return r;
     }),
@@ -194,13 +195,13 @@ export async function startAgent(
       libvirtUri: hypervisor.uri,
     });
   };
-  const forward = (e: EventMsg) => void link.reportEvent(e).catch(() => undefined);
+  const forward = (e: AgentEvent) => void link.reportEvent(eventMsg(e)).catch(() => undefined);
   events.on('event', forward);
   await report().catch(() => undefined); // the controller may be down: we keep working and retry
   await watcher.start();
   await enforcer.start();
   await guests?.start();
-  events.on('event', (e: EventMsg) => {
+  events.on('event', (e: AgentEvent) => {
     if (e.kind !== 'validation') return;
     void watcher.refresh();
     void enforcer.writeState().catch(() => undefined);

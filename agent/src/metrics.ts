@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, labelText, num } from '../../lib/metrics/prometheus.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
-import type { EventMsg } from '../../proto/messages.js';
+import type { AgentEvent } from './events.js';
 import type { FileDigest } from './signature/hashing/index.js';
 
 type Sample = { labels: Record<string, string>; value: number };
@@ -37,7 +37,7 @@ export class AgentMetrics {
 
   constructor(private readonly gauges: () => Promise<Record<string, { help: string; samples: Sample[] }>>) {}
 
-  onEvent(e: EventMsg): void {
+  onEvent(e: AgentEvent): void {
     if (e.kind === 'verdict' && e.verdict) this.verdicts.inc({ is_valid: String(e.verdict.isValid) });
   }
 

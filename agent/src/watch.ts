@@ -5,7 +5,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import cron from 'node-cron';
 import type { Hypervisor } from './libvirt/hypervisor.js';
 import type { SignatureService } from './signature/service.js';
-import { verdictEvent } from './grpc/agent-service.js';
+import { verdictEvent } from './events.js';
 
 /**
  * Notices tampering between starts: chokidar watches the persistent domain definitions and every

@@ -28,7 +28,7 @@ import { SignStore } from './sign/store.js';
 import { TaskRunner } from './sign/tasks.js';
 import { AuditLog } from './ops/audit.js';
 import { Metrics } from './ops/metrics.js';
-import { storeGauges } from './ops/routes.js';
+import { storeGauges } from './ops/store-gauges.js';
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {

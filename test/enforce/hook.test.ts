@@ -40,9 +40,9 @@ let endpoint: HookEndpoint | undefined;
 let raw: Server | undefined;
 
 async function startEndpoint() {
-  endpoint = await startHookEndpoint(hookSock, (serverId, xml) => {
-    calls.push({ serverId, xml });
-    return decide(serverId, xml);
+  endpoint = await startHookEndpoint(hookSock, (serverId, domain) => {
+    calls.push({ serverId, xml: domain.xml });
+    return decide(serverId, domain.xml);
   });
 }
 

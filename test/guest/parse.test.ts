@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseAccepted } from '../../agent/src/guest/manager.js';
+import { parseAccepted } from '../../agent/src/guest/sessions.js';
 import { fingerprintOf, killSessions, sshdDropIn } from '../../agent/src/guest/trust.js';
 
 test('parses the certificate login line of sshd (LogLevel VERBOSE)', () => {

@@ -3,14 +3,15 @@
 import type { EventEmitter } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CheckStartResponseMsg, DifferenceMsg, EventMsg } from '../../../proto/messages.js';
+import type { CheckStartResponseMsg } from '../../../proto/messages.js';
 import type { AgentConfig } from '../config.js';
+import type { AgentEvent } from '../events.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
+import type { DomainDefinition } from '../signature/domain-definition.js';
 import { AlreadySignedError } from '../signature/errors.js';
 import type { Difference, SignatureService, Verdict } from '../signature/service.js';
-import { verdictMsg } from '../grpc/agent-service.js';
 import { LifecycleEvents, type LifecycleEvent } from './lifecycle.js';
-import { StartGuard, uuidOf } from './start-guard.js';
+import type { StartGuard } from './start-guard.js';
 import { stateFilePath, writeEnforcementState } from './state-file.js';
 
 export interface EnforcerDeps {
@@ -40,21 +41,6 @@ export function describeDifference(d: Difference): string {
   return `${what} changed${chunks}${d.reason ? ` (${d.reason})` : ''}`;
 }
 
-/** A Difference from its proto form (empty strings = absent). */
-function fromMsg(d: DifferenceMsg): Difference {
-  const opt = (s: string) => s || undefined;
-  return {
-    component: d.component as Difference['component'],
-    role: opt(d.role) as Difference['role'],
-    target: opt(d.target),
-    path: opt(d.path),
-    expected: opt(d.expected),
-    actual: opt(d.actual),
-    chunks: d.chunks,
-    reason: opt(d.reason),
-  };
-}
-
 export const describeVerdict = (v: Verdict) => v.differences.map(describeDifference).join('; ');
 
 const SEAL_WAIT_MS = 10_000;
@@ -67,7 +53,7 @@ export class Enforcer {
   /** Lifecycle handlers and tamper checks in flight: stop() waits for them (they use the store). */
   private readonly inFlight = new Set<Promise<void>>();
   private stopped = false;
-  private readonly onEvent = (e: EventMsg) => this.track(() => this.tamperCheck(e));
+  private readonly onEvent = (e: AgentEvent) => this.track(() => this.tamperCheck(e));
 
   constructor(private readonly d: EnforcerDeps) {
     this.blockedFile = join(d.dataDir, 'blocked.json');
@@ -112,14 +98,14 @@ export class Enforcer {
   }
 
   /** May this instance start? Answers the libvirt hook (prepare begin). */
-  async checkStart(serverId: string, xml: string): Promise<CheckStartResponseMsg> {
-    const uuid = (serverId || uuidOf(xml) || '').toLowerCase();
+  async checkStart(serverId: string, domain: DomainDefinition): Promise<CheckStartResponseMsg> {
+    const uuid = (serverId || domain.uuid || '').toLowerCase();
     if (!uuid) return { allowed: false, reason: 'vmwarden: no domain uuid in the start request' };
     if (!(await this.d.signatures.validation()).active) {
       return { allowed: true, reason: 'validation is not active on this node' };
     }
-    const name = /<name>\s*([^<]*?)\s*<\/name>/.exec(xml)?.[1] ?? uuid;
-    return this.d.guard.during(uuid, xml, async () => {
+    const name = domain.name ?? uuid;
+    return this.d.guard.during(uuid, domain, async () => {
       const block = this.blocked.get(uuid);
       if (block) {
         return this.refuse(uuid, name, `destroyed after tampering (${block}); re-sign it to start it`);
@@ -179,7 +165,7 @@ export class Enforcer {
   }
 
   private emit(e: {
-    kind: string;
+    kind: AgentEvent['kind'];
     serverId: string;
     instanceName: string;
     action: string;
@@ -192,10 +178,10 @@ export class Enforcer {
       serverId: e.serverId,
       instanceName: e.instanceName,
       detail: e.detail,
-      verdict: e.verdict ? verdictMsg(e.verdict) : null,
+      verdict: e.verdict ?? null,
       state: '',
       action: e.action,
-    } satisfies EventMsg);
+    } satisfies AgentEvent);
   }
 
   /** Shut off → seal its writable disks, so the next start compares them with what was left. */
@@ -209,7 +195,7 @@ export class Enforcer {
       detail: `${e.event} ${e.detail}`.trim(),
       verdict: null,
       state: e.event === 'Stopped' ? 'shut off' : e.event === 'Started' ? 'running' : '',
-    } satisfies EventMsg);
+    } satisfies AgentEvent);
     if (e.event !== 'Stopped' || !rec || !rec.manifest.disks.length) return;
     const seal = this.d.signatures.sealDisks(rec.serverId).then(
       () => undefined,
@@ -221,12 +207,12 @@ export class Enforcer {
   }
 
   /** Tamper policy for a running instance found "false" (file watcher, nightly re-hash, controller). */
-  private async tamperCheck(e: EventMsg): Promise<void> {
+  private async tamperCheck(e: AgentEvent): Promise<void> {
     if (e.kind !== 'verdict' || e.verdict?.isValid !== 'false' || (e.action && e.action !== 'alert')) return;
     if (this.d.config.tamperPolicy !== 'shutdown' || this.d.guard.isStarting(e.serverId)) return;
     const dom = await this.d.hypervisor.getDomain(e.serverId).catch(() => undefined);
     if (!dom || dom.state === 'shut off') return;
-    const why = e.verdict.differences.map((d) => describeDifference(fromMsg(d))).join('; ');
+    const why = describeVerdict(e.verdict);
     this.blocked.set(e.serverId, why || 'signature check failed');
     this.saveBlocked();
     try {

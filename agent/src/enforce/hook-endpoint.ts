@@ -7,12 +7,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CheckStartResponseMsg } from '../../../proto/messages.js';
-import { uuidOf } from './start-guard.js';
+import { DomainDefinition } from '../signature/domain-definition.js';
 
 /** Larger domain XML is refused (a definition is a few KiB). */
 const MAX_BODY = 4 * 1024 * 1024;
 
-export type CheckStartFn = (serverId: string, domainXml: string) => Promise<CheckStartResponseMsg>;
+export type CheckStartFn = (serverId: string, domain: DomainDefinition) => Promise<CheckStartResponseMsg>;
 
 export interface HookEndpoint {
   path: string;
@@ -44,13 +44,13 @@ async function handle(req: IncomingMessage, res: ServerResponse, check: CheckSta
     if (size > MAX_BODY) return answer(res, 413, refused(`domain XML larger than ${MAX_BODY} bytes`));
     chunks.push(c);
   }
-  const xml = Buffer.concat(chunks).toString('utf8');
-  const uuid = uuidOf(xml);
-  if (!uuid || !/<domain[\s>]/.test(xml))
+  const domain = new DomainDefinition(Buffer.concat(chunks).toString('utf8'));
+  const uuid = domain.uuid; // parses it: the signature check uses the same parse
+  if (!uuid)
     return answer(res, 400, refused('the domain XML on stdin is malformed (no <domain> with a <uuid>)'));
   let r: CheckStartResponseMsg;
   try {
-    r = await check(uuid, xml);
+    r = await check(uuid, domain);
   } catch (e) {
     return answer(res, 500, refused(`vmwarden agent failed: ${(e as Error).message}`));
   }

@@ -1,15 +1,16 @@
 import type { DomainInfo, Hypervisor } from '../libvirt/hypervisor.js';
-
-const tagText = (xml: string, tag: string) => new RegExp(`<${tag}>\\s*([^<]*?)\\s*</${tag}>`).exec(xml)?.[1];
+import { DomainDefinition } from '../signature/domain-definition.js';
+import type { DefinitionSource } from '../signature/service.js';
 
 /**
  * The Hypervisor the signature service sees. While the libvirt hook of a starting domain waits for
  * CheckStart, libvirtd holds that domain's lock, so any libvirt call about it would block until the
  * hook gives up (a deadlock). For a domain in `starting`, answers come from the XML the hook passed:
- * the definition being started, and the state "shut off" (QEMU is not running yet; its disks are idle).
+ * the definition being started (parsed once, by the hook), and the state "shut off" (QEMU is not
+ * running yet; its disks are idle).
  */
-export class StartGuard implements Hypervisor {
-  private readonly starting = new Map<string, { name: string; xml: string; count: number }>();
+export class StartGuard implements DefinitionSource {
+  private readonly starting = new Map<string, { domain: DomainDefinition; count: number }>();
 
   constructor(private readonly inner: Hypervisor) {}
 
@@ -17,11 +18,10 @@ export class StartGuard implements Hypervisor {
     return this.inner.uri;
   }
 
-  /** Runs `fn` while `uuid` is answered from `xml`. */
-  async during<T>(uuid: string, xml: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` while `uuid` is answered from `domain`. */
+  async during<T>(uuid: string, domain: DomainDefinition, fn: () => Promise<T>): Promise<T> {
     const cur = this.starting.get(uuid);
-    const name = tagText(xml, 'name') ?? '';
-    this.starting.set(uuid, { name, xml, count: (cur?.count ?? 0) + 1 });
+    this.starting.set(uuid, { domain, count: (cur?.count ?? 0) + 1 });
     try {
       return await fn();
     } finally {
@@ -40,13 +40,18 @@ export class StartGuard implements Hypervisor {
 
   async getDomain(uuid: string): Promise<DomainInfo | undefined> {
     const s = this.starting.get(uuid);
-    if (s) return { uuid, name: s.name, state: 'shut off' };
+    if (s) return { uuid, name: s.domain.name ?? '', state: 'shut off' };
     return this.inner.getDomain(uuid);
   }
 
   async inactiveXml(uuid: string): Promise<string> {
     const s = this.starting.get(uuid);
-    return s ? s.xml : this.inner.inactiveXml(uuid);
+    return s ? s.domain.xml : this.inner.inactiveXml(uuid);
+  }
+
+  async inactiveDefinition(uuid: string): Promise<DomainDefinition> {
+    const s = this.starting.get(uuid);
+    return s ? s.domain : new DomainDefinition(await this.inner.inactiveXml(uuid));
   }
 
   defineXml(xml: string): Promise<DomainInfo> {
@@ -68,9 +73,4 @@ export class StartGuard implements Hypervisor {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/** The `<uuid>` of a domain XML (lower case), or undefined. */
-export function uuidOf(xml: string): string | undefined {
-  return tagText(xml, 'uuid')?.toLowerCase();
 }

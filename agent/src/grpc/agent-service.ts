@@ -11,10 +11,12 @@ import {
   NotFoundError,
   NotSignedError,
 } from '../signature/errors.js';
-import type { SignatureRecord, SignatureService, Verdict } from '../signature/service.js';
+import type { StoredSignature, SignatureService, Verdict } from '../signature/service.js';
 import type { Hypervisor } from '../libvirt/hypervisor.js';
 import { canonicalJson } from '../signature/manifest.js';
+import { DomainDefinition } from '../signature/domain-definition.js';
 import type { Enforcer } from '../enforce/enforcer.js';
+import { verdictEvent, type AgentEvent } from '../events.js';
 import type { GuestTrustManager } from '../guest/manager.js';
 import type { TrustBundleMsg } from '../../../proto/messages.js';
 
@@ -45,7 +47,7 @@ const { unary: unaryCall, toGrpc } = grpcHandlers({
   internalMessage: (err) => (err as Error).message ?? String(err),
 });
 
-export function signatureMsg(r: SignatureRecord): SignatureMsg {
+export function signatureMsg(r: StoredSignature): SignatureMsg {
   return {
     serverId: r.serverId,
     instanceName: r.instanceName,
@@ -75,17 +77,9 @@ export function verdictMsg(v: Verdict): VerdictMsg {
   };
 }
 
-/** The event every verdict becomes, whoever asked for the check (controller, watcher, nightly job). */
-export function verdictEvent(v: Verdict): EventMsg {
-  return {
-    time: v.checkedAt,
-    kind: 'verdict',
-    serverId: v.serverId,
-    instanceName: '',
-    detail: v.isValid,
-    verdict: verdictMsg(v),
-    state: '',
-  };
+/** The wire form of an event on the agent's bus (WatchEvents, ReportEvent). */
+export function eventMsg(e: AgentEvent): EventMsg {
+  return { ...e, verdict: e.verdict ? verdictMsg(e.verdict) : null };
 }
 
 /** Every domain on this host with its signature status: ListInstances and the inventory report. */
@@ -154,7 +148,7 @@ export function agentService(d: AgentServiceDeps) {
       if (!serverId && !domainXml)
         throw grpcError(grpc.status.INVALID_ARGUMENT, 'server_id or domain_xml is required');
       if (!d.enforcer) return { allowed: true, reason: 'no enforcement on this endpoint' };
-      return d.enforcer.checkStart(serverId, domainXml);
+      return d.enforcer.checkStart(serverId, new DomainDefinition(domainXml));
     }),
 
     updateTrust: unary<TrustBundleMsg>(async (bundle) => {
@@ -186,7 +180,7 @@ export function agentService(d: AgentServiceDeps) {
           detail: active ? 'activated' : 'deactivated',
           verdict: null,
           state: '',
-        } satisfies EventMsg);
+        } satisfies AgentEvent);
         call.write({ done: 0, total: 0, finished: true, active });
         call.end();
       })().catch((err) => failStream(call, err));
@@ -199,7 +193,7 @@ export function agentService(d: AgentServiceDeps) {
         failStream(call, err);
         return;
       }
-      const forward = (e: EventMsg) => call.write(e);
+      const forward = (e: AgentEvent) => call.write(eventMsg(e));
       d.events.on('event', forward);
       call.on('cancelled', () => d.events.off('event', forward));
       call.on('close', () => d.events.off('event', forward));

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { canonicalDomainTree, childElements, firstChild, textOf, type XmlElement } from './canonical-xml.js';
+import type { DomainDefinition } from './domain-definition.js';
 
 const execFileP = promisify(execFile);
 
@@ -144,9 +145,12 @@ export async function backingChain(
 }
 
 /** Boot artifacts and writable disks of a domain definition (inactive XML). */
-export async function domainArtifacts(xml: string, opts: ArtifactOptions = {}): Promise<DomainArtifacts> {
+export async function domainArtifacts(
+  domain: string | DomainDefinition,
+  opts: ArtifactOptions = {},
+): Promise<DomainArtifacts> {
   const qemuImg = opts.qemuImg ?? 'qemu-img';
-  const root = canonicalDomainTree(xml);
+  const root = typeof domain === 'string' ? canonicalDomainTree(domain) : domain.tree;
   const boot: BootArtifact[] = [];
   const seen = new Set<string>();
   const add = (role: BootRole, path: string | undefined) => {

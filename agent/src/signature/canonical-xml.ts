@@ -178,5 +178,10 @@ export function canonicalDomainXml(xml: string): string {
 
 /** 'sha256:<hex>' over the canonical serialisation (UTF-8). */
 export function configDigest(xml: string): string {
-  return 'sha256:' + createHash('sha256').update(canonicalDomainXml(xml), 'utf8').digest('hex');
+  return canonicalDigest(canonicalDomainTree(xml));
+}
+
+/** configDigest of a canonical tree already parsed. */
+export function canonicalDigest(tree: XmlElement): string {
+  return 'sha256:' + createHash('sha256').update(serialiseXml(tree), 'utf8').digest('hex');
 }

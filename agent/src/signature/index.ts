@@ -1,4 +1,5 @@
-export { canonicalDomainXml, configDigest, parseXml } from './canonical-xml.js';
+export { canonicalDigest, canonicalDomainXml, configDigest, parseXml } from './canonical-xml.js';
+export { DomainDefinition } from './domain-definition.js';
 export type { XmlElement, XmlNode } from './canonical-xml.js';
 export { backingChain, domainArtifacts } from './artifacts.js';
 export type { BootArtifact, BootRole, DomainArtifacts, WritableDisk } from './artifacts.js';
@@ -14,4 +15,4 @@ export {
   SignatureError,
 } from './errors.js';
 export { SignatureService } from './service.js';
-export type { Difference, SignatureRecord, SignatureServiceOptions, Verdict } from './service.js';
+export type { Difference, StoredSignature, SignatureServiceOptions, Verdict } from './service.js';

@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../../../lib/platform/clock.js';
 import type { DomainInfo, Hypervisor } from '../libvirt/hypervisor.js';
 import { AgentStore, type StoredSignature, type VerdictValue } from '../store/agent-store.js';
 import { domainArtifacts, type BootArtifact, type BootRole, type WritableDisk } from './artifacts.js';
-import { configDigest } from './canonical-xml.js';
+import { DomainDefinition } from './domain-definition.js';
 import {
   AlreadySignedError,
   ArtifactError,
@@ -29,16 +29,7 @@ import {
 } from './manifest.js';
 import { NodeKey } from './node-key.js';
 
-export interface SignatureRecord {
-  serverId: string;
-  instanceName: string;
-  manifest: Manifest;
-  signature: string;
-  createdAt: string;
-  updatedAt: string | null;
-  lastVerdict: VerdictValue;
-  lastVerifiedAt: string | null;
-}
+export type { StoredSignature } from '../store/agent-store.js';
 
 export interface Difference {
   component: 'config' | 'boot' | 'disk';
@@ -63,8 +54,16 @@ export interface Verdict {
   stats?: { files: number; reused: number; bytesRead: number; ms: number };
 }
 
+/**
+ * The hypervisor as the service sees it. The start guard answers for a starting domain with the
+ * definition the hook passed, already parsed: it is not parsed again.
+ */
+export type DefinitionSource = Hypervisor & {
+  inactiveDefinition?(uuid: string): Promise<DomainDefinition>;
+};
+
 export interface SignatureServiceOptions {
-  hypervisor: Hypervisor;
+  hypervisor: DefinitionSource;
   store: AgentStore;
   key: NodeKey;
   engine?: HashEngine;
@@ -111,7 +110,7 @@ function sealedDisk(
 }
 
 export class SignatureService {
-  private readonly hv: Hypervisor;
+  private readonly hv: DefinitionSource;
   private readonly store: AgentStore;
   private readonly key: NodeKey;
   private readonly engine: HashEngine;
@@ -158,17 +157,16 @@ export class SignatureService {
 
   // --- public API ---
 
-  async get(uuid: string): Promise<SignatureRecord | undefined> {
-    const s = await this.store.getSignature(uuid);
-    return s && toRecord(s);
+  async get(uuid: string): Promise<StoredSignature | undefined> {
+    return this.store.getSignature(uuid);
   }
 
-  async list(): Promise<SignatureRecord[]> {
-    return (await this.store.listSignatures()).map(toRecord);
+  async list(): Promise<StoredSignature[]> {
+    return this.store.listSignatures();
   }
 
   /** Signs an instance. Without `replace` an existing baseline is an AlreadySignedError. */
-  sign(uuid: string, opts: { replace?: boolean; queue?: boolean } = {}): Promise<SignatureRecord> {
+  sign(uuid: string, opts: { replace?: boolean; queue?: boolean } = {}): Promise<StoredSignature> {
     if (opts.queue === false) return this.signNow(uuid, opts.replace ?? false); // see verify()
     return this.locked(uuid, () => this.signNow(uuid, opts.replace ?? false));
   }
@@ -184,7 +182,7 @@ export class SignatureService {
   }
 
   /** Hashes the writable disks of a shut-off instance into its baseline (re-signed, updatedAt set). */
-  sealDisks(uuid: string): Promise<SignatureRecord> {
+  sealDisks(uuid: string): Promise<StoredSignature> {
     return this.locked(uuid, () => this.sealNow(uuid));
   }
 
@@ -250,8 +248,10 @@ export class SignatureService {
 
   /** Digest of the definition plus the files it points at; files that are not regular go to unsupported. */
   private async coverage(uuid: string): Promise<Coverage> {
-    const xml = await this.hv.inactiveXml(uuid);
-    const found = await domainArtifacts(xml, { qemuImg: this.qemuImg });
+    const domain = this.hv.inactiveDefinition
+      ? await this.hv.inactiveDefinition(uuid)
+      : new DomainDefinition(await this.hv.inactiveXml(uuid));
+    const found = await domainArtifacts(domain, { qemuImg: this.qemuImg });
     const unsupported = [...found.unsupported];
     const hashable = async (path: string, what: string) => {
       try {
@@ -267,7 +267,7 @@ export class SignatureService {
     for (const a of found.boot) if (await hashable(a.path, a.role)) boot.push(a);
     const disks: WritableDisk[] = [];
     for (const d of found.disks) if (await hashable(d.path, `disk ${d.target}`)) disks.push(d);
-    return { config: configDigest(xml), boot, disks, unsupported };
+    return { config: domain.configDigest(), boot, disks, unsupported };
   }
 
   /** Hashes files with their cached previous digests and refreshes the cache. */
@@ -291,7 +291,7 @@ export class SignatureService {
     return new Map(unique.map((p, i) => [p, results[i]!]));
   }
 
-  private async signNow(uuid: string, replace: boolean): Promise<SignatureRecord> {
+  private async signNow(uuid: string, replace: boolean): Promise<StoredSignature> {
     const dom = await this.domain(uuid);
     const existing = await this.store.getSignature(uuid);
     if (existing && !replace) throw new AlreadySignedError(uuid);
@@ -349,7 +349,7 @@ export class SignatureService {
       lastVerifiedAt: now,
     };
     if (!(await this.store.putSignature(stored, files, { replace }))) throw new AlreadySignedError(uuid);
-    return toRecord(stored);
+    return stored;
   }
 
   private async verifyNow(uuid: string, full: boolean): Promise<Verdict> {
@@ -445,7 +445,7 @@ export class SignatureService {
     return diff;
   }
 
-  private async sealNow(uuid: string): Promise<SignatureRecord> {
+  private async sealNow(uuid: string): Promise<StoredSignature> {
     const dom = await this.domain(uuid);
     const baseline = await this.store.getSignature(uuid);
     if (!baseline) throw new NotSignedError(uuid);
@@ -465,19 +465,6 @@ export class SignatureService {
     const manifest: Manifest = { ...m, disks };
     const signature = this.key.sign(manifest);
     await this.store.updateManifest(uuid, manifest, signature, now, files);
-    return toRecord({ ...baseline, manifest, signature, updatedAt: now });
+    return { ...baseline, manifest, signature, updatedAt: now };
   }
-}
-
-function toRecord(s: StoredSignature): SignatureRecord {
-  return {
-    serverId: s.serverId,
-    instanceName: s.instanceName,
-    manifest: s.manifest,
-    signature: s.signature,
-    createdAt: s.createdAt,
-    updatedAt: s.updatedAt,
-    lastVerdict: s.lastVerdict,
-    lastVerifiedAt: s.lastVerifiedAt,
-  };
 }

@@ -1,4 +1,5 @@
 import { badRequest } from '../platform/errors.js';
+import type { SqlFilter } from '../store/sql-filter.js';
 
 /**
  * A subset of the OpenZiti filter language compiled to parameterised SQL:
@@ -6,13 +7,6 @@ import { badRequest } from '../platform/errors.js';
  * Operators: = != < <= > >= contains icontains in [..]; and, or, not, parentheses; literal true/false.
  * Only fields of the given map can be named; values never reach SQL text.
  */
-export interface CompiledFilter {
-  where: string;
-  params: unknown[];
-  orderBy: string;
-  skip?: number;
-  limit?: number;
-}
 
 type Token = {
   kind: 'word' | 'string' | 'number' | 'op' | 'punct';
@@ -90,11 +84,11 @@ class Parser {
     if (t.text !== p || t.kind !== 'punct') throw invalid(`expected '${p}' at position ${t.pos}`);
   }
 
-  parse(): CompiledFilter {
+  parse(): SqlFilter {
     let where = '1=1';
     const t = this.peek();
     if (t && !this.isWord('sort') && !this.isWord('skip') && !this.isWord('limit')) where = this.or();
-    const result: CompiledFilter = { where, params: this.params, orderBy: '' };
+    const result: SqlFilter = { where, params: this.params, orderBy: '' };
     while (this.peek()) {
       if (this.isWord('sort')) {
         this.i++;
@@ -229,7 +223,7 @@ class Parser {
   }
 }
 
-export function compileFilter(filter: string | undefined, fields: Record<string, string>): CompiledFilter {
+export function compileFilter(filter: string | undefined, fields: Record<string, string>): SqlFilter {
   if (!filter || !filter.trim()) return { where: '1=1', params: [], orderBy: '' };
   return new Parser(tokenize(filter), fields).parse();
 }

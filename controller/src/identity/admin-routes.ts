@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { requireAdmin } from '../http/auth.js';
 import type { ControllerServices } from '../services.js';
 import { authenticatorFields, identityFields } from './store.js';
-import { listWindow } from './routes.js';
+import { listWindow } from './list-window.js';
 import type { IdentityPatch, NewIdentity } from './identities.js';
 import * as wire from './wire.js';
 

@@ -2,25 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, type ApiError } from '../platform/errors.js';
 import { caller, peerCertificate, requireSession } from '../http/auth.js';
 import { handleErrorsWith } from '../http/errors.js';
-import { compileFilter } from '../http/ziti-filter.js';
-import { readPage } from '../http/pagination.js';
 import type { ControllerServices } from '../services.js';
 import type { Principal } from './model.js';
-import { authenticatorFields, type ListWindow } from './store.js';
+import { authenticatorFields } from './store.js';
+import { listWindow } from './list-window.js';
 import { registerIdentityAdminRoutes } from './admin-routes.js';
 import * as wire from './wire.js';
 
 /** OpenZiti-format errors, used by this group's routes and for unknown paths of the group. */
 export function renderZitiError(err: ApiError, request: FastifyRequest, reply: FastifyReply) {
   return reply.status(err.status).send(wire.errorEnvelope(err, String(request.id)));
-}
-
-/** Reads limit/offset/filter the OpenZiti way: query params, overridden by the filter's skip/limit. */
-export function listWindow(query: unknown, fields: Record<string, string>): ListWindow {
-  const filter = compileFilter((query as { filter?: string }).filter, fields);
-  // The filter's own `skip`/`limit` win over the query parameters.
-  const { limit, offset } = readPage(query, wire.PAGE, { offset: filter.skip, limit: filter.limit });
-  return { filter, limit, offset };
 }
 
 /** Identity & API sessions group (OpenZiti edge management semantics). */

@@ -1,5 +1,5 @@
 import type { Database, Tx } from '../../../lib/store/database.js';
-import type { CompiledFilter } from '../http/ziti-filter.js';
+import type { SqlFilter } from '../store/sql-filter.js';
 import type { ApiSession, Authenticator, Identity } from './model.js';
 
 /** Filterable fields of the OpenZiti filter language → SQL columns. */
@@ -24,7 +24,7 @@ export const authenticatorFields: Record<string, string> = {
 };
 
 export interface ListWindow {
-  filter: CompiledFilter;
+  filter: SqlFilter;
   limit: number;
   offset: number;
 }

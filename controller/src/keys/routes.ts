@@ -5,6 +5,7 @@ import { handleErrorsWith } from '../http/errors.js';
 import type { Identity } from '../identity/model.js';
 import type { ControllerServices } from '../services.js';
 import * as wire from './wire.js';
+import { authenticatorUnknown, invalidField, sshKeyUnknown } from './errors.js';
 
 const REALM = 'Basic realm="vmwarden SSH key registry", charset="UTF-8"';
 
@@ -82,10 +83,10 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
     const caller = who(request);
     const query = request.query as Record<string, unknown>;
     const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
-    if (unknownParam) throw wire.invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
+    if (unknownParam) throw invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
     if (query.copersonid === undefined) return wire.sshKeysResponse(await keys.list(caller));
     if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
-      throw wire.invalidField('copersonid', 'copersonid must be one CO Person id');
+      throw invalidField('copersonid', 'copersonid must be one CO Person id');
     const list = await keys.listForPerson(caller, query.copersonid.trim());
     if (list.length === 0) return reply.status(204).send();
     return wire.sshKeysResponse(list);
@@ -101,7 +102,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
 
   // --- One SshKey: /ssh_keys/<id>.json ------------------------------------------------------------
   const keyId = (request: FastifyRequest) =>
-    wire.parseIdRef((request.params as { ref: string }).ref, wire.sshKeyUnknown);
+    wire.parseIdRef((request.params as { ref: string }).ref, sshKeyUnknown);
 
   app.get('/ssh_keys/:ref', async (request) => {
     const caller = who(request);
@@ -126,16 +127,16 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
     const caller = who(request);
     const query = request.query as Record<string, unknown>;
     const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
-    if (unknownParam) throw wire.invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
+    if (unknownParam) throw invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
     if (query.copersonid === undefined) return wire.authenticatorsResponse(await keys.authenticators(caller));
     if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
-      throw wire.invalidField('copersonid', 'copersonid must be one CO Person id');
+      throw invalidField('copersonid', 'copersonid must be one CO Person id');
     return wire.authenticatorsResponse([await keys.authenticatorFor(caller, query.copersonid.trim())]);
   });
 
   app.get('/authenticators/:ref', async (request) => {
     const caller = who(request);
-    const id = wire.parseIdRef((request.params as { ref: string }).ref, wire.authenticatorUnknown);
+    const id = wire.parseIdRef((request.params as { ref: string }).ref, authenticatorUnknown);
     return wire.authenticatorsResponse([await keys.getAuthenticator(caller, id)]);
   });
 
@@ -144,7 +145,7 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
       const caller = who(request);
       let ref = (request.params as { id: string }).id;
       if (!ref.includes('.')) ref += '.json';
-      const id = wire.parseIdRef(ref, wire.authenticatorUnknown);
+      const id = wire.parseIdRef(ref, authenticatorUnknown);
       return wire.authenticatorsResponse([await keys.setLocked(caller, id, action === 'lock')]);
     });
   }

@@ -2,7 +2,7 @@ import { ApiError, forbidden } from '../platform/errors.js';
 import type { Clock } from '../../../lib/platform/clock.js';
 import type { Identity } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
-import { openSshLine } from './key-material.js';
+import { openSshLine, type ParsedKey } from './key-material.js';
 import type { SshKey, SshKeyAuthenticator, SshKeyStore, SshKeyTx } from './store.js';
 import {
   authenticatorUnknown,
@@ -10,8 +10,17 @@ import {
   InvalidFieldsError,
   personUnknown,
   sshKeyUnknown,
-  type SshKeyRequest,
-} from './wire.js';
+} from './errors.js';
+
+/** A validated SshKey request: who it is for, and the parsed key. */
+export interface SshKeyRequest {
+  personId: string;
+  authenticatorId: number;
+  key: ParsedKey;
+  comment: string;
+  /** The Id the body carried (a PUT may echo the object it got from GET). */
+  id?: string;
+}
 
 /** A registered key, ready for an access request (certificate signing). */
 export interface UsableKey {

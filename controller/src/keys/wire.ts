@@ -6,6 +6,8 @@
 import { ApiError } from '../platform/errors.js';
 import { parsePositiveId } from '../platform/ids.js';
 import { KeyMaterialError, MAX_SKEY_CHARS, parseKeyMaterial, type ParsedKey } from './key-material.js';
+import { InvalidFieldsError, invalidField } from './errors.js';
+import type { SshKeyRequest } from './service.js';
 import type { SshKey, SshKeyAuthenticator } from './store.js';
 
 export const VERSION = '1.0';
@@ -13,20 +15,6 @@ export const MAX_COMMENT_CHARS = 256;
 /** Bodies of this group are small: one key of at most 16 KiB plus its envelope. */
 export const BODY_LIMIT = 64 * 1024;
 
-/** 400 "Invalid Fields" with COmanage's InvalidFields map. */
-export class InvalidFieldsError extends ApiError {
-  constructor(readonly fields: Record<string, string[]>) {
-    const first = Object.entries(fields)[0];
-    super(400, 'INVALID_FIELDS', first ? `${first[0]}: ${first[1][0]}` : 'Invalid Fields');
-  }
-}
-
-export const invalidField = (field: string, message: string) =>
-  new InvalidFieldsError({ [field]: [message] });
-export const sshKeyUnknown = () => new ApiError(404, 'SSHKEY_UNKNOWN', 'SshKey Unknown');
-export const personUnknown = () => new ApiError(404, 'COPERSON_UNKNOWN', 'CO Person Unknown');
-export const authenticatorUnknown = () =>
-  new ApiError(404, 'AUTHENTICATOR_UNKNOWN', 'SshKeyAuthenticator Unknown');
 export const jsonOnly = (format: string) =>
   new ApiError(
     415,
@@ -112,16 +100,6 @@ export const authenticatorsResponse = (list: SshKeyAuthenticator[]) => ({
   Version: VERSION,
   SshKeyAuthenticators: list.map(authenticatorView),
 });
-
-/** A validated SshKey request: who it is for, and the parsed key. */
-export interface SshKeyRequest {
-  personId: string;
-  authenticatorId: number;
-  key: ParsedKey;
-  comment: string;
-  /** The Id the body carried (a PUT may echo the object it got from GET). */
-  id?: string;
-}
 
 /** Response fields a client may echo back from a GET; ignored (Id is checked against the URL). */
 const READ_ONLY = new Set([

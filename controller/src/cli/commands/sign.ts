@@ -1,0 +1,29 @@
+import { arg, emit, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
+import { keyValues, table } from '../output.js';
+
+export async function sign(ctx: Ctx): Promise<void> {
+  const client = session(ctx);
+  const sub = arg(ctx, 0, 'subcommand (list|get|create|update|manifest)');
+  const cols = ['server_id', 'instance_name', 'node_id', 'is_valid', 'created_at', 'updated_at'];
+  if (sub === 'list') {
+    noMoreArgs(ctx, 1);
+    const list = (await client.call('GET', `/v1/sign${pageQuery(ctx)}`)).body.signs as any[];
+    return emit(ctx, list, () => (list.length ? table(list, cols) : 'no signatures\n'));
+  }
+  const id = arg(ctx, 1, 'SERVER_ID');
+  noMoreArgs(ctx, 2);
+  const path = `/v1/sign/${encodeURIComponent(id)}`;
+  if (sub === 'get') {
+    const s = (await client.call('GET', path)).body.sign;
+    return emit(ctx, s, () => keyValues(s));
+  }
+  if (sub === 'create' || sub === 'update') {
+    const s = (await client.call(sub === 'create' ? 'POST' : 'PUT', '/v1/sign', { server_id: id })).body.sign;
+    return emit(ctx, s, () => keyValues(s));
+  }
+  if (sub === 'manifest') {
+    const m = (await client.call('GET', `${path}/manifest`)).body;
+    return emit(ctx, m, () => `${JSON.stringify(m, null, 2)}\n`);
+  }
+  throw usage(`unknown sign subcommand '${sub}'`);
+}
