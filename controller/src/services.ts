@@ -26,7 +26,7 @@ import { AgentClients } from './nodes/agent-clients.js';
 import { SignService } from './sign/service.js';
 import { SignStore } from './sign/store.js';
 import { TaskRunner } from './sign/tasks.js';
-import { AuditLog } from './ops/audit.js';
+import { AuditLog } from './ops/audit-log.js';
 import { Metrics } from './ops/metrics.js';
 import { storeGauges } from './ops/routes.js';
 

@@ -16,7 +16,7 @@ import { signRoutes } from '../sign/routes.js';
 import { renderSignError } from '../sign/wire.js';
 import { captureRender, handleErrorsWith, type RenderError } from './errors.js';
 import { installJsonParser } from './json-body.js';
-import { installAudit } from '../ops/audit.js';
+import { installAudit } from '../ops/audit-log.js';
 import { opsRoutes } from '../ops/routes.js';
 import { groupOf, type CollectedRoute } from '../ops/openapi.js';
 
