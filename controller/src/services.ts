@@ -26,9 +26,9 @@ import { AgentClients } from './nodes/agent-clients.js';
 import { SignService } from './sign/service.js';
 import { SignStore } from './sign/store.js';
 import { TaskRunner } from './sign/tasks.js';
-import { AuditLog } from './ops/audit.js';
+import { AuditLog } from './ops/audit-log.js';
 import { Metrics } from './ops/metrics.js';
-import { storeGauges } from './ops/store-gauges.js';
+import { storeGauges } from './ops/gauges.js';
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
@@ -54,7 +54,7 @@ export interface ControllerServices {
   agents: AgentClients;
   sign: SignService;
   tasks: TaskRunner;
-  /** The store itself: readiness checks only (services own their queries). */
+  /** The store itself (services own their queries; the controller closes it). */
   db: Database;
   /** Audit log of state-changing actions (fail closed: see ops/audit.ts). */
   audit: AuditLog;
@@ -95,15 +95,24 @@ export async function createServices(
     forceCommand: config.certForceCommand,
     sourceAddress: config.certSourceAddress,
   };
-  const access = new AccessService(accessStore, sshAuthority, krl, inventory, identityStore, policy, clock);
+  const metrics = new Metrics();
+  const access = new AccessService(
+    accessStore,
+    sshAuthority,
+    krl,
+    inventory,
+    identityStore,
+    policy,
+    clock,
+    metrics,
+  );
   access.resolveRegisteredKey = (identityId, keyId) => sshKeys.resolveUsableKey(identityId, keyId);
   const identities = new Identities(identityStore, sessions, ca, clock, config.clientCertDays);
-  const metrics = new Metrics();
   const audit = new AuditLog(db, clock, metrics);
   // Disabling or deleting an identity works like a lock: its API sessions end (Identities) and every
   // certificate it still holds is revoked through the KRL, one audit row per certificate.
   identities.onLocked = async (identity, reason, actor) => {
-    const { revoked } = await access.revokeAllOf(identity.id, reason, (tx, certs) => {
+    await access.revokeAllOf(identity.id, reason, (tx, certs) => {
       for (const cert of certs)
         audit.recordIn(tx, {
           actorId: actor?.identity.id,
@@ -114,7 +123,6 @@ export async function createServices(
           detail: `${reason}: ${identity.name} (${identity.id})`,
         });
     });
-    metrics.certificatesRevoked.inc({}, revoked.length);
   };
   identities.onUnlocked = (identity) => access.unlock(identity.id);
   const nodes = new Nodes(
@@ -130,8 +138,8 @@ export async function createServices(
   const signStore = new SignStore(db);
   const sign = new SignService(signStore, nodes, inventory, agents, clock);
   const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action));
-  storeGauges(metrics, db);
   const accessSessions = new AccessSessions(accessStore, inventory, clock);
+  storeGauges(metrics, { accessSessions, sessions, access, sign });
   const guestTrust = new GuestTrust(
     krl,
     sshAuthority,

@@ -1,18 +1,32 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { caller, requireAdmin, requireSession } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
-import type { ControllerServices } from '../services.js';
+import { routeGroup } from '../http/errors.js';
+import { bodyField, param } from '../http/audit-hooks.js';
+import type { Clock } from '../../../lib/platform/clock.js';
+import type { ApiSessions } from '../identity/sessions.js';
+import type { AuditLog } from '../ops/audit-log.js';
 import type { CaKeyType } from './sshca/keys.js';
-import type { AccessRequest } from './service.js';
+import type { AccessRequest, AccessService } from './service.js';
+import type { SshAuthority } from './authority.js';
+import type { KrlPublisher } from './krl-publisher.js';
+import type { AccessSessions } from './sessions.js';
 import { readPage } from '../http/pagination.js';
 import * as wire from './wire.js';
 
 type Q = Record<string, any>;
 
+export interface AccessRouteDeps {
+  clock: Clock;
+  sessions: ApiSessions;
+  access: AccessService;
+  accessSessions: AccessSessions;
+  sshAuthority: SshAuthority;
+  krl: KrlPublisher;
+  audit: AuditLog;
+}
+
 /** /v1/access: SSH certificates bound to one instance, revocation (KRL), sessions, the CA. */
-export async function accessRoutes(app: FastifyInstance, opts: { services: ControllerServices }) {
-  const s = opts.services;
-  handleErrorsWith(app, wire.renderAccessError);
+export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: AccessRouteDeps) => {
   app.addHook('onRequest', requireSession(s.sessions));
   const now = () => s.clock.now();
 
@@ -39,11 +53,13 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     });
   });
 
-  app.post('/ca/rotate', { schema: { body: wire.schemas.rotate } }, async (request, reply) => {
+  const rotate = {
+    config: { audit: { action: 'ca.rotate', object: (_r: unknown, res?: any) => res?.id } },
+    schema: { body: wire.schemas.rotate },
+  };
+  app.post('/ca/rotate', rotate, async (request, reply) => {
     requireAdmin(request);
-    const keyType = (request.body as { key_type?: CaKeyType } | null)?.key_type;
-    const ca = await s.sshAuthority.rotate(keyType);
-    await s.krl.changed();
+    const ca = await s.access.rotateCa((request.body as { key_type?: CaKeyType } | null)?.key_type);
     return wire.sendJson(reply, 200, {
       id: ca.id,
       public_key: ca.publicKey,
@@ -53,11 +69,14 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     });
   });
 
-  app.post('/ca/:id/retire', { schema: { params: wire.schemas.caParams } }, async (request, reply) => {
+  const retire = {
+    config: { audit: { action: 'ca.retire', object: param('id') } },
+    schema: { params: wire.schemas.caParams },
+  };
+  app.post('/ca/:id/retire', retire, async (request, reply) => {
     requireAdmin(request);
     const id = Number((request.params as { id: string }).id);
-    await s.sshAuthority.retire(id);
-    await s.krl.changed();
+    await s.access.retireCa(id);
     return wire.sendJson(reply, 200, { message: 'CA key retired', id: String(id) });
   });
 
@@ -69,7 +88,14 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     return reply.type('application/octet-stream').send(krl.blob);
   });
 
-  app.post('/request', { schema: { body: wire.schemas.request } }, async (request, reply) => {
+  const issue = {
+    // Audited inside the certificate's transaction (below): the hooks only record refusals.
+    config: {
+      audit: { action: 'certificate.issue', inline: true, object: bodyField('sandbox_id') },
+    },
+    schema: { body: wire.schemas.request },
+  };
+  app.post('/request', issue, async (request, reply) => {
     const body = request.body as AccessRequest & { ssh_key_id?: string | number };
     if (body.ssh_key_id !== undefined) body.ssh_key_id = String(body.ssh_key_id);
     const who = caller(request);
@@ -118,7 +144,10 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
 
   app.delete(
     '/certificate/:certID',
-    { schema: { params: wire.schemas.certParams, body: wire.schemas.revoke } },
+    {
+      config: { audit: { action: 'certificate.revoke', object: param('certID') } },
+      schema: { params: wire.schemas.certParams, body: wire.schemas.revoke },
+    },
     async (request, reply) => {
       const id = (request.params as { certID: string }).certID;
       const reason = (request.body as { reason?: string } | null)?.reason || 'revoked by API';
@@ -127,7 +156,16 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     },
   );
 
-  app.post('/session/start', { schema: { body: wire.schemas.sessionStart } }, async (request, reply) => {
+  const start = {
+    config: {
+      audit: {
+        action: 'session.start',
+        object: (r: FastifyRequest, res?: any) => res?.session_id ?? bodyField('certificate_id')(r),
+      },
+    },
+    schema: { body: wire.schemas.sessionStart },
+  };
+  app.post('/session/start', start, async (request, reply) => {
     const body = request.body as { certificate_id: string; source_ip?: string };
     const session = await s.accessSessions.start(
       caller(request),
@@ -137,7 +175,11 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     return wire.sendJson(reply, 200, { session_id: session.id });
   });
 
-  app.post('/session/end', { schema: { body: wire.schemas.sessionEnd } }, async (request, reply) => {
+  const end = {
+    config: { audit: { action: 'session.end', object: bodyField('session_id') } },
+    schema: { body: wire.schemas.sessionEnd },
+  };
+  app.post('/session/end', end, async (request, reply) => {
     const body = request.body as { session_id: string; reason?: string };
     const session = await s.accessSessions.end(caller(request), body.session_id, body.reason || 'ended');
     return wire.sendJson(reply, 200, { message: 'session ended', session_id: session.id });
@@ -157,4 +199,4 @@ export async function accessRoutes(app: FastifyInstance, opts: { services: Contr
     const at = now();
     return wire.sendJson(reply, 200, { sessions: rows.map((x) => wire.sessionResponse(x, at)), total });
   });
-}
+});

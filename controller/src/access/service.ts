@@ -10,10 +10,12 @@ import { signUserCertificate } from './sshca/certificate.js';
 import type { SshAuthority } from './authority.js';
 import type { KrlPublisher } from './krl-publisher.js';
 import { criticalOptions, ttlMinutes, type AccessPolicy } from './policy.js';
-import type { CertificateQuery, CertificateRecord } from './model.js';
+import type { CertificateQuery, CertificateRecord, SshCaRecord } from './model.js';
 import type { AccessStore } from './store.js';
 import type { Tx } from '../../../lib/store/database.js';
 import { encodeKeyId, instancePrincipal } from '../../../lib/ssh/identity.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { CaKeyType } from './sshca/keys.js';
 
 export interface AccessRequest {
   sandbox_id: string;
@@ -44,7 +46,26 @@ export class AccessService {
     private readonly identities: IdentityStore,
     private readonly policy: AccessPolicy,
     private readonly clock: Clock,
+    private readonly counters?: Pick<Metrics, 'certificatesIssued' | 'certificatesRevoked'>,
   ) {}
+
+  /** A new active CA key; the previous one stays trusted (published) until retired. */
+  async rotateCa(keyType?: CaKeyType): Promise<SshCaRecord> {
+    const ca = await this.authority.rotate(keyType);
+    await this.krl.changed();
+    return ca;
+  }
+
+  /** Stops trusting an old CA key (the active one cannot be retired). */
+  async retireCa(id: number): Promise<void> {
+    await this.authority.retire(id);
+    await this.krl.changed();
+  }
+
+  /** Certificates in the store, by status (the /metrics gauge). */
+  countByStatus(): Promise<Array<{ status: string; count: number }>> {
+    return this.store.countCertificatesByStatus();
+  }
 
   /** `audit` writes the audit row in the certificate's own transaction (no row, no certificate). */
   async request(
@@ -117,6 +138,7 @@ export class AccessService {
       await this.krl.changed();
       throw forbidden(`identity ${userId} is disabled or deleted`);
     }
+    this.counters?.certificatesIssued.inc();
     return { record, certificate: signed.line, instance };
   }
 
@@ -153,6 +175,7 @@ export class AccessService {
     const result = await this.store.revokeCertificate(id, reason, this.clock.now().toISOString());
     if (!result.revoked) throw badRequest('ALREADY_REVOKED', `certificate ${id} is already revoked`);
     await this.krl.changed();
+    this.counters?.certificatesRevoked.inc();
     return result;
   }
 
@@ -180,6 +203,7 @@ export class AccessService {
     this.locked.add(userId);
     const result = await this.store.revokeActiveOfUser(userId, reason, this.clock.now().toISOString(), audit);
     if (result.revoked.length) await this.krl.changed();
+    this.counters?.certificatesRevoked.inc({}, result.revoked.length);
     return result;
   }
 

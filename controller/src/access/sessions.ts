@@ -16,6 +16,11 @@ export class AccessSessions {
     private readonly clock: Clock,
   ) {}
 
+  /** Sessions reported as started and not yet ended (the /metrics gauge). */
+  countActive(): Promise<number> {
+    return this.store.countActiveSessions();
+  }
+
   /**
    * `serverId`: the instance the login was seen in (agent reports): the certificate must have been
    * issued for it.

@@ -38,6 +38,9 @@ export interface AccessStore {
     alsoInTx?: (tx: Tx, revoked: Array<{ id: string; serial: bigint }>) => unknown,
   ): Promise<{ revoked: Array<{ id: string; serial: bigint }>; endedSessions: string[]; krlVersion: number }>;
   markExpired(now: string): Promise<number>;
+  countCertificatesByStatus(): Promise<Array<{ status: string; count: number }>>;
+  /** Sessions reported as started and not yet ended. */
+  countActiveSessions(): Promise<number>;
   revokedSerials(now: string): Promise<Array<{ serial: bigint; caId: number }>>;
   krlVersion(): Promise<number>;
 
@@ -181,6 +184,9 @@ export class SqliteAccessStore implements AccessStore {
    * Concurrent inserts are coalesced: while one batch is being committed, the next ones queue up and
    * go together in the next transaction, as appended rows (with their audit rows: one round trip to
    * SQLite for the whole batch, see JobTx). Each caller's promise still settles only after COMMIT.
+   * Kept on top of the database's group commit, which gives each job its own SAVEPOINT (four round
+   * trips per certificate): without this queue bench:certs fell from 901 and 1,346 to 497 and 553
+   * certificates/s (runs alternated, TMPDIR=/dev/shm), about -50%.
    */
   insertCertificate(c: CertificateRecord, alsoInTx?: (tx: Tx) => unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -226,6 +232,18 @@ export class SqliteAccessStore implements AccessStore {
     } finally {
       this.flushingCertificates = false;
     }
+  }
+
+  countCertificatesByStatus() {
+    return this.db.all<{ status: string; count: number }>(
+      'SELECT status, count(*) AS count FROM certificates GROUP BY status',
+    );
+  }
+
+  async countActiveSessions() {
+    return (await this.db.get<{ n: number }>(
+      "SELECT count(*) AS n FROM access_sessions WHERE status = 'ACTIVE'",
+    ))!.n;
   }
 
   async getCertificate(id: string, now: string) {

@@ -4,21 +4,19 @@ import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
-import { ApiError, notFound } from '../platform/errors.js';
+import { ApiError } from '../platform/errors.js';
 import type { ControllerServices } from '../services.js';
 import { identityRoutes, renderZitiError } from '../identity/routes.js';
 import { errorEnvelope } from '../identity/wire.js';
-import { keyRoutes, renderComanageError } from '../keys/routes.js';
+import { keyRoutes } from '../keys/routes.js';
 import { accessRoutes } from '../access/routes.js';
 import { inventoryRoutes } from '../inventory/routes.js';
-import { renderAccessError } from '../access/wire.js';
 import { signRoutes } from '../sign/routes.js';
-import { renderSignError } from '../sign/wire.js';
-import { captureRender, handleErrorsWith, type RenderError } from './errors.js';
+import { captureRender, ErrorFormats, handleErrorsWith, notFoundWith, type RenderError } from './errors.js';
 import { installJsonParser } from './json-body.js';
-import { installAudit } from '../ops/audit.js';
+import { installAudit } from './audit-hooks.js';
 import { opsRoutes } from '../ops/routes.js';
-import { groupOf, type CollectedRoute } from '../ops/openapi.js';
+import type { CollectedRoute } from '../ops/openapi.js';
 
 export interface TlsOptions {
   key: string;
@@ -122,41 +120,20 @@ function serializeRequest(req: {
 
 const pathOf = (request: FastifyRequest) => (request.raw.url ?? request.url ?? '/').split('?')[0]!;
 
-/**
- * Which group owns a path, so errors outside a group's routes (unknown paths, URLs the router
- * refuses, an error while rendering an error) get the format that group's clients expect. The
- * groups are the ones /openapi.json documents; other paths get the OpenZiti envelope.
- */
-export function rendererFor(path: string): RenderError {
-  switch (groupOf(path).tag) {
-    case 'ssh-keys':
-      return renderComanageError;
-    case 'access':
-      return renderAccessError;
-    case 'signatures':
-      return renderSignError;
-    case 'operations':
-      return path.startsWith('/v1/audit') ? renderAccessError : renderZitiError;
-    default:
-      return renderZitiError;
-  }
-}
-
-const renderByPath: RenderError = (err, request, reply) => rendererFor(pathOf(request))(err, request, reply);
-
-function renderNotFound(request: FastifyRequest, reply: FastifyReply) {
-  return renderByPath(notFound(`no route ${request.method} ${pathOf(request)}`), request, reply);
-}
-
 /** What the router refuses before any route runs (a malformed %-escape, a path parameter over 100 characters). */
-function frameworkErrors(err: { code?: string }, request: FastifyRequest, reply: FastifyReply) {
+function frameworkErrors(
+  formats: ErrorFormats,
+  err: { code?: string },
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   const e =
     err.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new ApiError(414, 'URI_TOO_LONG', 'a path parameter is longer than 100 characters')
       : err.code === 'FST_ERR_BAD_URL'
         ? new ApiError(400, 'BAD_URL', 'the URL path is not validly %-encoded')
         : new ApiError(400, 'BAD_REQUEST', 'the request could not be routed');
-  return renderByPath(e, request, reply);
+  return formats.forPath(pathOf(request))(e, request, reply);
 }
 
 /**
@@ -167,7 +144,12 @@ function fastifyShaped(payload: unknown): boolean {
   return typeof payload === 'string' && payload.startsWith('{"statusCode":') && payload.length < 4096;
 }
 
-function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payload: unknown) {
+function replaceFastifyShaped(
+  formats: ErrorFormats,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  payload: unknown,
+) {
   let parsed: { code?: string; message?: string } = {};
   try {
     parsed = JSON.parse(payload as string);
@@ -180,7 +162,7 @@ function replaceFastifyShaped(request: FastifyRequest, reply: FastifyReply, payl
       ? new ApiError(status, 'UNHANDLED', 'internal error')
       : new ApiError(status, parsed.code ?? 'BAD_REQUEST', parsed.message ?? 'bad request');
   request.log.warn({ status, code: parsed.code }, 'replaced a reply in fastify error shape');
-  const out = captureRender(rendererFor(pathOf(request)), err, request, reply);
+  const out = captureRender(formats.forPath(pathOf(request)), err, request, reply);
   void reply.code(out.status);
   for (const [name, value] of Object.entries(out.headers)) void reply.header(name, value);
   if (out.statusMessage) reply.raw.statusMessage = out.statusMessage;
@@ -204,6 +186,10 @@ export function buildHttpApp(
     requestTimeout: requestMs,
     connectionsCheckingInterval: Math.max(50, Math.min(5000, Math.floor(headersMs / 4))),
   };
+  // Each group claims its prefix as it registers; what no group claims gets the OpenZiti envelope.
+  const errorFormats = new ErrorFormats(renderZitiError);
+  const renderByPath: RenderError = (err, request, reply) =>
+    errorFormats.forPath(pathOf(request))(err, request, reply);
   const app = Fastify({
     logger: {
       level: services.config.logLevel,
@@ -218,7 +204,7 @@ export function buildHttpApp(
     // the group's format (fastify's own 503 has its default error body).
     return503OnClosing: false,
     clientErrorHandler,
-    frameworkErrors,
+    frameworkErrors: (err, request, reply) => frameworkErrors(errorFormats, err, request, reply),
     ...(tls
       ? {
           https: {
@@ -238,7 +224,7 @@ export function buildHttpApp(
   installJsonParser(app);
   app.decorateRequest('principal', null);
   handleErrorsWith(app, renderByPath);
-  app.setNotFoundHandler(renderNotFound);
+  app.setNotFoundHandler(notFoundWith(renderByPath));
   let closing = false;
   app.addHook('preClose', async () => void (closing = true));
   // Callback-style hooks: no promise per request on the hot path.
@@ -248,7 +234,7 @@ export function buildHttpApp(
   app.addHook('onSend', (request, reply, payload, done) => {
     if (reply.statusCode < 400 || !fastifyShaped(payload)) return done(null, payload);
     try {
-      done(null, replaceFastifyShaped(request, reply, payload));
+      done(null, replaceFastifyShaped(errorFormats, request, reply, payload));
     } catch {
       done(null, payload);
     }
@@ -274,19 +260,67 @@ export function buildHttpApp(
     services.metrics.httpRequests.inc(labels);
     services.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
-  installAudit(app, services.audit, services.metrics);
+  installAudit(app, services.audit);
 
   // Every route sits one context below the root, whose error handler is installed there too: when
   // sending an error reply fails, fastify hands the new error to the parent context's handler, and
   // the root's parent is fastify's default one. Two of ours on every path keep it out of reach.
   app.register(async (all) => {
+    const s = services;
     handleErrorsWith(all, renderByPath);
-    opsRoutes(all, services, () => routes);
-    for (const prefix of ['', '/edge/management/v1']) all.register(identityRoutes, { prefix, services });
-    all.register(keyRoutes, { prefix: '/ssh_key_authenticator', services });
-    all.register(accessRoutes, { prefix: '/v1/access', services });
-    all.register(inventoryRoutes, { prefix: '/v1/instances', services });
-    all.register(signRoutes, { services });
+    opsRoutes(all, {
+      version: s.version,
+      sessions: s.sessions,
+      audit: s.audit,
+      metrics: s.metrics,
+      routes: () => routes,
+      errorFormats,
+    });
+    const identity = {
+      version: s.version,
+      clock: s.clock,
+      sessions: s.sessions,
+      logins: s.logins,
+      authenticators: s.authenticators,
+      identities: s.identities,
+      identityStore: s.identityStore,
+      ca: s.ca,
+      errorFormats,
+    };
+    for (const prefix of ['', '/edge/management/v1']) all.register(identityRoutes, { ...identity, prefix });
+    all.register(keyRoutes, {
+      prefix: '/ssh_key_authenticator',
+      sshKeys: s.sshKeys,
+      logins: s.logins,
+      sessions: s.sessions,
+      errorFormats,
+    });
+    all.register(accessRoutes, {
+      prefix: '/v1/access',
+      clock: s.clock,
+      sessions: s.sessions,
+      access: s.access,
+      accessSessions: s.accessSessions,
+      sshAuthority: s.sshAuthority,
+      krl: s.krl,
+      audit: s.audit,
+      errorFormats,
+    });
+    all.register(inventoryRoutes, {
+      prefix: '/v1/instances',
+      sessions: s.sessions,
+      inventory: s.inventory,
+      guestTrust: s.guestTrust,
+      nodes: s.nodes,
+      errorFormats,
+    });
+    all.register(signRoutes, {
+      sessions: s.sessions,
+      sign: s.sign,
+      nodes: s.nodes,
+      tasks: s.tasks,
+      errorFormats,
+    });
   });
   return app;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../platform/errors.js';
+import { ApiError, notFound } from '../platform/errors.js';
 import { isUniqueViolation } from '../store/constraint.js';
 
 export type RenderError = (err: ApiError, request: FastifyRequest, reply: FastifyReply) => unknown;
@@ -153,4 +153,50 @@ export function handleErrorsWith(app: FastifyInstance, render: RenderError): voi
       });
     }
   });
+}
+
+/**
+ * Which group's format an error gets when it is raised outside any group's routes (the router
+ * refused the URL, a route at the root): each group claims its prefix when it registers.
+ */
+export class ErrorFormats {
+  private readonly claimed: Array<{ prefix: string; render: RenderError }> = [];
+
+  constructor(private readonly fallback: RenderError) {}
+
+  claim(prefix: string, render: RenderError): void {
+    this.claimed.push({ prefix, render });
+    this.claimed.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  forPath(path: string): RenderError {
+    const hit = this.claimed.find((c) => path === c.prefix || path.startsWith(`${c.prefix}/`));
+    return hit?.render ?? this.fallback;
+  }
+}
+
+export const notFoundWith = (render: RenderError) => (request: FastifyRequest, reply: FastifyReply) =>
+  render(
+    notFound(`no route ${request.method} ${(request.raw.url ?? request.url ?? '/').split('?')[0]}`),
+    request,
+    reply,
+  );
+
+/**
+ * A route group at its prefix: its format for every error of its routes and for its unknown paths,
+ * claimed in `errorFormats` for errors raised before routing. The routes (and their hooks: an
+ * unknown path is a 404 even without a session) sit one context below.
+ */
+export function routeGroup<D extends object>(
+  render: RenderError,
+  routes: (app: FastifyInstance, deps: D) => Promise<void> | void,
+) {
+  return async (app: FastifyInstance, opts: D & { errorFormats?: ErrorFormats }) => {
+    handleErrorsWith(app, render);
+    if (app.prefix) {
+      app.setNotFoundHandler(notFoundWith(render));
+      opts.errorFormats?.claim(app.prefix, render);
+    }
+    await app.register(async (inner) => routes(inner, opts));
+  };
 }

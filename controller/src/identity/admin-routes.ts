@@ -1,13 +1,24 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from '../http/auth.js';
-import type { ControllerServices } from '../services.js';
+import type { InternalCa } from '../pki/internal-ca.js';
+import { bodyField, param } from '../http/audit-hooks.js';
+import type { Identities } from './identities.js';
+import type { IdentityStore } from './store.js';
 import { authenticatorFields, identityFields } from './store.js';
 import { listWindow } from './list-window.js';
 import type { IdentityPatch, NewIdentity } from './identities.js';
 import * as wire from './wire.js';
 
+export interface IdentityAdminDeps {
+  identities: Identities;
+  identityStore: IdentityStore;
+  ca: Pick<InternalCa, 'certPem'>;
+}
+
+const audited = (action: string) => ({ audit: { action, object: param('id') } });
+
 /** /identities: admin management of identities (same OpenZiti envelopes as the rest of the group). */
-export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerServices) {
+export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdminDeps) {
   const idParams = { params: wire.schemas.idParams };
   const detail = async (id: string) => {
     const identity = await s.identities.get(id);
@@ -18,7 +29,16 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerS
     return wire.identityDetail(identity, auths.rows, false);
   };
 
-  app.post('/identities', { schema: { body: wire.schemas.identityCreate } }, async (request, reply) => {
+  const create = {
+    config: {
+      audit: {
+        action: 'identity.create',
+        object: (r: FastifyRequest, res?: any) => res?.data?.id ?? bodyField('name')(r),
+      },
+    },
+    schema: { body: wire.schemas.identityCreate },
+  };
+  app.post('/identities', create, async (request, reply) => {
     requireAdmin(request);
     const identity = await s.identities.create(request.body as NewIdentity);
     return reply.status(201).send(wire.createdEnvelope(identity.id, 'identities'));
@@ -38,7 +58,7 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerS
 
   app.patch(
     '/identities/:id',
-    { schema: { ...idParams, body: wire.schemas.identityPatch } },
+    { config: audited('identity.update'), schema: { ...idParams, body: wire.schemas.identityPatch } },
     async (request) => {
       requireAdmin(request);
       await s.identities.update(
@@ -50,7 +70,7 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerS
     },
   );
 
-  app.delete('/identities/:id', { schema: idParams }, async (request) => {
+  app.delete('/identities/:id', { config: audited('identity.delete'), schema: idParams }, async (request) => {
     requireAdmin(request);
     await s.identities.remove((request.params as { id: string }).id, request.principal ?? undefined);
     return wire.emptyEnvelope();
@@ -58,7 +78,10 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: ControllerS
 
   app.post(
     '/identities/:id/certificate',
-    { schema: { ...idParams, body: wire.schemas.certificateRequest } },
+    {
+      config: audited('identity.certificate'),
+      schema: { ...idParams, body: wire.schemas.certificateRequest },
+    },
     async (request, reply) => {
       requireAdmin(request);
       const { authenticator, certPem } = await s.identities.issueCertificate(

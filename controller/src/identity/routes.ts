@@ -1,12 +1,16 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, type ApiError } from '../platform/errors.js';
 import { caller, peerCertificate, requireSession } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
-import type { ControllerServices } from '../services.js';
+import { routeGroup } from '../http/errors.js';
+import { bodyField, param } from '../http/audit-hooks.js';
+import type { Clock } from '../../../lib/platform/clock.js';
 import type { Principal } from './model.js';
+import type { ApiSessions } from './sessions.js';
+import type { Logins } from './logins.js';
+import type { OwnAuthenticators } from './authenticators.js';
 import { authenticatorFields } from './store.js';
 import { listWindow } from './list-window.js';
-import { registerIdentityAdminRoutes } from './admin-routes.js';
+import { registerIdentityAdminRoutes, type IdentityAdminDeps } from './admin-routes.js';
 import * as wire from './wire.js';
 
 /** OpenZiti-format errors, used by this group's routes and for unknown paths of the group. */
@@ -14,10 +18,16 @@ export function renderZitiError(err: ApiError, request: FastifyRequest, reply: F
   return reply.status(err.status).send(wire.errorEnvelope(err, String(request.id)));
 }
 
+export interface IdentityRouteDeps extends IdentityAdminDeps {
+  version: string;
+  clock: Clock;
+  sessions: ApiSessions;
+  logins: Logins;
+  authenticators: OwnAuthenticators;
+}
+
 /** Identity & API sessions group (OpenZiti edge management semantics). */
-export async function identityRoutes(app: FastifyInstance, opts: { services: ControllerServices }) {
-  const s = opts.services;
-  handleErrorsWith(app, renderZitiError);
+export const identityRoutes = routeGroup(renderZitiError, async (app, s: IdentityRouteDeps) => {
   app.addHook('onRequest', requireSession(s.sessions));
 
   const sessionView = async (p: Principal) => {
@@ -37,7 +47,17 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
   app.post(
     '/authenticate',
     {
-      config: { public: true },
+      config: {
+        public: true,
+        audit: {
+          action: (r) => `login.${(r.query as { method?: string }).method ?? 'unknown'}`,
+          object: bodyField('username'),
+          actor: (r, res) => ({
+            id: res?.data?.identity?.id,
+            name: res?.data?.identity?.name ?? bodyField('username')(r),
+          }),
+        },
+      },
       // Certificate logins usually send no body at all.
       preValidation: async (request: FastifyRequest) => {
         if (request.body === undefined || request.body === null) request.body = {};
@@ -71,7 +91,7 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
 
   app.get('/current-api-session', async (request) => wire.envelope(await sessionView(caller(request))));
 
-  app.delete('/current-api-session', async (request) => {
+  app.delete('/current-api-session', { config: { audit: { action: 'logout' } } }, async (request) => {
     await s.sessions.end(caller(request).session);
     return wire.emptyEnvelope();
   });
@@ -107,6 +127,7 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
     app.route({
       method,
       url: '/current-identity/authenticators/:id',
+      config: { audit: { action: 'authenticator.update', object: param('id') } },
       schema: {
         ...idParams,
         body: method === 'PUT' ? wire.schemas.authenticatorUpdate : wire.schemas.authenticatorPatch,
@@ -130,7 +151,10 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
 
   app.post(
     '/current-identity/authenticators/:id/extend',
-    { schema: { ...idParams, body: wire.schemas.extendRequest } },
+    {
+      config: { audit: { action: 'authenticator.extend', object: param('id') } },
+      schema: { ...idParams, body: wire.schemas.extendRequest },
+    },
     async (request) => {
       const presented = peerCertificate(request);
       const result = await s.authenticators.extend(
@@ -145,7 +169,10 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
 
   app.post(
     '/current-identity/authenticators/:id/extend-verify',
-    { schema: { ...idParams, body: wire.schemas.extendVerifyRequest } },
+    {
+      config: { audit: { action: 'authenticator.extend-verify', object: param('id') } },
+      schema: { ...idParams, body: wire.schemas.extendVerifyRequest },
+    },
     async (request) => {
       await s.authenticators.extendVerify(
         caller(request),
@@ -157,4 +184,4 @@ export async function identityRoutes(app: FastifyInstance, opts: { services: Con
   );
 
   registerIdentityAdminRoutes(app, s);
-}
+});

@@ -30,6 +30,11 @@ export class ApiSessions {
     readonly idleMs: number,
   ) {}
 
+  /** API sessions in the store (the /metrics gauge). */
+  count(): Promise<number> {
+    return this.sessions.count();
+  }
+
   async create(identity: Identity, authenticatorId: string, ipAddress: string): Promise<Principal> {
     const token = newToken();
     const now = this.clock.now().toISOString();

@@ -56,6 +56,7 @@ export interface SessionStore {
   delete(id: string): Promise<boolean>;
   deleteForIdentity(identityId: string): Promise<number>;
   deleteIdleSince(cutoff: string): Promise<number>;
+  count(): Promise<number>;
 }
 
 type Row = Record<string, unknown>;
@@ -241,6 +242,10 @@ export class SqliteIdentityStore implements IdentityStore {
 
 export class SqliteSessionStore implements SessionStore {
   constructor(private readonly db: Database) {}
+
+  async count() {
+    return (await this.db.get<{ n: number }>('SELECT count(*) AS n FROM api_sessions'))!.n;
+  }
 
   async insert(s: ApiSession) {
     await this.db.run(

@@ -1,21 +1,40 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { caller, requireAdmin, requireSession } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
-import type { ControllerServices } from '../services.js';
+import { routeGroup } from '../http/errors.js';
+import { bodyField, param } from '../http/audit-hooks.js';
+import type { ApiSessions } from '../identity/sessions.js';
+import type { GuestTrust } from '../access/guest-trust.js';
+import type { Nodes } from '../nodes/service.js';
 import * as wire from '../access/wire.js';
-import type { InstancePatch } from './service.js';
+import type { Inventory, InstancePatch } from './service.js';
 import { readPage } from '../http/pagination.js';
 
 type Body = Record<string, any>;
 
+export interface InventoryRouteDeps {
+  sessions: ApiSessions;
+  inventory: Inventory;
+  guestTrust: GuestTrust;
+  nodes: Nodes;
+}
+
+const audited = (action: string) => ({ audit: { action, object: param('server_id') } });
+
 /** /v1/instances: the inventory access is granted on. Same wire conventions as /v1/access. */
-export async function inventoryRoutes(app: FastifyInstance, opts: { services: ControllerServices }) {
-  const s = opts.services;
-  handleErrorsWith(app, wire.renderAccessError);
+export const inventoryRoutes = routeGroup(wire.renderAccessError, async (app, s: InventoryRouteDeps) => {
   app.addHook('onRequest', requireSession(s.sessions));
   const serverId = (params: unknown) => (params as { server_id: string }).server_id;
 
-  app.post('/', { schema: { body: wire.schemas.instanceCreate } }, async (request, reply) => {
+  const create = {
+    config: {
+      audit: {
+        action: 'instance.create',
+        object: (r: FastifyRequest, res?: any) => res?.id ?? res?.server_id ?? bodyField('id')(r),
+      },
+    },
+    schema: { body: wire.schemas.instanceCreate },
+  };
+  app.post('/', create, async (request, reply) => {
     requireAdmin(request);
     const b = request.body as Body;
     const instance = await s.inventory.register({
@@ -61,7 +80,7 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
 
   app.patch(
     '/:server_id',
-    { schema: { ...params, body: wire.schemas.instancePatch } },
+    { config: audited('instance.update'), schema: { ...params, body: wire.schemas.instancePatch } },
     async (request, reply) => {
       requireAdmin(request);
       const b = request.body as Body;
@@ -83,11 +102,15 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
     },
   );
 
-  app.delete('/:server_id', { schema: params }, async (request, reply) => {
-    requireAdmin(request);
-    await s.inventory.remove(serverId(request.params));
-    return wire.sendJson(reply, 200, { message: 'instance deleted', server_id: serverId(request.params) });
-  });
+  app.delete(
+    '/:server_id',
+    { config: audited('instance.delete'), schema: params },
+    async (request, reply) => {
+      requireAdmin(request);
+      await s.inventory.remove(serverId(request.params));
+      return wire.sendJson(reply, 200, { message: 'instance deleted', server_id: serverId(request.params) });
+    },
+  );
 
   app.get('/:server_id/grants', { schema: params }, async (request, reply) => {
     requireAdmin(request);
@@ -130,4 +153,4 @@ export async function inventoryRoutes(app: FastifyInstance, opts: { services: Co
       });
     },
   );
-}
+});

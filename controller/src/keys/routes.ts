@@ -1,9 +1,12 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, unauthorized } from '../platform/errors.js';
 import { tokenFrom } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
+import { routeGroup } from '../http/errors.js';
+import { param, type AuditSpec } from '../http/audit-hooks.js';
 import type { Identity } from '../identity/model.js';
-import type { ControllerServices } from '../services.js';
+import type { Logins } from '../identity/logins.js';
+import type { ApiSessions } from '../identity/sessions.js';
+import type { SshKeys } from './service.js';
 import * as wire from './wire.js';
 import { authenticatorUnknown, invalidField, sshKeyUnknown } from './errors.js';
 
@@ -41,11 +44,18 @@ function basicCredentials(header: string | undefined): { username: string; passw
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+export interface KeyRouteDeps {
+  sshKeys: SshKeys;
+  logins: Logins;
+  sessions: ApiSessions;
+}
+
+const audited = (action: string, object: AuditSpec['object']) => ({ config: { audit: { action, object } } });
+const keyRef = (r: FastifyRequest) => String(param('ref')(r)).replace(/\.json$/, '');
+
 /** SSH key registry group (COmanage Registry SshKey API semantics, JSON only). */
-export async function keyRoutes(app: FastifyInstance, opts: { services: ControllerServices }) {
-  const s = opts.services;
+export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRouteDeps) => {
   const keys = s.sshKeys;
-  handleErrorsWith(app, renderComanageError);
 
   app.addHook('onRequest', async (request) => {
     const authorization = request.headers.authorization;
@@ -74,10 +84,14 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
   const bodyOpts = { bodyLimit: wire.BODY_LIMIT };
 
   // --- SshKey collection: /ssh_keys.json (other suffixes, or none, are refused) ---------------------
-  app.post('/ssh_keys.json', bodyOpts, async (request, reply) => {
-    const id = await keys.add(who(request), wire.parseSshKeyRequest(request.body));
-    return reply.status(201).send(wire.newObjectResponse(id));
-  });
+  app.post(
+    '/ssh_keys.json',
+    { ...bodyOpts, ...audited('key.add', (_r, res) => res?.Id) },
+    async (request, reply) => {
+      const id = await keys.add(who(request), wire.parseSshKeyRequest(request.body));
+      return reply.status(201).send(wire.newObjectResponse(id));
+    },
+  );
 
   app.get('/ssh_keys.json', async (request, reply) => {
     const caller = who(request);
@@ -109,14 +123,14 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
     return wire.sshKeysResponse([await keys.get(caller, keyId(request))]);
   });
 
-  app.put('/ssh_keys/:ref', bodyOpts, async (request, reply) => {
+  app.put('/ssh_keys/:ref', { ...bodyOpts, ...audited('key.update', keyRef) }, async (request, reply) => {
     const caller = who(request);
     const id = keyId(request);
     await keys.edit(caller, id, wire.parseSshKeyRequest(request.body));
     return reply.status(200).send();
   });
 
-  app.delete('/ssh_keys/:ref', async (request, reply) => {
+  app.delete('/ssh_keys/:ref', audited('key.remove', keyRef), async (request, reply) => {
     const caller = who(request);
     await keys.remove(caller, keyId(request));
     return reply.status(200).send();
@@ -141,12 +155,16 @@ export async function keyRoutes(app: FastifyInstance, opts: { services: Controll
   });
 
   for (const action of ['lock', 'unlock'] as const) {
-    app.post(`/authenticators/:id/${action}`, bodyOpts, async (request) => {
-      const caller = who(request);
-      let ref = (request.params as { id: string }).id;
-      if (!ref.includes('.')) ref += '.json';
-      const id = wire.parseIdRef(ref, authenticatorUnknown);
-      return wire.authenticatorsResponse([await keys.setLocked(caller, id, action === 'lock')]);
-    });
+    app.post(
+      `/authenticators/:id/${action}`,
+      { ...bodyOpts, ...audited(`keys.${action}`, param('id')) },
+      async (request) => {
+        const caller = who(request);
+        let ref = (request.params as { id: string }).id;
+        if (!ref.includes('.')) ref += '.json';
+        const id = wire.parseIdRef(ref, authenticatorUnknown);
+        return wire.authenticatorsResponse([await keys.setLocked(caller, id, action === 'lock')]);
+      },
+    );
   }
-}
+});

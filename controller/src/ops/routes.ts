@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../platform/errors.js';
 import { requireAdmin, requireSession } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
+import { routeGroup, type ErrorFormats } from '../http/errors.js';
 import { renderAccessError } from '../access/wire.js';
-import type { ControllerServices } from '../services.js';
+import type { ApiSessions } from '../identity/sessions.js';
+import type { AuditLog } from './audit-log.js';
+import type { Metrics } from './metrics.js';
 import { buildOpenApi, type CollectedRoute } from './openapi.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
 
@@ -26,18 +28,41 @@ const auditQuery = {
  * them; bind the HTTP listener to loopback or filter /metrics at the proxy when that matters).
  * /v1/audit needs an admin session; its errors use the access group's `{error, code}` format.
  */
-export function opsRoutes(
-  app: FastifyInstance,
-  services: ControllerServices,
-  routes: () => CollectedRoute[],
-) {
+export interface OpsRouteDeps {
+  version: string;
+  sessions: ApiSessions;
+  audit: AuditLog;
+  metrics: Metrics;
+  /** Every route registered (the source of /openapi.json). */
+  routes: () => CollectedRoute[];
+  errorFormats?: ErrorFormats;
+}
+
+const auditRoutes = routeGroup(renderAccessError, (app, s: OpsRouteDeps) => {
+  app.addHook('onRequest', requireSession(s.sessions));
+  app.get('', { schema: { querystring: auditQuery } }, async (request) => {
+    requireAdmin(request);
+    const q = request.query as {
+      since?: string;
+      until?: string;
+      actor?: string;
+      action?: string;
+      limit: number;
+      offset: number;
+    };
+    if (q.since && q.until && q.since > q.until)
+      throw badRequest('INVALID_RANGE', "'since' is after 'until'");
+    return s.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
+  });
+});
+
+export function opsRoutes(app: FastifyInstance, services: OpsRouteDeps) {
   const pub = { config: { public: true } };
   app.get('/healthz', pub, async () => ({ status: 'ok' }));
 
   app.get('/readyz', pub, async (_request, reply) => {
     try {
-      await services.db.get('SELECT 1 AS ok');
-      await services.db.get('SELECT count(*) AS n FROM audit');
+      await services.audit.check();
       return { status: 'ready', checks: { store: 'ok' } };
     } catch (err) {
       return reply.status(503).send({ status: 'not ready', checks: { store: (err as Error).message } });
@@ -52,25 +77,8 @@ export function opsRoutes(
   app.get('/openapi.json', pub, async (_request, reply) =>
     reply
       .type('application/json; charset=utf-8')
-      .send((doc ??= JSON.stringify(buildOpenApi(routes(), services.version)))),
+      .send((doc ??= JSON.stringify(buildOpenApi(services.routes(), services.version)))),
   );
 
-  app.register(async (audit) => {
-    handleErrorsWith(audit, renderAccessError);
-    audit.addHook('onRequest', requireSession(services.sessions));
-    audit.get('/v1/audit', { schema: { querystring: auditQuery } }, async (request) => {
-      requireAdmin(request);
-      const q = request.query as {
-        since?: string;
-        until?: string;
-        actor?: string;
-        action?: string;
-        limit: number;
-        offset: number;
-      };
-      if (q.since && q.until && q.since > q.until)
-        throw badRequest('INVALID_RANGE', "'since' is after 'until'");
-      return services.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
-    });
-  });
+  app.register(auditRoutes, { ...services, prefix: '/v1/audit' });
 }

@@ -1,9 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin, requireSession } from '../http/auth.js';
-import { handleErrorsWith } from '../http/errors.js';
+import { routeGroup, type ErrorFormats } from '../http/errors.js';
+import { bodyField, param } from '../http/audit-hooks.js';
 import { badRequest } from '../platform/errors.js';
 import { Nodes } from '../nodes/service.js';
-import type { ControllerServices } from '../services.js';
+import type { ApiSessions } from '../identity/sessions.js';
+import type { SignService } from './service.js';
+import type { TaskRunner } from './tasks.js';
 import type { NodeAction } from './model.js';
 import { readPage } from '../http/pagination.js';
 import * as wire from './wire.js';
@@ -35,47 +38,39 @@ async function actionFrom(request: FastifyRequest): Promise<string> {
   return action;
 }
 
-/** Sign API: admin-only management of instance signatures and node validation. */
-export async function signRoutes(app: FastifyInstance, opts: { services: ControllerServices }) {
-  const s = opts.services;
-  handleErrorsWith(app, wire.renderSignError);
-  app.addHook('onRequest', requireSession(s.sessions));
-  app.addHook('preHandler', async (request) => void requireAdmin(request));
+export interface SignRouteDeps {
+  sessions: ApiSessions;
+  sign: SignService;
+  nodes: Nodes;
+  tasks: TaskRunner;
+}
 
-  const list = async (request: FastifyRequest) => {
-    const { offset, limit } = readPage(request.query, wire.PAGE);
-    const signs = await s.sign.list(offset, limit);
-    return { signs: signs.map(wire.sign) };
-  };
-  app.get('/v1/sign', { schema: { querystring: wire.schemas.listQuery } }, list);
-  app.get('/sign', { schema: { querystring: wire.schemas.listQuery } }, list);
+const serverBody = { body: wire.schemas.serverBody };
 
-  app.get('/v1/sign/:server_id', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
+/** /v1/sign: instance signatures, and the validation actions on nodes. */
+function signatureRoutes(app: FastifyInstance, s: SignRouteDeps) {
+  app.get('', { schema: { querystring: wire.schemas.listQuery } }, (request) => list(s, request));
+
+  app.get('/:server_id', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
     sign: wire.sign(await s.sign.get((request.params as { server_id: string }).server_id)),
   }));
 
-  app.get(
-    '/v1/sign/:server_id/manifest',
-    { schema: { params: wire.schemas.serverParams } },
-    async (request) => {
-      const m = await s.sign.manifest((request.params as { server_id: string }).server_id);
-      return wire.manifest(m.record, m.verdict, m.nodePublicKey);
-    },
-  );
+  app.get('/:server_id/manifest', { schema: { params: wire.schemas.serverParams } }, async (request) => {
+    const m = await s.sign.manifest((request.params as { server_id: string }).server_id);
+    return wire.manifest(m.record, m.verdict, m.nodePublicKey);
+  });
 
-  app.get(
-    '/v1/sign/:server_id/events',
-    { schema: { params: wire.schemas.serverParams } },
-    async (request) => ({
-      events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
-    }),
-  );
+  app.get('/:server_id/events', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
+    events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
+  }));
 
-  app.post('/v1/sign', { schema: { body: wire.schemas.serverBody } }, async (request) => ({
+  const create = { audit: { action: 'signature.create', object: bodyField('server_id') } };
+  app.post('', { config: create, schema: serverBody }, async (request) => ({
     sign: wire.sign(await s.sign.create((request.body as { server_id: string }).server_id)),
   }));
 
-  app.put('/v1/sign', { schema: { body: wire.schemas.serverBody } }, async (request) => ({
+  const update = { audit: { action: 'signature.update', object: bodyField('server_id') } };
+  app.put('', { config: update, schema: serverBody }, async (request) => ({
     sign: wire.sign(await s.sign.update((request.body as { server_id: string }).server_id)),
   }));
 
@@ -86,14 +81,42 @@ export async function signRoutes(app: FastifyInstance, opts: { services: Control
     const task = await s.tasks.submit(action, nodeId);
     return { action, node_id: nodeId, success: true, task_id: task.id };
   };
-  app.post('/v1/sign/node/:node_id/action', nodeAction);
-  app.get('/v1/sign/node/:node_id/action', nodeAction);
+  const validation = {
+    audit: {
+      action: (r: FastifyRequest) =>
+        `validation.${bodyField('action')(r) ?? (r.query as { action?: string }).action ?? 'unknown'}`,
+      object: param('node_id'),
+    },
+  };
+  app.post('/node/:node_id/action', { config: validation }, nodeAction);
+  app.get('/node/:node_id/action', { config: validation }, nodeAction);
+}
 
-  app.get('/v1/tasks/:task_id', { schema: { params: wire.schemas.taskParams } }, async (request) =>
+const list = async (s: SignRouteDeps, request: FastifyRequest) => {
+  const { offset, limit } = readPage(request.query, wire.PAGE);
+  const signs = await s.sign.list(offset, limit);
+  return { signs: signs.map(wire.sign) };
+};
+
+/** /sign: the list, under the path the Sign API's own examples use. */
+function legacyListRoutes(app: FastifyInstance, s: SignRouteDeps) {
+  app.get('', { schema: { querystring: wire.schemas.listQuery } }, (request) => list(s, request));
+}
+
+function taskRoutes(app: FastifyInstance, s: SignRouteDeps) {
+  app.get('/:task_id', { schema: { params: wire.schemas.taskParams } }, async (request) =>
     wire.task(await s.tasks.get((request.params as { task_id: string }).task_id)),
   );
+}
 
-  app.post('/v1/nodes', { schema: { body: wire.schemas.nodeCreate } }, async (request, reply) => {
+function nodeRoutes(app: FastifyInstance, s: SignRouteDeps) {
+  const create = {
+    audit: {
+      action: 'node.create',
+      object: (r: FastifyRequest, res?: any) => res?.node_id ?? bodyField('name')(r),
+    },
+  };
+  app.post('', { config: create, schema: { body: wire.schemas.nodeCreate } }, async (request, reply) => {
     const { node, token } = await s.nodes.create((request.body as { name: string }).name);
     const expiresAt = wire.rfc1123(node.tokenExpiresAt);
     return reply
@@ -101,9 +124,30 @@ export async function signRoutes(app: FastifyInstance, opts: { services: Control
       .send({ node_id: node.id, name: node.name, enrollment_token: token, expires_at: expiresAt });
   });
 
-  app.get('/v1/nodes', async () => ({ nodes: (await s.nodes.list()).map(wire.node) }));
+  app.get('', async () => ({ nodes: (await s.nodes.list()).map(wire.node) }));
 
-  app.get('/v1/nodes/:node_id', async (request) => ({
+  app.get('/:node_id', async (request) => ({
     node: wire.node(await s.nodes.get(Nodes.parseId((request.params as { node_id: string }).node_id))),
   }));
+}
+
+/** Sign API: admin-only management of instance signatures and node validation; one group per prefix. */
+export async function signRoutes(
+  app: FastifyInstance,
+  opts: SignRouteDeps & { errorFormats?: ErrorFormats },
+) {
+  const parts: Array<[string, (app: FastifyInstance, s: SignRouteDeps) => void]> = [
+    ['/v1/sign', signatureRoutes],
+    ['/sign', legacyListRoutes],
+    ['/v1/tasks', taskRoutes],
+    ['/v1/nodes', nodeRoutes],
+  ];
+  for (const [prefix, routes] of parts) {
+    const group = routeGroup(wire.renderSignError, (scope, s: SignRouteDeps) => {
+      scope.addHook('onRequest', requireSession(s.sessions));
+      scope.addHook('preHandler', async (request) => void requireAdmin(request));
+      routes(scope, s);
+    });
+    app.register(group, { ...opts, prefix });
+  }
 }

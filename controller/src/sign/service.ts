@@ -26,6 +26,11 @@ export class SignService {
     private readonly clock: Clock,
   ) {}
 
+  /** Signatures by verdict (is_valid: 'true', 'false', 'unknown'): the /metrics gauge. */
+  countByVerdict(): Promise<Array<{ verdict: string; count: number }>> {
+    return this.store.countByVerdict();
+  }
+
   /** One signature with a fresh verdict from its agent; "unknown" when the agent cannot be reached. */
   async get(serverId: string): Promise<SignRecord> {
     const record = await this.store.get(serverId);

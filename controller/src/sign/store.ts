@@ -31,6 +31,12 @@ const toTask = (r: Row): Task => ({
 export class SignStore {
   constructor(private readonly db: Database) {}
 
+  countByVerdict() {
+    return this.db.all<{ verdict: string; count: number }>(
+      'SELECT is_valid AS verdict, count(*) AS count FROM signatures GROUP BY is_valid',
+    );
+  }
+
   async get(serverId: string) {
     const r = await this.db.get<Row>('SELECT * FROM signatures WHERE server_id = ?', [serverId]);
     return r && toSign(r);
