@@ -12,7 +12,7 @@ import { stateFilePath } from '../../agent/src/enforce/state-file.js';
 import { startTestController } from '../helpers/controller.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI, TEST_DOMAINS, virsh } from '../helpers/libvirtd.js';
-import { nodeAction, qemuVm, sealedAt, waitFor } from '../enforce/fixtures.js';
+import { nodeAction, qemuVm, sealedAt, waitFor } from '../agent/enforce/fixtures.js';
 
 const execFileP = promisify(execFile);
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 20));

@@ -17,7 +17,7 @@ import { startTestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
 import { bootGuest, buildGuestImage, guestSshArgs, guestSshOpen, type TestGuest } from '../helpers/guest.js';
 import { run } from '../helpers/sshd.js';
-import { grant, makeUserKey, tempDir } from '../access/util.js';
+import { grant, makeUserKey, tempDir } from '../controller/access/util.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const TARGET_MS = 2000;

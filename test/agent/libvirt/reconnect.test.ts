@@ -10,7 +10,7 @@ import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/h
 import { ensureLibvirtd, QEMU_URI, restartLibvirtd, virsh } from '../../helpers/libvirtd.js';
 import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { watchdog } from '../../access/util.js';
+import { watchdog } from '../../controller/access/util.js';
 
 watchdog(180);
 
