@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { sleep } from './wait.js';
 
 const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
 
@@ -36,7 +37,7 @@ export async function spawnController(dataDir: string): Promise<{ child: ChildPr
   while (Date.now() < deadline && child.exitCode === null) {
     const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
     if (m) return { child, base: `http://${m[1]}` };
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   child.kill('SIGKILL');
   throw new Error(`controller did not start:\n${out}\n${err}`);

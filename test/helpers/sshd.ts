@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from './wait.js';
 
 export interface SshdOptions {
   /** Absolute path of the TrustedUserCAKeys file (one CA public key per line). */
@@ -80,8 +81,6 @@ function canConnect(port: number): Promise<boolean> {
     sock.setTimeout(500, () => done(false));
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), 'vmwarden-sshd-'));

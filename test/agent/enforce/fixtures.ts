@@ -13,12 +13,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { sleep, startTestAgent, type TestAgent } from '../../helpers/agent.js';
+import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
 import type { SignatureService } from '../../../agent/src/signature/service.js';
 import type { AgentConfig } from '../../../agent/src/config.js';
 import { stateFilePath } from '../../../agent/src/enforce/state-file.js';
 import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/hypervisor.js';
 import { ensureLibvirtd, installTestHook, QEMU_URI, virsh } from '../../helpers/libvirtd.js';
+import { sleep } from '../../helpers/wait.js';
 
 export const MiB = 1024 * 1024;
 
@@ -104,20 +105,6 @@ export function qemuVm(
 /** Domain state as virsh sees it. */
 export async function domState(uuid: string): Promise<string> {
   return (await virsh('domstate', uuid)).stdout.trim();
-}
-
-export async function waitFor(
-  what: string,
-  fn: () => Promise<boolean>,
-  ms = 20_000,
-  step = 100,
-): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await fn()) return;
-    await sleep(step);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 /** Sealed-at of the first disk in the agent's baseline. */

@@ -13,10 +13,10 @@ import {
   nodeAction,
   qemuVm,
   sealedAt,
-  waitFor,
   type EnforcedVm,
   type QemuVm,
 } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 let c: TestController;
 let a: TestAgent;

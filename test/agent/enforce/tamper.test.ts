@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import type { TestController } from '../../helpers/controller.js';
 import { flipByte } from '../../helpers/agent.js';
 import { virsh } from '../../helpers/libvirtd.js';
-import { domState, enforcedVm, waitFor, type EnforcedVm, type QemuVm } from './fixtures.js';
+import { domState, enforcedVm, type EnforcedVm, type QemuVm } from './fixtures.js';
+import { waitFor } from '../../helpers/wait.js';
 
 let c: TestController;
 let vm: QemuVm;
@@ -29,7 +30,10 @@ test('policy shutdown: a running domain whose loader changes is destroyed within
   assert.is(await domState(vm.uuid), 'running');
   const t0 = Date.now();
   flipByte(vm.loader!, 1000);
-  await waitFor('the tamper shutdown', async () => (await domState(vm.uuid)) === 'shut off', 15_000, 200);
+  await waitFor('the tamper shutdown', async () => (await domState(vm.uuid)) === 'shut off', {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+  });
   const secs = (Date.now() - t0) / 1000;
   assert.ok(secs < 15, `destroyed after ${secs} s`);
   const events = (await c.call('GET', `/v1/sign/${vm.uuid}/events`, { token: admin })).body.events as any[];
@@ -42,7 +46,7 @@ test('policy shutdown: a running domain whose loader changes is destroyed within
         list.some((e) => e.action === 'alert' && e.component === 'boot')
       );
     },
-    5000,
+    { timeoutMs: 5000 },
   );
   assert.ok(Array.isArray(events));
 });

@@ -31,13 +31,11 @@ import {
   grant,
   makeUserKey,
   tempDir,
-  watchdog,
   type UserKeyFiles,
 } from '../../controller/access/util.js';
+import { watchdog, sleep, waitFor } from '../../helpers/wait.js';
 
 watchdog(1500);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let c: TestController;
 let hv: Hypervisor;
@@ -57,24 +55,9 @@ const note = (msg: string) =>
 /** The agent's sshProvisioning, by instance UUID. */
 const sshTargets = new Map<string, SshTarget>();
 
-/** Polls fn until it returns something; on timeout the error says what `state` showed last. */
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  ms = 60_000,
-  state: () => Promise<unknown> = trust,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) {
-      const last = await state().catch((err) => String(err));
-      throw new Error(`timed out waiting for ${what}; trust status: ${JSON.stringify(last)}`);
-    }
-    await sleep(250);
-  }
-}
+/** waitFor with this file's defaults: 60 s, polls every 250 ms, the trust status named on timeout. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000) =>
+  waitFor(what, fn, { timeoutMs, intervalMs: 250, retryErrors: true, state: trust });
 
 const sshArgs = (certFile: string, command: string) => guestSshArgs(guest.ip, key.keyFile, certFile, command);
 

@@ -11,7 +11,8 @@ import { SshChannel, SshUnreachableError, type SshTarget } from '../../../agent/
 import { HostKeyMismatchError, HostKeyPins } from '../../../agent/src/guest/host-keys.js';
 import { sshFingerprint } from '../../../controller/src/access/sshca/keys.js';
 import { startSshd, type Sshd } from '../../helpers/sshd.js';
-import { makeUserKey, tempDir, watchdog, type UserKeyFiles } from '../../controller/access/util.js';
+import { makeUserKey, tempDir, type UserKeyFiles } from '../../controller/access/util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -11,11 +11,11 @@ import {
   keygenList,
   run,
   schema,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
   accessFixture,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -17,9 +17,9 @@ import {
   makeUserKey,
   schema,
   tempDir,
-  watchdog,
   type UserKeyFiles,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(240);
 

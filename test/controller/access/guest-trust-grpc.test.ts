@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { ControllerLink } from '../../../agent/src/controller-link.js';
 import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/hypervisor.js';
 import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
-import { accessFixture, issue, watchdog, type AccessFixture } from './util.js';
+import { accessFixture, issue, type AccessFixture } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(60);
 

@@ -18,11 +18,11 @@ import {
   makeUserKey,
   run,
   tempDir,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
 } from './util.js';
 import { startTestController } from '../../helpers/controller.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(180);
 

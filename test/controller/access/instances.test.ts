@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { assertAccessError, watchdog } from './util.js';
+import { assertAccessError } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(90);
 

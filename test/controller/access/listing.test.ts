@@ -16,9 +16,9 @@ import {
   makeUserKey,
   rawSerials,
   tempDir,
-  watchdog,
   type TestInstance,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(180);
 

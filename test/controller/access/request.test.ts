@@ -12,10 +12,10 @@ import {
   makeUserKey,
   requestAccess,
   tempDir,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

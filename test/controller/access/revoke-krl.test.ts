@@ -10,11 +10,11 @@ import {
   assertOk,
   issue,
   run,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
   accessFixture,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

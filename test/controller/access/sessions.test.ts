@@ -8,11 +8,11 @@ import {
   assertAccessError,
   assertOk,
   issue,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
   accessFixture,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -19,10 +19,10 @@ import {
   makeUserKey,
   schema,
   tempDir,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
 } from './util.js';
+import { watchdog, sleep } from '../../helpers/wait.js';
 
 watchdog(240);
 
@@ -85,7 +85,7 @@ const login = (certFile: string) =>
 
 async function logsSince(mark: number): Promise<string> {
   for (let i = 0; i < 40 && !/Connection closed|Disconnected/.test(sshd!.logs.slice(mark)); i++) {
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   return sshd!.logs.slice(mark);
 }

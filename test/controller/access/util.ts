@@ -19,15 +19,6 @@ export { makeUserKey, type UserKeyFiles, run };
 const S = 'virsh-sandbox_internal_rest.';
 export const schema = (name: string) => S + name;
 
-/** Kills the test process when the file has not finished in time (uvu has no timeouts of its own). */
-export function watchdog(seconds: number): void {
-  const t = setTimeout(() => {
-    process.stderr.write(`watchdog: test file still running after ${seconds}s, aborting\n`);
-    process.exit(1);
-  }, seconds * 1000);
-  t.unref();
-}
-
 export async function tempDir(prefix = 'vmwarden-access-test-') {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };

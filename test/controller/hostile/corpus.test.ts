@@ -9,7 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { buildCorpus, CLASSES, operations, type HostileCase } from './corpus.js';
-import { errorFormats, errorSchemaOf, problemWith, rawRequest, watchdog } from './util.js';
+import { errorFormats, errorSchemaOf, problemWith, rawRequest } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 const FULL = process.env.VMWARDEN_HOSTILE_FULL === '1';
 const SEED = Number(process.env.VMWARDEN_HOSTILE_SEED ?? 12);

@@ -13,7 +13,7 @@ import { renderSignError } from '../../../controller/src/sign/wire.js';
 import { renderComanageError } from '../../../controller/src/keys/routes.js';
 import { renderZitiError } from '../../../controller/src/identity/routes.js';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { watchdog } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(90);
 

@@ -13,7 +13,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { deepArray, deepObject } from './corpus.js';
-import { rawRequest, type RawReply, watchdog } from './util.js';
+import { rawRequest, type RawReply } from './util.js';
+import { watchdog, sleep } from '../../helpers/wait.js';
 
 watchdog(120);
 
@@ -239,7 +240,7 @@ async function spawnLogged(): Promise<{
   while (Date.now() < deadline && child.exitCode === null) {
     const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
     if (m) return { child, base: `http://${m[1]}`, dataDir, log: () => out };
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   child.kill('SIGKILL');
   throw new Error(`controller did not start:\n${out}`);
@@ -268,7 +269,7 @@ test('deep nesting leaves no stack trace in the log (separate process)', async (
       body: JSON.stringify({ username: 'admin', password }),
     });
     assert.is(login.status, 200, login.text);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const log = p.log();
     assert.match(log, /"statusCode":400/); // the requests were logged…
     assert.not.match(log, /Maximum call stack|RangeError|"stack"/, 'a stack trace in the log');

@@ -9,7 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { watchdog } from './util.js';
+import { watchdog, sleep } from '../../helpers/wait.js';
 
 watchdog(120);
 
@@ -100,7 +100,7 @@ test('a prompt client on the same listeners is unaffected', async () => {
   let received = '';
   socket.on('data', (d: Buffer) => (received += d.toString('utf8')));
   socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n');
-  await new Promise((r2) => setTimeout(r2, 2500));
+  await sleep(2500);
   socket.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
   await new Promise<void>((resolve) => socket.once('close', () => resolve()));
   assert.is(received.match(/HTTP\/1\.1 200 /g)?.length, 2, received);

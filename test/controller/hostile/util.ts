@@ -118,11 +118,3 @@ export function problemWith(
   }
   return undefined;
 }
-
-export function watchdog(seconds: number): void {
-  const t = setTimeout(() => {
-    process.stderr.write(`watchdog: test file still running after ${seconds}s, aborting\n`);
-    process.exit(1);
-  }, seconds * 1000);
-  t.unref();
-}

@@ -10,9 +10,9 @@ import {
   newCsr,
   randomUuid,
   selfSignedCert,
-  watchdog,
   type ClientCert,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(90);
 

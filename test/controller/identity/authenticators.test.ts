@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
 import { assertContract, ZITI } from '../../helpers/contract.js';
-import { assertError, issueCert, newCsr, randomUuid, watchdog, type ClientCert } from './util.js';
+import { assertError, issueCert, newCsr, randomUuid, type ClientCert } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -17,9 +17,9 @@ import {
   issueCert,
   newCsr,
   selfSignedCert,
-  watchdog,
   type ClientCert,
 } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 watchdog(90);

@@ -7,7 +7,8 @@ import { connect } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
-import { assertError, randomUuid, watchdog } from './util.js';
+import { assertError, randomUuid } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(90);
 

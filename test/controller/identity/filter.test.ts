@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compileFilter } from '../../../controller/src/http/ziti-filter.js';
 import { ApiError } from '../../../controller/src/platform/errors.js';
 import { Database } from '../../../controller/src/store/database.js';
-import { watchdog } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(30);
 

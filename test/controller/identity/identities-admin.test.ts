@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { assertContract, ZITI } from '../../helpers/contract.js';
-import { assertError, certLogin, issueCert, newCsr, randomUuid, watchdog } from './util.js';
+import { assertError, certLogin, issueCert, newCsr, randomUuid } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

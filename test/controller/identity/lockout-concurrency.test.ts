@@ -12,7 +12,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { ManualClock } from '../../../controller/src/platform/clock.js';
-import { issueCert, watchdog, type ClientCert } from './util.js';
+import { issueCert, type ClientCert } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(600); // a bound for a hung file only: scrypt bursts are slow on a loaded machine
 

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as x509 from '@peculiar/x509';
-import { watchdog } from './util.js';
+import { watchdog, sleep } from '../../helpers/wait.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 watchdog(300);
@@ -88,7 +88,7 @@ async function start(
   while (!/"msg":"vmwarden controller listening"/.test(p.stdout())) {
     if (p.child.exitCode !== null) throw new Error(`controller exited ${p.child.exitCode}: ${p.stderr()}`);
     if (Date.now() > deadline) throw new Error(`controller did not start: ${p.stdout()} ${p.stderr()}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   const line = p
     .stdout()

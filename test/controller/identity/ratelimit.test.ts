@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { ManualClock } from '../../../controller/src/platform/clock.js';
-import { assertError, certLogin, issueCert, watchdog } from './util.js';
+import { assertError, certLogin, issueCert } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { assertContract, ZITI } from '../../helpers/contract.js';
 import { ManualClock } from '../../../controller/src/platform/clock.js';
-import { assertError, certLogin, issueCert, watchdog } from './util.js';
+import { assertError, certLogin, issueCert } from './util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(90);
 

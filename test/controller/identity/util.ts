@@ -1,7 +1,6 @@
 /**
  * Shared helpers for the identity & API sessions tests: client keys/CSRs made with the real openssl
- * CLI, certificates issued through the admin API, error-envelope checks, and a watchdog so a hung
- * test file fails instead of blocking the run.
+ * CLI, certificates issued through the admin API, error-envelope checks.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,15 +9,6 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import type { Reply, TestController } from '../../helpers/controller.js';
 import { assertContract, ZITI } from '../../helpers/contract.js';
-
-/** Kills the test process when the file has not finished in time (uvu has no timeouts of its own). */
-export function watchdog(seconds: number): void {
-  const t = setTimeout(() => {
-    process.stderr.write(`watchdog: test file still running after ${seconds}s, aborting\n`);
-    process.exit(1);
-  }, seconds * 1000);
-  t.unref();
-}
 
 function inTemp<T>(fn: (dir: string) => T): T {
   const dir = mkdtempSync(join(tmpdir(), 'vmwarden-openssl-'));

@@ -27,11 +27,11 @@ import {
   issue,
   makeUserKey,
   tempDir,
-  watchdog,
   type TestInstance,
   type UserKeyFiles,
 } from '../access/util.js';
 import { grpcError, MAX_ERROR_DETAILS } from '../../../proto/grpc-tls.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(180);
 

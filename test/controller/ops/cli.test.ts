@@ -6,7 +6,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { createInstance, grant, makeUserKey, run, tempDir, watchdog } from '../access/util.js';
+import { createInstance, grant, makeUserKey, run, tempDir } from '../access/util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(180);
 

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { spawnController, stopController } from '../../helpers/controller-process.js';
 import { cleanUp } from '../../helpers/cleanup.js';
-import { makeUserKey, watchdog } from '../access/util.js';
+import { makeUserKey } from '../access/util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(300);
 

@@ -18,16 +18,14 @@ import { Database } from '../../../controller/src/store/database.js';
 import { AgentStore } from '../../../agent/src/store/agent-store.js';
 import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
 import { redactUrl } from '../../../controller/src/http/app.js';
+import { sleep, watchdog } from '../../helpers/wait.js';
 
 const MAIN = fileURLToPath(new URL('../../../controller/src/main.js', import.meta.url));
 const temps: string[] = [];
 const children = new Set<ChildProcess>();
-const watchdog = setTimeout(() => {
-  process.stderr.write('watchdog: hardening.test still running after 180s, aborting\n');
+watchdog(180, () => {
   for (const child of children) child.kill('SIGKILL');
-  process.exit(1);
-}, 180_000);
-watchdog.unref();
+});
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'vmwarden-hard-'));
@@ -83,7 +81,7 @@ test('controller process (umask 022): db, -wal, -shm and endpoints.json are 0600
   while (!/"msg":"vmwarden controller listening"/.test(out)) {
     if (child.exitCode !== null) throw new Error(`controller exited: ${out}`);
     if (Date.now() > deadline) throw new Error(`controller did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   const endpoints = JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8'));
   const base = `http://${endpoints.http}`;

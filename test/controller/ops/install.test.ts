@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run, tempDir, watchdog } from '../access/util.js';
+import { run, tempDir } from '../access/util.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

@@ -2,10 +2,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { createInstance, grant, makeUserKey, tempDir, watchdog } from '../access/util.js';
+import { createInstance, grant, makeUserKey, tempDir } from '../access/util.js';
 import { openapiPath } from '../../../controller/src/ops/openapi.js';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClient, unaryCall } from '../../helpers/agent.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(120);
 

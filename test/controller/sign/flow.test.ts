@@ -11,7 +11,6 @@ import {
   defineTestDomain,
   flipByte,
   MiB,
-  sleep,
   unaryCall,
   type TestAgent,
   type TestDomain,
@@ -25,6 +24,7 @@ import {
   signNode,
   type SignNode,
 } from './util.js';
+import { sleep } from '../../helpers/wait.js';
 
 let c: TestController;
 let a: TestAgent;

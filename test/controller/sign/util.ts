@@ -2,13 +2,8 @@
 import * as assert from 'uvu/assert';
 import { request as httpRequest } from 'node:http';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import {
-  defineTestDomain,
-  sleep,
-  startTestAgent,
-  type TestAgent,
-  type TestDomain,
-} from '../../helpers/agent.js';
+import { defineTestDomain, startTestAgent, type TestAgent, type TestDomain } from '../../helpers/agent.js';
+import { sleep } from '../../helpers/wait.js';
 
 /** `Mon, 03 Jun 2024 10:45:36 GMT` */
 export const RFC1123 =

@@ -12,6 +12,7 @@ import { Database } from '../../../controller/src/store/database.js';
 import { Connection } from '../../../controller/src/store/sqlite.js';
 import { insertScript, sqlLiteral } from '../../../controller/src/store/sql-literal.js';
 import { pooledRandomBytes, uuidv7 } from '../../../controller/src/platform/random.js';
+import { sleep } from '../../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmwarden-store-'));
 let db: Database;
@@ -155,8 +156,7 @@ test('the WAL is checkpointed in the background, not by a commit', async () => {
     });
   }
   const until = Date.now() + 5000;
-  while (statSync(file).size < before + 500_000 && Date.now() < until)
-    await new Promise((r) => setTimeout(r, 50));
+  while (statSync(file).size < before + 500_000 && Date.now() < until) await sleep(50);
   assert.ok(
     statSync(file).size >= before + 500_000,
     `database file ${statSync(file).size} bytes, was ${before}`,

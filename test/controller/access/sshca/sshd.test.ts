@@ -13,6 +13,7 @@ import {
 import { buildKrl } from '../../../../controller/src/access/sshca/krl.js';
 import { sshLogin, startSshd, type Sshd } from '../../../helpers/sshd.js';
 import { makeUserKey, tempDir, type UserKeyFiles } from './fixtures.js';
+import { sleep } from '../../../helpers/wait.js';
 
 const VM_A = `vm-${randomUUID()}`;
 const VM_B = `vm-${randomUUID()}`;
@@ -68,7 +69,7 @@ const login = (certFile: string) =>
 /** sshd output after `mark`, once the connection's last lines have arrived. */
 async function logsSince(mark: number): Promise<string> {
   for (let i = 0; i < 40 && !/Connection closed|Disconnected/.test(sshd!.logs.slice(mark)); i++) {
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   return sshd!.logs.slice(mark);
 }
