@@ -1,7 +1,8 @@
 /** Certificate issuing writes its audit row in the certificate's own transaction: both or neither. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestController, type TestController } from '../../helpers/controller.js';
+import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
+import { refuseAuditWrites } from './audit-store.js';
 import {
   createInstance,
   issue,
@@ -47,8 +48,13 @@ test('an issued certificate has exactly one success audit row naming it', async 
 test('audit write refused → 503 and no certificate is committed (fail closed)', async () => {
   const vm = await createInstance(c);
   const before = await total();
-  c.controller.services.audit.failNext = true;
-  const r = await requestAccess(c, admin, { sandbox_id: vm.serverId, public_key: key.pub });
+  const allowAudit = await refuseAuditWrites(c.controller.services.db);
+  let r: Reply;
+  try {
+    r = await requestAccess(c, admin, { sandbox_id: vm.serverId, public_key: key.pub });
+  } finally {
+    await allowAudit();
+  }
   assert.is(r.status, 503, r.text);
   assert.is(r.body.code, 503);
   assert.is(await total(), before, 'the certificate was rolled back with its audit row');

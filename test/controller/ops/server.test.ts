@@ -1,12 +1,13 @@
 /** Operations endpoints: /openapi.json generated from the routes, /metrics, the audit log, health. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startTestController, type TestController } from '../../helpers/controller.js';
+import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
 import { createInstance, grant, makeUserKey, tempDir } from '../access/util.js';
 import { openapiPath } from '../../../controller/src/ops/openapi.js';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClient, unaryCall } from '../../helpers/agent.js';
 import { watchdog } from '../../helpers/wait.js';
+import { refuseAuditWrites } from './audit-store.js';
 
 watchdog(120);
 
@@ -267,12 +268,17 @@ test('metrics count requests, certificates and sessions; audit records each acti
   assert.is((await c.call('GET', '/v1/audit?limit=0', { token: admin })).status, 400);
 });
 
-test('fail closed: an audit write that fails refuses the action (test hook)', async () => {
-  c.controller.services.audit.failNext = true;
-  const r = await c.call('POST', '/identities', {
-    token: admin,
-    body: { name: 'never-made', role: 'user', password: 'secret-password' },
-  });
+test('fail closed: an audit write that fails refuses the action', async () => {
+  const allowAudit = await refuseAuditWrites(c.controller.services.db);
+  let r: Reply;
+  try {
+    r = await c.call('POST', '/identities', {
+      token: admin,
+      body: { name: 'never-made', role: 'user', password: 'secret-password' },
+    });
+  } finally {
+    await allowAudit();
+  }
   assert.is(r.status, 503, r.text);
   assert.is(r.body.error.code, 'AUDIT_UNAVAILABLE');
   const list = await c.call('GET', `/identities?filter=${encodeURIComponent('name="never-made"')}`, {
@@ -292,10 +298,7 @@ test('fail closed: an audit table the store refuses to write blocks logins and r
     body: { sandbox_id: vm.serverId, public_key: key.pub.trim() },
   });
   assert.is(issued.status, 200, issued.text);
-  const db = c.controller.services.db;
-  await db.exec(
-    "CREATE TRIGGER audit_off BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit disabled'); END",
-  );
+  const allowAudit = await refuseAuditWrites(c.controller.services.db);
   try {
     const login = await c.call('POST', '/authenticate?method=password', {
       body: { username: 'ops-blocked', password: user.password },
@@ -317,7 +320,7 @@ test('fail closed: an audit table the store refuses to write blocks logins and r
     // reads are not audited and keep working
     assert.is((await c.call('GET', '/v1/access/certificates', { token: admin })).status, 200);
   } finally {
-    await db.exec('DROP TRIGGER audit_off');
+    await allowAudit();
   }
   const revoke = await c.call('DELETE', `/v1/access/certificate/${issued.body.certificate_id}`, {
     token: admin,
