@@ -17,6 +17,7 @@ import { startTestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
 import { bootGuest, buildGuestImage, guestSshArgs, guestSshOpen, type TestGuest } from '../helpers/guest.js';
 import { run } from '../helpers/sshd.js';
+import { watchTrustPushes } from '../helpers/trust-pushes.js';
 import { grant, makeUserKey, tempDir } from '../controller/access/util.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -36,6 +37,7 @@ async function main() {
   const { dir, cleanup } = await tempDir('vmwarden-bench-revoke-');
   const key = await makeUserKey(dir, 'user', 'ed25519');
   const c = await startTestController();
+  const pushes = watchTrustPushes(c.controller.services.agents);
   const hv = await connectHypervisor(QEMU_URI);
   let guest: TestGuest | undefined;
   const agent = await startTestAgent(c, {
@@ -80,7 +82,7 @@ async function main() {
       const del = await c.call('DELETE', `/v1/access/certificate/${id}`, { token: admin });
       if (del.status !== 200) throw new Error(`revoke: ${del.status} ${del.text}`);
       const push = await until('push answered', async () => {
-        const p = c.controller.services.guestTrust.pushes.get(agent.nodeId);
+        const p = pushes.get(agent.nodeId);
         return p && p.doneAt > start && p;
       });
       if (push.error) throw new Error(`push failed: ${push.error}`);

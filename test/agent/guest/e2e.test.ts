@@ -26,6 +26,7 @@ import {
 } from '../../helpers/guest.js';
 import { run } from '../../helpers/sshd.js';
 import { cleanUp } from '../../helpers/cleanup.js';
+import { watchTrustPushes, type TrustPush } from '../../helpers/trust-pushes.js';
 import {
   createInstance,
   grant,
@@ -38,6 +39,7 @@ import { watchdog, sleep, waitFor } from '../../helpers/wait.js';
 watchdog(1500);
 
 let c: TestController;
+let pushes: ReadonlyMap<number, TrustPush>;
 let hv: Hypervisor;
 let agent: TestAgent;
 let guest: TestGuest;
@@ -124,6 +126,7 @@ async function setup() {
   ({ dir, cleanup } = await tempDir('vmwarden-guest-e2e-'));
   key = await makeUserKey(dir, 'user', 'ed25519');
   c = await startTestController();
+  pushes = watchTrustPushes(c.controller.services.agents);
   hv = await connectHypervisor(QEMU_URI);
   // Only our guest: other tests' agents and guests share this libvirtd.
   agent = await startTestAgent(c, {
@@ -258,7 +261,6 @@ async function revokeDuringSession(label: string) {
   const cert = await certFor(guest.uuid);
   const login = sshOpen(cert.certFile, 120);
   await until('session start', async () => (await sessionsOf(cert.id)).length === 1);
-  const pushes = c.controller.services.guestTrust.pushes;
   const t0 = Date.now();
   const del = await c.call('DELETE', `/v1/access/certificate/${cert.id}`, { token: await c.adminToken() });
   assert.is(del.status, 200, del.text);
