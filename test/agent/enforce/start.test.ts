@@ -49,6 +49,15 @@ async function startStop(): Promise<{ code: number; stderr: string }> {
   return r;
 }
 
+/** Re-signs the instance as it is defined now (PUT /v1/sign). */
+async function resign(): Promise<void> {
+  const r = await c.call('PUT', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
+  assert.is(r.status, 200, r.text);
+}
+
+// Each test leaves the instance as it found it: defined as at first, signed, disk as sealed, the agent
+// running with the default policies, the node active.
+
 const events = async () => {
   const r = await c.call('GET', `/v1/sign/${vm.uuid}/events`, { token: admin });
   assert.is(r.status, 200, r.text);
@@ -63,59 +72,88 @@ test('a minimal valid domain starts while validation is active (and is sealed at
 
 test('a semantic change of the definition: virsh start fails with our one-line reason', async () => {
   await vm.define({ memoryMiB: 96 });
-  const r = await virsh('start', vm.uuid);
-  assert.is.not(r.code, 0);
-  assert.match(
-    r.stderr,
-    `vmwarden: start of '${vm.name}' refused: signature check failed: definition changed`,
-    r.stderr,
-  );
-  assert.is(await domState(vm.uuid), 'shut off');
+  try {
+    const r = await virsh('start', vm.uuid);
+    assert.is.not(r.code, 0);
+    assert.match(
+      r.stderr,
+      `vmwarden: start of '${vm.name}' refused: signature check failed: definition changed`,
+      r.stderr,
+    );
+    assert.is(await domState(vm.uuid), 'shut off');
+  } finally {
+    await vm.define();
+  }
 });
 
 test('re-signed (PUT /v1/sign): the changed definition starts', async () => {
-  const r = await c.call('PUT', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
-  assert.is(r.status, 200, r.text);
-  const s = await startStop();
-  assert.is(s.code, 0, s.stderr);
+  await vm.define({ memoryMiB: 96 });
+  try {
+    await resign();
+    const s = await startStop();
+    assert.is(s.code, 0, s.stderr);
+  } finally {
+    await vm.define();
+    await resign();
+  }
 });
+
+/** Runs `body` with one byte of the sealed disk flipped, then flips it back. */
+async function withDiskByteFlipped(offset: number, body: () => Promise<void>): Promise<void> {
+  flipByte(vm.disk, offset);
+  try {
+    await body();
+  } finally {
+    flipByte(vm.disk, offset);
+  }
+}
 
 test('a sealed disk changed offline (one byte): refused, naming the disk and the chunk', async () => {
   assert.ok(await sealedAt(a.agent.signatures, vm.uuid), 'sealed');
-  flipByte(vm.disk, 2 * MiB + 77);
-  const r = await virsh('start', vm.uuid);
-  assert.is.not(r.code, 0);
-  assert.match(r.stderr, `disk vda ${vm.disk} changed in chunk 2`);
-  const m = await c.call('GET', `/v1/sign/${vm.uuid}/manifest`, { token: admin });
-  assert.equal(
-    m.body.differences.map((d: any) => [d.component, d.target, d.chunks]),
-    [['disk', 'vda', [2]]],
-  );
+  await withDiskByteFlipped(2 * MiB + 77, async () => {
+    const r = await virsh('start', vm.uuid);
+    assert.is.not(r.code, 0);
+    assert.match(r.stderr, `disk vda ${vm.disk} changed in chunk 2`);
+    const m = await c.call('GET', `/v1/sign/${vm.uuid}/manifest`, { token: admin });
+    assert.equal(
+      m.body.differences.map((d: any) => [d.component, d.target, d.chunks]),
+      [['disk', 'vda', [2]]],
+    );
+  });
 });
 
 test('the byte restored: it starts again', async () => {
-  flipByte(vm.disk, 2 * MiB + 77);
+  await withDiskByteFlipped(2 * MiB + 77, async () => {
+    assert.is.not((await virsh('start', vm.uuid)).code, 0);
+  });
   const r = await startStop();
   assert.is(r.code, 0, r.stderr);
 });
 
 test('agent stopped while validation is active: refused, "vmwarden agent unreachable" (fail closed)', async () => {
   await a.stopAgent();
-  const r = await virsh('start', vm.uuid);
-  assert.is.not(r.code, 0);
-  assert.match(r.stderr, 'vmwarden agent unreachable');
-  assert.match(r.stderr, 'fail closed');
+  try {
+    const r = await virsh('start', vm.uuid);
+    assert.is.not(r.code, 0);
+    assert.match(r.stderr, 'vmwarden agent unreachable');
+    assert.match(r.stderr, 'fail closed');
+  } finally {
+    await a.restartAgent();
+  }
 });
 
 test('hookFailPolicy open: with the agent down the start is allowed', async () => {
   await a.restartAgent({ config: { hookFailPolicy: 'open' } });
   await a.stopAgent();
-  const r = await virsh('start', vm.uuid);
-  assert.is(r.code, 0, r.stderr);
-  await virsh('destroy', vm.uuid);
-  await a.restartAgent({ config: { hookFailPolicy: 'closed' } });
-  // the agent missed that shutdown: seal now, as it would have
-  await a.agent.signatures.sealDisks(vm.uuid);
+  try {
+    const r = await virsh('start', vm.uuid);
+    assert.is(r.code, 0, r.stderr);
+    await virsh('destroy', vm.uuid);
+  } finally {
+    await a.restartAgent({ config: { hookFailPolicy: 'closed' } });
+    // the agent missed that shutdown: seal now, as it would have
+    await a.agent.signatures.sealDisks(vm.uuid);
+  }
 });
 
 test('no baseline while active: signed on the way (unsignedPolicy sign); refused with policy refuse', async () => {
@@ -151,17 +189,35 @@ test('no baseline while active: signed on the way (unsignedPolicy sign); refused
 });
 
 test('node deactivated: a tampered domain starts', async () => {
-  flipByte(vm.disk, 5);
-  const refused = await virsh('start', vm.uuid);
-  assert.is.not(refused.code, 0);
-  assert.match(refused.stderr, 'chunk 0');
-  await nodeAction(c, a.nodeId, 'deactivate');
-  const r = await virsh('start', vm.uuid);
-  assert.is(r.code, 0, r.stderr);
-  await virsh('destroy', vm.uuid);
+  await withDiskByteFlipped(5, async () => {
+    const refused = await virsh('start', vm.uuid);
+    assert.is.not(refused.code, 0);
+    assert.match(refused.stderr, 'chunk 0');
+    await nodeAction(c, a.nodeId, 'deactivate');
+    try {
+      const r = await virsh('start', vm.uuid);
+      assert.is(r.code, 0, r.stderr);
+    } finally {
+      await virsh('destroy', vm.uuid);
+    }
+  });
+  // seal the restored disk (the agent may have sealed the tampered one at that shutdown), then activate
+  await a.agent.signatures.sealDisks(vm.uuid);
+  await nodeAction(c, a.nodeId, 'activate');
 });
 
 test('GET /v1/sign/{id}/events: every verdict and refusal, RFC 1123 times, Sign API errors', async () => {
+  // this test's own history: a definition refused, a disk refused in chunk 2, a start allowed
+  await vm.define({ memoryMiB: 96 });
+  try {
+    assert.is.not((await virsh('start', vm.uuid)).code, 0);
+  } finally {
+    await vm.define();
+  }
+  await withDiskByteFlipped(2 * MiB + 77, async () => {
+    assert.is.not((await virsh('start', vm.uuid)).code, 0);
+  });
+  assert.is((await startStop()).code, 0);
   const list = await events();
   assert.ok(list.length >= 6, JSON.stringify(list));
   for (const e of list) {

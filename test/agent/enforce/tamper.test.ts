@@ -36,19 +36,25 @@ test('policy shutdown: a running domain whose loader changes is destroyed within
   });
   const secs = (Date.now() - t0) / 1000;
   assert.ok(secs < 15, `destroyed after ${secs} s`);
-  const events = (await c.call('GET', `/v1/sign/${vm.uuid}/events`, { token: admin })).body.events as any[];
-  await waitFor(
+  const events = await waitFor(
     'the destroyed audit record',
     async () => {
       const list = (await c.call('GET', `/v1/sign/${vm.uuid}/events`, { token: admin })).body.events as any[];
       return (
         list.some((e) => e.action === 'destroyed') &&
-        list.some((e) => e.action === 'alert' && e.component === 'boot')
+        list.some((e) => e.action === 'alert' && e.component === 'boot') &&
+        list
       );
     },
     { timeoutMs: 5000 },
   );
-  assert.ok(Array.isArray(events));
+  const destroyed = events.find((e) => e.action === 'destroyed');
+  assert.match(destroyed.detail, 'destroyed by tamper policy');
+  assert.match(destroyed.detail, `boot artifact loader ${vm.loader} changed`);
+  const alert = events.find((e) => e.action === 'alert' && e.component === 'boot');
+  assert.match(alert.old_digest, /^sha256/);
+  assert.match(alert.new_digest, /^sha256/);
+  assert.is.not(alert.new_digest, alert.old_digest);
 });
 
 test('refused until re-signed, even with the loader restored', async () => {
