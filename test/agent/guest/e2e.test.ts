@@ -229,7 +229,7 @@ test('a certificate login is observed as a session, and logout ends it', async (
   assert.ok(started.source_ip);
   const exit = await login.exited;
   assert.is(exit.code, 0, login.output());
-  assert.match(login.output(), /in/);
+  assert.match(login.output(), /^in$/m);
   const ended = await until('session end', async () => {
     const s = (await sessionsOf(cert.id))[0];
     return s?.status !== 'ACTIVE' && s;

@@ -219,6 +219,9 @@ test("ReportInventory from node 2 naming node 1's instance: that entry refused, 
 });
 
 test("an empty ReportInventory from node 2 deletes nothing of node 1's, nor its grants", async () => {
+  const own = randomUUID();
+  const hosted = await report(n2, [entry(own, 'node-two-own', '10.2.0.6')]);
+  assert.is(hosted.refused.length, 0);
   const count = await instanceCount();
   const ack = await report(n2, []);
   assert.is(ack.refused.length, 0);
@@ -226,7 +229,7 @@ test("an empty ReportInventory from node 2 deletes nothing of node 1's, nor its 
   assert.is(one.node_id, a1.nodeId);
   assert.equal(await grants(vm1.uuid), [user.id]);
   assert.is((await instance(manual.serverId)).instance_name, 'admin-registered');
-  // Node 2's own instance from the previous test is released (node 2 said it is gone), not deleted.
+  // Node 2's own instance is released (node 2 said it is gone), not deleted.
   assert.is(await instanceCount(), count);
 });
 
