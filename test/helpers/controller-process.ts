@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { sleep } from './wait.js';
+import { waitFor } from './wait.js';
 
 const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
 
@@ -33,12 +33,15 @@ export async function spawnController(dataDir: string): Promise<{ child: ChildPr
     if (out.length < 100_000) out += d; // only the start-up lines matter
   });
   child.stderr!.on('data', (d: Buffer) => (err += d));
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
-    if (m) return { child, base: `http://${m[1]}` };
-    await sleep(50);
-  }
+  const endpoint = () => {
+    if (child.exitCode !== null) throw new Error(`controller exited ${child.exitCode}`);
+    return /"endpoints":\{"http":"([^"]+)"/.exec(out)?.[1];
+  };
+  const http = await waitFor('the controller endpoints', endpoint, {
+    timeoutMs: 60_000,
+    intervalMs: 50,
+  }).catch(() => undefined);
+  if (http) return { child, base: `http://${http}` };
   child.kill('SIGKILL');
   throw new Error(`controller did not start:\n${out}\n${err}`);
 }

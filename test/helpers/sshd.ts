@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from './wait.js';
+import { sleep, waitFor } from './wait.js';
 
 export interface SshdOptions {
   /** Absolute path of the TrustedUserCAKeys file (one CA public key per line). */
@@ -28,6 +28,8 @@ export interface Sshd {
   dir: string;
   /** Everything sshd printed so far (LogLevel VERBOSE, -e). */
   readonly logs: string;
+  /** sshd output after `mark` (a length of `logs`), once the connection's last lines arrived (at most 1 s). */
+  logsSince(mark: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -160,6 +162,14 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     dir,
     get logs() {
       return logs;
+    },
+    async logsSince(mark) {
+      const closed = () => /Connection closed|Disconnected/.test(logs.slice(mark));
+      await waitFor('the connection closed in the sshd log', closed, {
+        timeoutMs: 1000,
+        intervalMs: 25,
+      }).catch(() => undefined);
+      return logs.slice(mark);
     },
     stop,
   };

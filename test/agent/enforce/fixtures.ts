@@ -20,6 +20,7 @@ import { stateFilePath } from '../../../agent/src/enforce/state-file.js';
 import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/hypervisor.js';
 import { ensureLibvirtd, installTestHook, QEMU_URI, virsh } from '../../helpers/libvirtd.js';
 import { sleep } from '../../helpers/wait.js';
+import { waitTask } from '../../controller/sign/util.js';
 
 export const MiB = 1024 * 1024;
 
@@ -118,13 +119,8 @@ export async function nodeAction(c: TestController, nodeId: number, action: 'act
   const token = await c.adminToken();
   const r = await c.call('POST', `/v1/sign/node/${nodeId}/action`, { token, body: { action } });
   if (r.status !== 200) throw new Error(`${action}: ${r.status} ${r.text}`);
-  for (let i = 0; i < 400; i++) {
-    const t = await c.call('GET', `/v1/tasks/${r.body.task_id}`, { token });
-    if (t.body.state === 'SUCCESS') return;
-    if (t.body.state === 'FAILURE') throw new Error(`${action} failed: ${t.text}`);
-    await sleep(50);
-  }
-  throw new Error(`${action} task did not finish`);
+  const { final } = await waitTask(c, token, r.body.task_id, 20_000);
+  if (final.state === 'FAILURE') throw new Error(`${action} failed: ${JSON.stringify(final)}`);
 }
 
 export interface EnforcedVm {

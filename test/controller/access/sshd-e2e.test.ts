@@ -22,7 +22,7 @@ import {
   type TestInstance,
   type UserKeyFiles,
 } from './util.js';
-import { watchdog, sleep } from '../../helpers/wait.js';
+import { watchdog } from '../../helpers/wait.js';
 
 watchdog(240);
 
@@ -83,13 +83,6 @@ async function certFor(ctl: TestController, vm: TestInstance, extra: Record<stri
 const login = (certFile: string) =>
   sshLogin({ port: sshd!.port, keyFile: key.keyFile, certFile, command: 'echo logged-in' });
 
-async function logsSince(mark: number): Promise<string> {
-  for (let i = 0; i < 40 && !/Connection closed|Disconnected/.test(sshd!.logs.slice(mark)); i++) {
-    await sleep(25);
-  }
-  return sshd!.logs.slice(mark);
-}
-
 function assertAccepted(r: { code: number | null; stdout: string; stderr: string }, out = 'logged-in') {
   assert.is(r.code, 0, `login refused: ${r.stderr}\n--- sshd:\n${sshd?.logs.slice(-3000)}`);
   assert.is(r.stdout.trim(), out);
@@ -148,7 +141,7 @@ test('a certificate for another instance is refused', async () => {
   const cert = await certFor(c, B);
   const mark = sshd!.logs.length;
   assertRefused(await login(cert.certFile));
-  assert.match(await logsSince(mark), /Certificate does not contain an authorized principal/);
+  assert.match(await sshd!.logsSince(mark), /Certificate does not contain an authorized principal/);
 });
 
 test('revoked through the API → refused once the KRL is fetched; others still open', async () => {
@@ -159,7 +152,7 @@ test('revoked through the API → refused once the KRL is fetched; others still 
   await syncKrl();
   const mark = sshd!.logs.length;
   assertRefused(await login(revoked.certFile));
-  assert.match(await logsSince(mark), /revoked/);
+  assert.match(await sshd!.logsSince(mark), /revoked/);
   assertAccepted(await login(kept.certFile));
 });
 
@@ -172,7 +165,7 @@ test('expired (issued with the clock in the past) → refused', async () => {
   assert.is(rec.body.is_expired, true);
   const mark = sshd!.logs.length;
   assertRefused(await login(expired.certFile));
-  assert.match(await logsSince(mark), /expired/);
+  assert.match(await sshd!.logsSince(mark), /expired/);
 });
 
 test('policy: force-command runs instead of the requested command; source-address is enforced', async () => {
@@ -181,7 +174,7 @@ test('policy: force-command runs instead of the requested command; source-addres
   const e = await certFor(elsewhere, A);
   const mark = sshd!.logs.length;
   assertRefused(await login(e.certFile));
-  const logs = await logsSince(mark);
+  const logs = await sshd!.logsSince(mark);
   assert.match(logs, /not from a permitted source address/, logs);
 });
 
@@ -211,7 +204,7 @@ test('CA rotation: both keys trusted → old and new certificates open; old key 
   await syncKrl();
   const mark = sshd!.logs.length;
   assertRefused(await login(before.certFile));
-  const logs = await logsSince(mark);
+  const logs = await sshd!.logsSince(mark);
   assert.ok(logs.includes(`Failed publickey`) && logs.includes(`CA ED25519 ${fingerprints[1]}`), logs);
   assertAccepted(await login(after.certFile));
   const fresh = await certFor(c, A);

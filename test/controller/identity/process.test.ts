@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as x509 from '@peculiar/x509';
-import { watchdog, sleep } from '../../helpers/wait.js';
+import { waitFor, watchdog } from '../../helpers/wait.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 watchdog(300);
@@ -84,12 +84,15 @@ async function start(
     'warn',
   ];
   const p = launch([...base, ...args], cleanEnv(env));
-  const deadline = Date.now() + 20_000;
-  while (!/"msg":"vmwarden controller listening"/.test(p.stdout())) {
+  const listening = () => {
     if (p.child.exitCode !== null) throw new Error(`controller exited ${p.child.exitCode}: ${p.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`controller did not start: ${p.stdout()} ${p.stderr()}`);
-    await sleep(25);
-  }
+    return /"msg":"vmwarden controller listening"/.test(p.stdout());
+  };
+  await waitFor('the controller listening', listening, {
+    timeoutMs: 20_000,
+    intervalMs: 25,
+    state: () => `${p.stdout()} ${p.stderr()}`,
+  });
   const line = p
     .stdout()
     .split('\n')

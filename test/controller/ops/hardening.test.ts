@@ -18,7 +18,7 @@ import { Database } from '../../../controller/src/store/database.js';
 import { AgentStore } from '../../../agent/src/store/agent-store.js';
 import { startTestController, type Reply, type TestController } from '../../helpers/controller.js';
 import { redactUrl } from '../../../controller/src/http/app.js';
-import { sleep, watchdog } from '../../helpers/wait.js';
+import { waitFor, watchdog } from '../../helpers/wait.js';
 
 const MAIN = fileURLToPath(new URL('../../../controller/src/main.js', import.meta.url));
 const temps: string[] = [];
@@ -77,12 +77,15 @@ test('controller process (umask 022): db, -wal, -shm and endpoints.json are 0600
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const deadline = Date.now() + 30_000;
-  while (!/"msg":"vmwarden controller listening"/.test(out)) {
+  const listening = () => {
     if (child.exitCode !== null) throw new Error(`controller exited: ${out}`);
-    if (Date.now() > deadline) throw new Error(`controller did not start: ${out}`);
-    await sleep(25);
-  }
+    return /"msg":"vmwarden controller listening"/.test(out);
+  };
+  await waitFor('the controller listening', listening, {
+    timeoutMs: 30_000,
+    intervalMs: 25,
+    state: () => out,
+  });
   const endpoints = JSON.parse(readFileSync(join(dataDir, 'endpoints.json'), 'utf8'));
   const base = `http://${endpoints.http}`;
   const password = readFileSync(join(dataDir, 'admin-password'), 'utf8').trim();

@@ -13,7 +13,6 @@ import {
 import { buildKrl } from '../../../../controller/src/access/sshca/krl.js';
 import { sshLogin, startSshd, type Sshd } from '../../../helpers/sshd.js';
 import { makeUserKey, tempDir, type UserKeyFiles } from './fixtures.js';
-import { sleep } from '../../../helpers/wait.js';
 
 const VM_A = `vm-${randomUUID()}`;
 const VM_B = `vm-${randomUUID()}`;
@@ -66,14 +65,6 @@ async function issue(
 const login = (certFile: string) =>
   sshLogin({ port: sshd!.port, keyFile: user.keyFile, certFile, command: 'echo logged-in' });
 
-/** sshd output after `mark`, once the connection's last lines have arrived. */
-async function logsSince(mark: number): Promise<string> {
-  for (let i = 0; i < 40 && !/Connection closed|Disconnected/.test(sshd!.logs.slice(mark)); i++) {
-    await sleep(25);
-  }
-  return sshd!.logs.slice(mark);
-}
-
 function assertAccepted(r: { code: number | null; stdout: string; stderr: string }) {
   assert.is(r.code, 0, `login refused: ${r.stderr}\n--- sshd:\n${sshd?.logs.slice(-3000)}`);
   assert.is(r.stdout.trim(), 'logged-in');
@@ -117,7 +108,7 @@ test('a certificate for another instance is refused', async () => {
   const [certFile] = await issue(caOld, VM_B);
   const mark = sshd!.logs.length;
   assertRefused(await login(certFile));
-  assert.match(await logsSince(mark), /Certificate does not contain an authorized principal/);
+  assert.match(await sshd!.logsSince(mark), /Certificate does not contain an authorized principal/);
 });
 
 test('sshd trusting old and new CA keys accepts certificates from each', async () => {
@@ -136,7 +127,7 @@ test('a revoked serial is refused once it is in the KRL; others still work', asy
   await writeKrl([{ ca: caOld, serials: [revokedSerial] }], 2n);
   const mark = sshd!.logs.length;
   assertRefused(await login(revokedCert));
-  assert.match(await logsSince(mark), /revoked by file/);
+  assert.match(await sshd!.logsSince(mark), /revoked by file/);
   assertAccepted(await login(keptCert));
   assertAccepted(await login(sameSerialOtherCa));
 
@@ -148,11 +139,11 @@ test('an expired certificate is refused, as is one not yet valid', async () => {
   const [expired] = await issue(caOld, VM_A, { from: -3600, to: -1800 });
   let mark = sshd!.logs.length;
   assertRefused(await login(expired));
-  assert.match(await logsSince(mark), /expired/);
+  assert.match(await sshd!.logsSince(mark), /expired/);
   const [future] = await issue(caOld, VM_A, { from: 1800, to: 3600 });
   mark = sshd!.logs.length;
   assertRefused(await login(future));
-  assert.match(await logsSince(mark), /not yet valid/);
+  assert.match(await sshd!.logsSince(mark), /not yet valid/);
 });
 
 test('sshd keeps serving after all of the above', async () => {
