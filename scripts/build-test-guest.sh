@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian 12 guest used by the end-to-end tests (test/guest/): a raw ext4 root filesystem
+# Builds the Debian 12 guest used by the end-to-end tests (test/agent/guest/): a raw ext4 root filesystem
 # image plus the kernel and initrd for direct kernel boot (root=/dev/vda). Needs root, debootstrap and
 # e2fsprogs (mkfs.ext4 -d: the image is filled without mounting anything).
 #

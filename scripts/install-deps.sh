@@ -8,7 +8,7 @@ packages=(
   openssh-client openssh-server openssl sqlite3     # real ssh-keygen/sshd/ssh and openssl in tests
   b3sum                                             # reference hasher in the hashing benchmark
   libvirt-daemon-system qemu-system-x86 dnsmasq-base # a real libvirtd + QEMU (TCG) for enforcement tests
-  debootstrap e2fsprogs                              # the Debian guest of test/guest (scripts/build-test-guest.sh)
+  debootstrap e2fsprogs                              # the Debian guest of test/agent/guest (scripts/build-test-guest.sh)
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
 )
 missing=()

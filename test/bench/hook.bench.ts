@@ -12,7 +12,8 @@ import { stateFilePath } from '../../agent/src/enforce/state-file.js';
 import { startTestController } from '../helpers/controller.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI, TEST_DOMAINS, virsh } from '../helpers/libvirtd.js';
-import { nodeAction, qemuVm, sealedAt, waitFor } from '../enforce/fixtures.js';
+import { nodeAction, qemuVm, sealedAt } from '../agent/enforce/fixtures.js';
+import { waitFor } from '../helpers/wait.js';
 
 const execFileP = promisify(execFile);
 const RUNS = Math.max(3, Number(process.env.BENCH_RUNS ?? 20));
@@ -57,7 +58,9 @@ async function main() {
       const ms = performance.now() - t0;
       if (s.code !== 0) throw new Error(`start ${withHook ? 'with' : 'without'} hook failed: ${s.stderr}`);
       await virsh('destroy', vm.uuid);
-      await waitFor('seal', async () => (await sealedAt(a.agent.signatures, vm.uuid)) !== before, 60_000);
+      await waitFor('seal', async () => (await sealedAt(a.agent.signatures, vm.uuid)) !== before, {
+        timeoutMs: 60_000,
+      });
       return ms;
     };
     // warm-up (page cache, QEMU binary, the agent's digest cache)

@@ -17,25 +17,19 @@ import { startTestAgent } from '../helpers/agent.js';
 import { ensureLibvirtd, QEMU_URI } from '../helpers/libvirtd.js';
 import { bootGuest, buildGuestImage, guestSshArgs, guestSshOpen, type TestGuest } from '../helpers/guest.js';
 import { run } from '../helpers/sshd.js';
-import { grant, makeUserKey, tempDir } from '../access/util.js';
+import { watchTrustPushes } from '../helpers/trust-pushes.js';
+import { grant, makeUserKey, tempDir } from '../controller/access/util.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const TARGET_MS = 2000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 120_000) =>
+  waitFor(what, fn, { timeoutMs, intervalMs: 100, retryErrors: true });
 
 async function main() {
   await ensureLibvirtd();
@@ -43,6 +37,7 @@ async function main() {
   const { dir, cleanup } = await tempDir('vmwarden-bench-revoke-');
   const key = await makeUserKey(dir, 'user', 'ed25519');
   const c = await startTestController();
+  const pushes = watchTrustPushes(c.controller.services.agents);
   const hv = await connectHypervisor(QEMU_URI);
   let guest: TestGuest | undefined;
   const agent = await startTestAgent(c, {
@@ -87,7 +82,7 @@ async function main() {
       const del = await c.call('DELETE', `/v1/access/certificate/${id}`, { token: admin });
       if (del.status !== 200) throw new Error(`revoke: ${del.status} ${del.text}`);
       const push = await until('push answered', async () => {
-        const p = c.controller.services.guestTrust.pushes.get(agent.nodeId);
+        const p = pushes.get(agent.nodeId);
         return p && p.doneAt > start && p;
       });
       if (push.error) throw new Error(`push failed: ${push.error}`);

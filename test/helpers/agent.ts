@@ -16,16 +16,11 @@ import { enroll } from '../../agent/src/enroll.js';
 import { connectHypervisor, type Hypervisor } from '../../agent/src/libvirt/hypervisor.js';
 import { NodeKey } from '../../agent/src/signature/node-key.js';
 import { vmwardenServices } from '../../proto/load.js';
-import {
-  domainXml,
-  makeVmFiles,
-  sleep,
-  type DomainParams,
-  type VmFiles,
-} from '../agent/signature/fixtures.js';
+import { domainXml, makeVmFiles, type DomainParams, type VmFiles } from '../agent/signature/fixtures.js';
 import type { TestController } from './controller.js';
+import { sleep } from './wait.js';
 
-export { domainXml, flipByte, makeVmFiles, MiB, sleep, type VmFiles } from '../agent/signature/fixtures.js';
+export { domainXml, flipByte, makeVmFiles, MiB, type VmFiles } from '../agent/signature/fixtures.js';
 
 export interface TestAgentOptions {
   /** Node name (default: a random one). */

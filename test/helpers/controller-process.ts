@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from './wait.js';
 
 const MAIN = fileURLToPath(new URL('../../controller/src/main.js', import.meta.url));
 
@@ -45,14 +46,20 @@ export async function spawnController(dataDir: string, opts: SpawnOptions = {}):
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline && child.exitCode === null) {
-    const m = /"endpoints":\{"http":"([^"]+)"/.exec(out);
-    if (m) return { child, base: `http://${m[1]}`, log: () => out };
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    const http = await waitFor(
+      'the controller to listen',
+      () => {
+        if (child.exitCode !== null) throw new Error(`controller exited with ${child.exitCode}:\n${out}`);
+        return /"endpoints":\{"http":"([^"]+)"/.exec(out)?.[1];
+      },
+      { timeoutMs: 60_000, intervalMs: 50, state: () => out },
+    );
+    return { child, base: `http://${http}`, log: () => out };
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
   }
-  child.kill('SIGKILL');
-  throw new Error(`controller did not start:\n${out}`);
 }
 
 export async function stopController(child: ChildProcess): Promise<void> {

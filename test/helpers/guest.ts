@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { QEMU_URI, virsh } from './libvirtd.js';
 import { GuestAgent } from '../../agent/src/guest/guest-agent.js';
+import { waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const root = fileURLToPath(
   new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url),
 );
@@ -135,19 +135,14 @@ export async function bootGuest(image: GuestImage, opts: { memoryMiB?: number } 
       if (r.code !== 0) throw new Error(`virsh start: ${r.stderr}`);
     },
     async waitSsh(timeoutMs = 180_000) {
-      const until = Date.now() + timeoutMs;
-      while (Date.now() < until) {
+      const answering = async () => {
         const leases = await virsh('net-dhcp-leases', 'default', '--mac', mac);
         const ips = [...leases.stdout.matchAll(/(\d+\.\d+\.\d+\.\d+)\/\d+/g)].map((m) => m[1]!);
-        for (const ip of ips.reverse()) {
-          if (await sshAnswers(ip)) {
-            guest.ip = ip;
-            return ip;
-          }
-        }
-        await sleep(1000);
-      }
-      throw new Error(`guest ${name}: sshd did not answer within ${timeoutMs} ms`);
+        for (const ip of ips.reverse()) if (await sshAnswers(ip)) return ip;
+        return undefined;
+      };
+      guest.ip = await waitFor(`guest ${name}: sshd answering`, answering, { timeoutMs, intervalMs: 1000 });
+      return guest.ip;
     },
     async reboot() {
       // `virsh reboot --mode agent` needs logind in the guest (shutdown -r +0); systemctl does not.

@@ -6,12 +6,12 @@ import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { DEFAULT_HOOK_PATH, installHook, type InstallResult } from '../../agent/src/enforce/install-hook.js';
+import { sleep, waitFor } from './wait.js';
 
 const execFileP = promisify(execFile);
 export const QEMU_URI = 'qemu:///system';
 /** Names of the domains the enforcement tests create (the hook checks only these). */
 export const TEST_DOMAINS = 'vmw-*';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function answers(): Promise<boolean> {
   try {
@@ -22,13 +22,8 @@ async function answers(): Promise<boolean> {
   }
 }
 
-async function waitAnswering(ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await answers()) return;
-    await sleep(200);
-  }
-  throw new Error(`libvirtd did not answer on ${QEMU_URI} within ${ms} ms`);
+async function waitAnswering(timeoutMs = 20_000): Promise<void> {
+  await waitFor(`libvirtd answering on ${QEMU_URI}`, answers, { timeoutMs, intervalMs: 200 });
 }
 
 const running = (name: string) => {

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { sleep, waitFor } from './wait.js';
 
 export interface SshdOptions {
   /** Absolute path of the TrustedUserCAKeys file (one CA public key per line). */
@@ -27,6 +28,8 @@ export interface Sshd {
   dir: string;
   /** Everything sshd printed so far (LogLevel VERBOSE, -e). */
   readonly logs: string;
+  /** sshd output after `mark` (a length of `logs`), once the connection's last lines arrived (at most 1 s). */
+  logsSince(mark: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -80,8 +83,6 @@ function canConnect(port: number): Promise<boolean> {
     sock.setTimeout(500, () => done(false));
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), 'vmwarden-sshd-'));
@@ -161,6 +162,14 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     dir,
     get logs() {
       return logs;
+    },
+    async logsSince(mark) {
+      const closed = () => /Connection closed|Disconnected/.test(logs.slice(mark));
+      await waitFor('the connection closed in the sshd log', closed, {
+        timeoutMs: 1000,
+        intervalMs: 25,
+      }).catch(() => undefined);
+      return logs.slice(mark);
     },
     stop,
   };

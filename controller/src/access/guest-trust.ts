@@ -36,11 +36,6 @@ export interface GuestTrustStatus {
 export class GuestTrust {
   private readonly nodes = new Map<number, Node>();
   private readonly statuses = new Map<string, GuestTrustStatus>();
-  /** Last push per node: duration and outcome (for tests and benchmarks). */
-  readonly pushes = new Map<
-    number,
-    { at: string; doneAt: number; ms: number; krlVersion: number; sessionsEnded: number; error?: string }
-  >();
 
   constructor(
     private readonly krl: KrlPublisher,
@@ -77,25 +72,9 @@ export class GuestTrust {
     const bundle = await this.bundle(k);
     await Promise.all(
       [...this.nodes.values()].map(async (node) => {
-        const t0 = Date.now();
         try {
-          const r = await this.agents.for(node).updateTrust(bundle);
-          this.pushes.set(node.id, {
-            at: this.clock.now().toISOString(),
-            doneAt: Date.now(),
-            ms: Date.now() - t0,
-            krlVersion: Number(bundle.krlVersion),
-            sessionsEnded: r.sessionsEnded,
-          });
+          await this.agents.for(node).updateTrust(bundle);
         } catch (err) {
-          this.pushes.set(node.id, {
-            at: this.clock.now().toISOString(),
-            doneAt: Date.now(),
-            ms: Date.now() - t0,
-            krlVersion: Number(bundle.krlVersion),
-            sessionsEnded: 0,
-            error: String((err as Error).message ?? err),
-          });
           this.log(`trust push to node ${node.name} failed`, err);
         }
       }),

@@ -58,9 +58,6 @@ export const auditUnavailable = () =>
  * caller that awaits record() knows the row is durable. A write that fails throws AUDIT_UNAVAILABLE.
  */
 export class AuditLog {
-  /** Test hook: the next write fails as if the store refused it. */
-  failNext = false;
-
   constructor(
     private readonly db: Database,
     private readonly clock: Clock,
@@ -82,11 +79,6 @@ export class AuditLog {
    * statement): if it cannot be written, the whole action rolls back with AUDIT_UNAVAILABLE.
    */
   recordIn(tx: Tx, entry: AuditEntry): void {
-    if (this.failNext) {
-      this.failNext = false;
-      this.metrics?.auditWrites.inc({ result: 'error' });
-      throw auditUnavailable();
-    }
     tx.append(INSERT_AUDIT, AUDIT_ROW, this.params(entry), () => {
       this.metrics?.auditWrites.inc({ result: 'error' });
       return auditUnavailable();
@@ -96,10 +88,6 @@ export class AuditLog {
 
   private async insert(runner: Pick<Tx, 'run'>, entry: AuditEntry): Promise<number> {
     try {
-      if (this.failNext) {
-        this.failNext = false;
-        throw new Error('audit write refused (test hook)');
-      }
       const { lastID } = await runner.run(`${INSERT_AUDIT} ${AUDIT_ROW}`, this.params(entry));
       this.metrics?.auditWrites.inc({ result: 'ok' });
       return lastID;
@@ -130,10 +118,6 @@ export class AuditLog {
     update: Pick<AuditEntry, 'outcome' | 'status' | 'object' | 'detail' | 'actorId' | 'actorName'>,
   ): Promise<void> {
     try {
-      if (this.failNext) {
-        this.failNext = false;
-        throw new Error('audit write refused (test hook)');
-      }
       const { changes } = await this.db.run(
         `UPDATE audit SET outcome = ?, status = ?, object = coalesce(?, object), detail = coalesce(?, detail),
            actor_id = coalesce(actor_id, ?), actor_name = coalesce(actor_name, ?) WHERE id = ?`,

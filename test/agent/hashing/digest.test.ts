@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HashEngine, diffChunks } from '../../../agent/src/signature/hashing/index.js';
 import { holeChunkMask, parseZeroExtents } from '../../../agent/src/signature/hashing/extents.js';
-import { MiB, randomBytes, reference, sleep, tempDir, writeRandom } from './helpers.js';
+import { MiB, randomBytes, reference, tempDir, writeRandom } from './helpers.js';
+import { sleep } from '../../helpers/wait.js';
 
 const tmp = tempDir();
 const engine = new HashEngine();

@@ -44,5 +44,3 @@ export function reference(path: string, chunkSize = MiB): { digest: string; chun
   all.update(size);
   return { digest: all.digest('hex'), chunks };
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

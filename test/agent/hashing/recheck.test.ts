@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HashEngine, sameIdentity, type FileDigest } from '../../../agent/src/signature/hashing/index.js';
-import { MiB, randomBytes, reference, sleep, tempDir, writeRandom } from './helpers.js';
+import { MiB, randomBytes, reference, tempDir, writeRandom } from './helpers.js';
+import { sleep } from '../../helpers/wait.js';
 
 const tmp = tempDir();
 const engine = new HashEngine();

@@ -10,7 +10,7 @@ import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/h
 import { ensureLibvirtd, QEMU_URI, restartLibvirtd, virsh } from '../../helpers/libvirtd.js';
 import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { watchdog } from '../../access/util.js';
+import { watchdog, sleep } from '../../helpers/wait.js';
 
 watchdog(180);
 
@@ -18,8 +18,6 @@ let hv: Hypervisor;
 let dom: { uuid: string; name: string } | undefined;
 let c: TestController;
 let agent: TestAgent;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function stopLibvirtd(): Promise<void> {
   const pid = Number(readFileSync('/run/libvirtd.pid', 'utf8').trim());

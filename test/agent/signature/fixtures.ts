@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const MiB = 1024 * 1024;
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface VmFiles {
   dir: string;

@@ -13,7 +13,8 @@ import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
 import { isSealed } from '../../../agent/src/signature/manifest.js';
 import { NodeKey, verifyManifest } from '../../../agent/src/signature/node-key.js';
 import { SignatureService, type Verdict } from '../../../agent/src/signature/service.js';
-import { domainXml, flipByte, makeVmFiles, MiB, sleep, type VmFiles } from './fixtures.js';
+import { domainXml, flipByte, makeVmFiles, MiB, type VmFiles } from './fixtures.js';
+import { sleep } from '../../helpers/wait.js';
 
 let hv: Hypervisor;
 let files: VmFiles;
