@@ -4,7 +4,7 @@ import { requireAdmin, requireSession } from '../http/auth.js';
 import { routeGroup, type ErrorFormats } from '../http/errors.js';
 import { renderAccessError } from '../access/wire.js';
 import type { ApiSessions } from '../identity/sessions.js';
-import type { AuditLog } from './audit-log.js';
+import type { AuditLog, AuditQuery } from './audit-log.js';
 import type { Metrics } from './metrics.js';
 import { buildOpenApi, type CollectedRoute } from './openapi.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
@@ -42,14 +42,7 @@ const auditRoutes = routeGroup(renderAccessError, (app, s: OpsRouteDeps) => {
   app.addHook('onRequest', requireSession(s.sessions));
   app.get('', { schema: { querystring: auditQuery } }, async (request) => {
     requireAdmin(request);
-    const q = request.query as {
-      since?: string;
-      until?: string;
-      actor?: string;
-      action?: string;
-      limit: number;
-      offset: number;
-    };
+    const q = request.query as AuditQuery;
     if (q.since && q.until && q.since > q.until)
       throw badRequest('INVALID_RANGE', "'since' is after 'until'");
     return s.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
