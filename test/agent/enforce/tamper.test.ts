@@ -24,9 +24,12 @@ test.after(async () => {
   await f?.destroy();
 });
 
-test('policy shutdown: a running domain whose loader changes is destroyed within seconds', async () => {
-  const r = await virsh('start', vm.uuid);
-  assert.is(r.code, 0, r.stderr);
+// One scenario, one test: each phase needs the state the previous one left (the domain destroyed by
+// the policy, then refused), so they are not separate tests that would depend on their order.
+test('policy shutdown: a running domain whose loader changes is destroyed, refused until re-signed, then starts', async () => {
+  // 1. The loader changes under a running domain: destroyed within seconds, audited.
+  const first = await virsh('start', vm.uuid);
+  assert.is(first.code, 0, first.stderr);
   assert.is(await domState(vm.uuid), 'running');
   const t0 = Date.now();
   flipByte(vm.loader!, 1000);
@@ -55,24 +58,22 @@ test('policy shutdown: a running domain whose loader changes is destroyed within
   assert.match(alert.old_digest, /^sha256/);
   assert.match(alert.new_digest, /^sha256/);
   assert.is.not(alert.new_digest, alert.old_digest);
-});
 
-test('refused until re-signed, even with the loader restored', async () => {
-  const r = await virsh('start', vm.uuid);
-  assert.is.not(r.code, 0);
-  assert.match(r.stderr, 'destroyed after tampering');
-  assert.match(r.stderr, `boot artifact loader ${vm.loader} changed`);
+  // 2. Refused until re-signed, even with the loader restored.
+  const refused = await virsh('start', vm.uuid);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, 'destroyed after tampering');
+  assert.match(refused.stderr, `boot artifact loader ${vm.loader} changed`);
   flipByte(vm.loader!, 1000);
   const again = await virsh('start', vm.uuid);
   assert.is.not(again.code, 0);
   assert.match(again.stderr, 'destroyed after tampering');
-});
 
-test('re-signed (PUT /v1/sign): it starts', async () => {
+  // 3. Re-signed (PUT /v1/sign): it starts.
   const put = await c.call('PUT', '/v1/sign', { token: admin, body: { server_id: vm.uuid } });
   assert.is(put.status, 200, put.text);
-  const r = await virsh('start', vm.uuid);
-  assert.is(r.code, 0, r.stderr);
+  const started = await virsh('start', vm.uuid);
+  assert.is(started.code, 0, started.stderr);
   await virsh('destroy', vm.uuid);
 });
 
