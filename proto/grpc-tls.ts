@@ -88,6 +88,11 @@ export const grpcServerOptions: grpc.ServerOptions = {
   'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
 };
 
+/** `text`, or its head with a note of its length when longer than `max` (at most `max` characters). */
+export function cutText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 40)}… (${text.length} characters, cut)` : text;
+}
+
 /** Longest error message sent back (the status text travels in the `grpc-message` trailer). */
 export const MAX_ERROR_DETAILS = 1024;
 
@@ -98,10 +103,7 @@ export const MAX_ERROR_DETAILS = 1024;
  * and waited for its deadline.
  */
 export function grpcError(code: grpc.status, message: string): grpc.ServiceError {
-  const details =
-    message.length > MAX_ERROR_DETAILS
-      ? `${message.slice(0, MAX_ERROR_DETAILS - 40)}… (${message.length} characters, cut)`
-      : message;
+  const details = cutText(message, MAX_ERROR_DETAILS);
   return Object.assign(new Error(details), {
     code,
     details,

@@ -4,7 +4,7 @@ import type { ControllerServices } from '../services.js';
 import { EnrollmentError } from '../nodes/service.js';
 import type { Node } from '../nodes/model.js';
 import { ApiError } from '../platform/errors.js';
-import { grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
+import { cutText, grpcError, issuedBy, peerCertificate } from '../../../proto/grpc-tls.js';
 import { grpcHandlers } from '../../../lib/grpc/unary.js';
 import type {
   EnrollRequestMsg,
@@ -52,8 +52,6 @@ const AUDIT_STATUS: Partial<Record<grpc.status, number>> = {
 
 const REFUSAL_AUDIT_INTERVAL_MS = 3600_000;
 
-const cut = (s: string, max: number) => (s.length > max ? `${s.slice(0, max - 20)}… (${s.length} chars)` : s);
-
 /** Warnings of the gRPC service as JSON lines on stderr (the REST side logs through fastify). */
 function grpcLog(level: string) {
   const quiet = level === 'silent' || level === 'error' || level === 'fatal';
@@ -99,8 +97,8 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     call: Call<unknown>,
     entry: { action: string; object: unknown; code: grpc.status; detail: string },
   ) => {
-    const object = entry.object ? cut(String(entry.object), 200) : null;
-    const detail = cut(`${grpc.status[entry.code]}: ${entry.detail}`, 500);
+    const object = entry.object ? cutText(String(entry.object), 200) : null;
+    const detail = cutText(`${grpc.status[entry.code]}: ${entry.detail}`, 500);
     // A node that keeps reporting the same refused entry (a domain defined on two hosts, reported
     // every 30 s) gets one row per hour for it, not one per report.
     const key = `${node.id}\n${entry.action}\n${object}\n${detail}`;
