@@ -9,6 +9,7 @@ packages=(
   b3sum                                             # reference hasher in the hashing benchmark
   libvirt-daemon-system qemu-system-x86 dnsmasq-base # a real libvirtd + QEMU (TCG) for enforcement tests
   debootstrap e2fsprogs                              # the Debian guest of test/agent/guest (scripts/build-test-guest.sh)
+  postgresql                                         # the shared store of several controllers (tests start throwaway clusters)
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
 )
 missing=()
