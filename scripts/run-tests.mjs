@@ -7,8 +7,14 @@
 // 1500), or when it is still running VMWARDEN_TEST_EXIT_GRACE seconds (default 30) after uvu printed
 // its summary (open sockets or children keep it alive), its whole process group is killed and the
 // file counts as failed, with the reason. So does a file that runs no test.
+//
+// Then the store and concern tests (dist/test/controller, dist/test/lib/store) run a second time on
+// PostgreSQL: one throwaway cluster for the pass (test/helpers/postgres.ts), named to the files in
+// VMWARDEN_TEST_PG; every controller they start gets its own database in it. A file whose head says
+// `@store once` (it is about SQLite itself, or starts its own PostgreSQL) runs in the first pass only.
+// VMWARDEN_TEST_STORES=sqlite (or postgres) runs one pass.
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('../dist/test/', import.meta.url).pathname;
@@ -39,9 +45,10 @@ function killGroup(child) {
   }
 }
 
-function runFile(file, rel) {
+function runFile(file, rel, env = process.env) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--enable-source-maps', file], {
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: children it leaves behind are ended with it
     });
@@ -89,18 +96,35 @@ function runFile(file, rel) {
 const files = findTests(root).filter(
   (f) => filters.length === 0 || filters.some((x) => relative(root, f).includes(x)),
 );
+const stores = (process.env.VMWARDEN_TEST_STORES ?? 'sqlite,postgres').split(',');
+const onPostgresToo = (f) =>
+  (relative(root, f).startsWith('controller/') || relative(root, f).startsWith('lib/store/')) &&
+  !/@store once/.test(readFileSync(f, 'utf8').slice(0, 4000));
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failedFiles = [];
-for (const file of files) {
-  const rel = relative(root, file);
-  process.stdout.write(`\n=== ${rel}\n`);
-  const r = await runFile(file, rel);
-  passed += r.passed;
-  failed += r.failed;
-  skipped += r.skipped;
-  if (r.failed > 0 || r.code !== 0 || r.problem) failedFiles.push(r.problem ? `${rel} (${r.problem})` : rel);
+async function pass(label, list, env) {
+  for (const file of list) {
+    const rel = `${label}${relative(root, file)}`;
+    process.stdout.write(`\n=== ${rel}\n`);
+    const r = await runFile(file, rel, env);
+    passed += r.passed;
+    failed += r.failed;
+    skipped += r.skipped;
+    if (r.failed > 0 || r.code !== 0 || r.problem) failedFiles.push(r.problem ? `${rel} (${r.problem})` : rel);
+  }
+}
+if (stores.includes('sqlite')) await pass('', files);
+const pgFiles = stores.includes('postgres') ? files.filter(onPostgresToo) : [];
+if (pgFiles.length) {
+  const { startPostgres, describeCluster } = await import(join(root, 'helpers', 'postgres.js'));
+  const cluster = startPostgres();
+  try {
+    await pass('[postgres] ', pgFiles, { ...process.env, VMWARDEN_TEST_PG: describeCluster(cluster) });
+  } finally {
+    await cluster.stop();
+  }
 }
 if (files.length === 0) console.log(`no test file matches ${filters.join(' ')}`);
 if (failedFiles.length) console.log(`\nfailing files: ${failedFiles.join(', ')}`);

@@ -1,12 +1,15 @@
 import { hostname } from 'node:os';
 import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
+import { isPostgresUrl } from '../../lib/store/database.js';
 
 export { ConfigError };
 
 /** Controller configuration. Precedence: flags > environment (VMWARDEN_*) > config file > defaults. */
 export interface ControllerConfig {
   dataDir: string;
+  /** '' for SQLite in the data dir; a postgres:// URL for a store several controllers share. */
+  database: string;
   listenHttp: string;
   listenHttps: string;
   listenGrpc: string;
@@ -41,6 +44,7 @@ export interface ControllerConfig {
 
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_DATA_DIR', flag: 'data-dir' },
+  database: { kind: 'string', env: 'VMWARDEN_DATABASE_URL', flag: 'database' },
   listenHttp: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTP', flag: 'listen-http' },
   listenHttps: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTPS', flag: 'listen-https' },
   listenGrpc: { kind: 'string', env: 'VMWARDEN_LISTEN_GRPC', flag: 'listen-grpc' },
@@ -72,6 +76,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
   const underSystemd = Boolean(env.INVOCATION_ID || env.STATE_DIRECTORY);
   return {
     dataDir: env.STATE_DIRECTORY ?? (underSystemd ? '/var/lib/vmwarden' : './var/controller'),
+    database: '',
     listenHttp: '127.0.0.1:9362',
     listenHttps: '127.0.0.1:9443',
     listenGrpc: '127.0.0.1:9363',
@@ -104,6 +109,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     specs: keys,
     fileEnv: 'VMWARDEN_CONFIG',
   });
+  if (result.database && !isPostgresUrl(result.database))
+    throw new ConfigError('database must be a postgres:// URL (leave it empty for SQLite in the data dir)');
   for (const k of ['listenHttp', 'listenHttps', 'listenGrpc'] as const)
     if (result[k]) parseHostPort(result[k], k);
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {

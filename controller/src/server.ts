@@ -8,7 +8,7 @@ import { systemClock, type Clock } from '../../lib/platform/clock.js';
 import { writePrivateFile } from '../../lib/platform/private-file.js';
 import { serverNames, type ControllerConfig } from './config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
-import { Database } from '../../lib/store/database.js';
+import { openDatabase } from '../../lib/store/database.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { allMigrations } from './store/registry.js';
 import { InternalCa } from './pki/internal-ca.js';
@@ -52,7 +52,7 @@ export async function startController(
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(join(dataDir, 'pki'), { recursive: true, mode: 0o700 });
 
-  const db = await Database.open(join(dataDir, 'controller.db'));
+  const db = await openDatabase(config.database || join(dataDir, 'controller.db'));
   await migrate(db, allMigrations);
   const ca = await InternalCa.openOrCreate(join(dataDir, 'pki'), clock);
   const services = await createServices({ ...config, dataDir }, db, ca, clock, VERSION);

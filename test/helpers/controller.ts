@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { defaultConfig, type ControllerConfig } from '../../controller/src/config.js';
 import { startController, type Controller } from '../../controller/src/server.js';
 import type { Clock } from '../../lib/platform/clock.js';
+import { sharedCluster } from './postgres.js';
 
 export interface Reply {
   status: number;
@@ -167,5 +168,8 @@ export async function startTestController(
     loginMaxFailuresPerUsernameAnyAddress: 1000,
     ...overrides,
   };
+  // The runner's PostgreSQL pass: every controller gets a fresh database in the pass's cluster.
+  const cluster = sharedCluster();
+  if (cluster && !config.database) config.database = await cluster.createDatabase();
   return new TestController(dataDir, config, clock).start();
 }

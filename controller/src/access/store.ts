@@ -152,12 +152,12 @@ export class SqliteAccessStore implements AccessStore {
 
   insertCa(ca: Omit<SshCaRecord, 'id'>) {
     return this.db.write(async (tx) => {
-      const r = await tx.run(
+      const r = await tx.get<{ id: number }>(
         `INSERT INTO ssh_cas (key_type, public_key, fingerprint, key_file, status, created_at, retired_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
         [ca.keyType, ca.publicKey, ca.fingerprint, ca.keyFile, ca.status, ca.createdAt, ca.retiredAt],
       );
-      return r.lastID;
+      return r!.id;
     });
   }
 

@@ -130,7 +130,7 @@ export class SqliteInventoryStore implements InventoryStore {
 
   async grant(g: Grant) {
     const r = await this.db.run(
-      'INSERT OR IGNORE INTO instance_grants (server_id, identity_id, created_at) VALUES (?, ?, ?)',
+      'INSERT INTO instance_grants (server_id, identity_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       [g.serverId, g.identityId, g.createdAt],
     );
     return r.changes > 0;

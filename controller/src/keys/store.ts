@@ -147,12 +147,12 @@ export class SshKeyTx {
     m: KeyMaterialRow,
     now: string,
   ): Promise<number> {
-    const r = await this.tx.run(
+    const r = await this.tx.get<{ id: number }>(
       `INSERT INTO ssh_keys (identity_id, authenticator_id, type, skey, comment, fingerprint, revision, deleted,
-         created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?)`,
+         created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING id`,
       [identityId, authenticatorId, m.type, m.skey, m.comment, m.fingerprint, now, now],
     );
-    return r.lastID;
+    return r!.id;
   }
 
   async updateKey(id: number, m: KeyMaterialRow, now: string): Promise<void> {

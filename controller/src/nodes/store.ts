@@ -23,11 +23,11 @@ export class NodeStore {
 
   async create(name: string, tokenHash: string, expiresAt: string, now: string): Promise<Node> {
     const id = await this.db.write(async (tx) => {
-      const r = await tx.run(
-        'INSERT INTO nodes (name, token_hash, token_expires_at, created_at) VALUES (?, ?, ?, ?)',
+      const r = await tx.get<{ id: number }>(
+        'INSERT INTO nodes (name, token_hash, token_expires_at, created_at) VALUES (?, ?, ?, ?) RETURNING id',
         [name, tokenHash, expiresAt, now],
       );
-      return r.lastID;
+      return r!.id;
     });
     return (await this.get(id))!;
   }

@@ -67,11 +67,11 @@ export class AuditLog {
   /** Readiness: the store answers and the audit table is readable. */
   async check(): Promise<void> {
     await this.db.get('SELECT 1 AS ok');
-    await this.db.get('SELECT count(*) AS n FROM audit');
+    await this.db.get('SELECT id FROM audit ORDER BY id LIMIT 1');
   }
 
   async record(entry: AuditEntry): Promise<number> {
-    return this.insert(this.db, entry);
+    return this.db.write((tx) => this.insert(tx, entry));
   }
 
   /**
@@ -86,11 +86,11 @@ export class AuditLog {
     this.metrics?.auditWrites.inc({ result: 'ok' });
   }
 
-  private async insert(runner: Pick<Tx, 'run'>, entry: AuditEntry): Promise<number> {
+  private async insert(runner: Pick<Tx, 'get'>, entry: AuditEntry): Promise<number> {
     try {
-      const { lastID } = await runner.run(`${INSERT_AUDIT} ${AUDIT_ROW}`, this.params(entry));
+      const row = await runner.get<{ id: number }>(`${INSERT_AUDIT} ${AUDIT_ROW} RETURNING id`, this.params(entry));
       this.metrics?.auditWrites.inc({ result: 'ok' });
-      return lastID;
+      return row!.id;
     } catch {
       this.metrics?.auditWrites.inc({ result: 'error' });
       throw auditUnavailable();
