@@ -21,7 +21,7 @@ test('flags beat the environment, which beats the config file', () => {
   assert.is(command, 'run');
   assert.is(config.reportIntervalSeconds, 7);
   assert.is(config.nodeName, 'from-env');
-  assert.is(config.controller, 'flag:3');
+  assert.equal(config.controller, ['flag:3']);
   assert.is(extra.token, 't');
 });
 
