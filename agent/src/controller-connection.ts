@@ -49,6 +49,10 @@ export class ControllerConnection {
       } catch (err) {
         last = err;
         const code = (err as grpc.ServiceError).code;
+        // A channel that failed to connect waits out a backoff before trying again, failing calls
+        // meanwhile: the next call to this address gets a new channel, so a controller that came
+        // back is seen at once.
+        if (code === grpc.status.UNAVAILABLE) this.drop(this.addresses[i]);
         if (!UNREACHABLE.has(code) || k === n - 1) break;
         // Calls in flight together fail together: only the first moves the current address and logs.
         if (this.current === i) {
@@ -65,6 +69,11 @@ export class ControllerConnection {
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+  }
+
+  private drop(address: string): void {
+    this.clients.get(address)?.close();
+    this.clients.delete(address);
   }
 
   private client(address: string): any {
