@@ -140,7 +140,9 @@ export function parseControllerList(value: unknown, source = 'controller'): stri
     if (!entry) throw new ConfigError(`${what}: entry ${i + 1} is empty (expected HOST:PORT[,HOST:PORT…])`);
     const port = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(entry)?.[1];
     if (!port || Number(port) < 1 || Number(port) > 65535) {
-      throw new ConfigError(`${what}: entry ${i + 1} '${entry}' is not HOST:PORT (a host name or IP, port 1-65535)`);
+      throw new ConfigError(
+        `${what}: entry ${i + 1} '${entry}' is not HOST:PORT (a host name or IP, port 1-65535)`,
+      );
     }
     if (out.includes(entry)) throw new ConfigError(`${what}: '${entry}' is listed twice`);
     out.push(entry);

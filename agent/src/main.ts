@@ -50,11 +50,7 @@ async function main() {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  const { command, config, extra } = loadAgentConfig(argv, [
-    'token',
-    'hook-path',
-    'domains',
-  ]);
+  const { command, config, extra } = loadAgentConfig(argv, ['token', 'hook-path', 'domains']);
   if (command === 'enroll') return enrollWith(config, extra.token);
   if (command === 'install-hook') {
     const r = installHook({

@@ -27,7 +27,10 @@ watchdog(180);
 
 const cleanups: Array<() => unknown> = [];
 test.after(async () => {
-  for (const f of cleanups.reverse()) await Promise.resolve().then(f).catch(() => undefined);
+  for (const f of cleanups.reverse())
+    await Promise.resolve()
+      .then(f)
+      .catch(() => undefined);
 });
 
 /** A loopback port nothing listens on (bound, then closed). */
@@ -81,9 +84,9 @@ class FakeController {
 }
 
 const ask = (conn: ControllerConnection, timeoutMs?: number) =>
-  conn.call<{ sessionId: string }>('reportSession', { serverId: 'x', event: 'start' }, timeoutMs).then(
-    (r) => r.sessionId,
-  );
+  conn
+    .call<{ sessionId: string }>('reportSession', { serverId: 'x', event: 'start' }, timeoutMs)
+    .then((r) => r.sessionId);
 
 test('the connection moves to the next address when one stops answering, and stays there', async () => {
   const a = await new FakeController('a').start();
@@ -194,7 +197,10 @@ test('enrolls through the second address when the first is dead', async () => {
     agentAddress: '127.0.0.1:1',
   }).catch((e) => e);
   assert.instance(err, EnrollError);
-  assert.match(err.message, /^cannot reach any controller: cannot reach controller 127\.0\.0\.1:\d+: .*; cannot reach/);
+  assert.match(
+    err.message,
+    /^cannot reach any controller: cannot reach controller 127\.0\.0\.1:\d+: .*; cannot reach/,
+  );
 });
 
 test('an agent listing a dead address and a controller of another CA reports through the right one', async () => {
