@@ -20,7 +20,7 @@ const agentConfig = {
   ...defaultAgentConfig(),
   dataDir: join(dataDir, '..', 'agent'),
   socket: join(dataDir, '..', 'agent', 'agent.sock'),
-  controller: controller.endpoints.grpc,
+  controller: [controller.endpoints.grpc],
   listenGrpc: process.env.VMWARDEN_AGENT_LISTEN_GRPC ?? '127.0.0.1:9364',
 };
 

@@ -6,8 +6,11 @@ import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform
 /** Agent configuration. Precedence: flags > environment (VMWARDEN_AGENT_*) > config file > defaults. */
 export interface AgentConfig {
   dataDir: string;
-  /** Controller gRPC address (HOST:PORT). */
-  controller: string;
+  /**
+   * Controller gRPC addresses (HOST:PORT), tried in turn when one is unreachable. Empty = the ones
+   * recorded at enrollment (to enroll: 127.0.0.1:9363).
+   */
+  controller: string[];
   /** '' = qemu:///system when a libvirtd answers, else test:///default. */
   libvirtUri: string;
   listenGrpc: string;
@@ -47,7 +50,12 @@ export { ConfigError as AgentConfigError };
 
 const keys: Record<keyof AgentConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_AGENT_DATA_DIR', flag: 'data-dir' },
-  controller: { kind: 'string', env: 'VMWARDEN_AGENT_CONTROLLER', flag: 'controller' },
+  controller: {
+    kind: 'list',
+    env: 'VMWARDEN_AGENT_CONTROLLER',
+    flag: 'controller',
+    parse: (v, source) => parseControllerList(v, source),
+  },
   libvirtUri: { kind: 'string', env: 'VMWARDEN_AGENT_LIBVIRT_URI', flag: 'libvirt-uri' },
   listenGrpc: { kind: 'string', env: 'VMWARDEN_AGENT_LISTEN_GRPC', flag: 'listen-grpc' },
   listenMetrics: { kind: 'string', env: 'VMWARDEN_AGENT_LISTEN_METRICS', flag: 'listen-metrics' },
@@ -68,7 +76,7 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
   const underSystemd = Boolean(env.INVOCATION_ID || env.STATE_DIRECTORY);
   return {
     dataDir: env.STATE_DIRECTORY ?? (underSystemd ? '/var/lib/vmwarden-agent' : './var/agent'),
-    controller: '127.0.0.1:9363',
+    controller: [],
     libvirtUri: '',
     listenGrpc: '127.0.0.1:9364',
     listenMetrics: '127.0.0.1:9365',
@@ -109,6 +117,37 @@ export function loadAgentConfig(
   }
   config.sshProvisioning = parseSshProvisioning(config.sshProvisioning);
   return { command: positionals[0] ?? '', config, extra };
+}
+
+/** Where `enroll` goes when no controller is configured. */
+export const DEFAULT_CONTROLLER = '127.0.0.1:9363';
+
+/**
+ * `a:9363,b:9363` (flag, environment, config file) or a list (config file): HOST:PORT entries, each
+ * with a host and a non-zero port, none empty, none twice.
+ */
+export function parseControllerList(value: unknown, source = 'controller'): string[] {
+  const what = `${source}: controller`;
+  let entries: unknown[];
+  if (Array.isArray(value)) entries = value;
+  else if (typeof value === 'string') entries = value.split(',');
+  else throw new ConfigError(`${what} must be HOST:PORT, a comma-separated list of them, or a list`);
+  if (entries.length === 0) throw new ConfigError(`${what} must name at least one HOST:PORT`);
+  const out: string[] = [];
+  for (const [i, raw] of entries.entries()) {
+    if (typeof raw !== 'string') throw new ConfigError(`${what}: entry ${i + 1} is not a string`);
+    const entry = raw.trim();
+    if (!entry) throw new ConfigError(`${what}: entry ${i + 1} is empty (expected HOST:PORT[,HOST:PORT…])`);
+    const port = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(entry)?.[1];
+    if (!port || Number(port) < 1 || Number(port) > 65535) {
+      throw new ConfigError(
+        `${what}: entry ${i + 1} '${entry}' is not HOST:PORT (a host name or IP, port 1-65535)`,
+      );
+    }
+    if (out.includes(entry)) throw new ConfigError(`${what}: '${entry}' is listed twice`);
+    out.push(entry);
+  }
+  return out;
 }
 
 const ENTRY_KEYS = ['keyFile', 'port', 'address', 'hostKey'];

@@ -1,5 +1,4 @@
 import * as grpc from '@grpc/grpc-js';
-import { vmwardenServices } from '../../proto/load.js';
 import type {
   EventMsg,
   GuestTrustStatusMsg,
@@ -9,59 +8,60 @@ import type {
   SessionReportMsg,
   TrustBundleMsg,
 } from '../../proto/messages.js';
-import type { AgentCredentials } from './credentials.js';
+import type { AgentCredentials, Enrollment } from './credentials.js';
+import { ControllerConnection, type ControllerConnectionOptions } from './controller-connection.js';
 
-/** The agent's mTLS client to the controller: inventory and event reports. */
+/** The controllers an enrolled agent talks to: the configured ones, else those it enrolled with. */
+export function controllerAddresses(configured: readonly string[], enrollment: Enrollment): string[] {
+  if (configured.length) return [...configured];
+  return enrollment.controllers?.length ? [...enrollment.controllers] : [enrollment.controller];
+}
+
+/**
+ * The agent's mTLS client to the controller: inventory and event reports. Several addresses
+ * (`addresses`, default: those recorded at enrollment) fail over (see ControllerConnection).
+ */
 export class ControllerLink {
-  private readonly client: any;
+  private readonly conn: ControllerConnection;
 
-  constructor(creds: AgentCredentials) {
-    const { Controller } = vmwardenServices();
-    this.client = new Controller(
-      creds.enrollment.controller,
+  constructor(
+    creds: AgentCredentials,
+    opts: ControllerConnectionOptions & { addresses?: readonly string[] } = {},
+  ) {
+    this.conn = new ControllerConnection(
+      opts.addresses ?? controllerAddresses([], creds.enrollment),
       grpc.credentials.createSsl(Buffer.from(creds.ca), Buffer.from(creds.key), Buffer.from(creds.cert)),
-      { 'grpc.ssl_target_name_override': 'localhost' },
+      opts,
     );
   }
 
-  reportInventory(report: InventoryReportMsg): Promise<void> {
-    return this.unary('reportInventory', report);
+  /** The address reports go to first (the last one that answered). */
+  get controller(): string {
+    return this.conn.address;
   }
 
-  reportEvent(event: EventMsg): Promise<void> {
-    return this.unary('reportEvent', event);
+  async reportInventory(report: InventoryReportMsg): Promise<void> {
+    await this.conn.call('reportInventory', report);
+  }
+
+  async reportEvent(event: EventMsg): Promise<void> {
+    await this.conn.call('reportEvent', event);
   }
 
   getTrustBundle(): Promise<TrustBundleMsg> {
-    return this.call('getTrustBundle', {});
+    return this.conn.call('getTrustBundle', {});
   }
 
   /** The entries the controller refused (instances this node does not host). */
   async reportTrust(guests: GuestTrustStatusMsg[]): Promise<RefusedEntryMsg[]> {
-    return (await this.call<ReportAckMsg>('reportTrust', { guests })).refused ?? [];
+    return (await this.conn.call<ReportAckMsg>('reportTrust', { guests })).refused ?? [];
   }
 
   async reportSession(report: SessionReportMsg): Promise<string> {
-    return (await this.call<{ sessionId: string }>('reportSession', report)).sessionId;
+    return (await this.conn.call<{ sessionId: string }>('reportSession', report)).sessionId;
   }
 
   close(): void {
-    this.client.close();
-  }
-
-  private call<T>(method: string, req: object): Promise<T> {
-    return new Promise((resolve, reject) =>
-      this.client[method](req, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: T) =>
-        err ? reject(err) : resolve(res),
-      ),
-    );
-  }
-
-  private unary(method: string, req: object): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.client[method](req, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null) =>
-        err ? reject(err) : resolve(),
-      ),
-    );
+    this.conn.close();
   }
 }

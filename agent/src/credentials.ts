@@ -7,7 +7,10 @@ export interface Enrollment {
   nodeId: number;
   nodeName: string;
   identityId: string;
+  /** The controller address enrollment went through. */
   controller: string;
+  /** Every address listed at enrollment (absent in files written before there could be several). */
+  controllers?: string[];
   restUrl: string;
 }
 

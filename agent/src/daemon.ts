@@ -14,7 +14,7 @@ import type { AgentConfig } from './config.js';
 import { connectHypervisor, pickDefaultUri, type Hypervisor } from './libvirt/hypervisor.js';
 import { SignatureService } from './signature/service.js';
 import { loadCredentials } from './credentials.js';
-import { ControllerLink } from './controller-link.js';
+import { ControllerLink, controllerAddresses } from './controller-link.js';
 import { agentService, eventMsg, instancesOf } from './grpc/agent-service.js';
 import type { AgentEvent } from './events.js';
 import { ChangeWatcher } from './watch.js';
@@ -105,7 +105,9 @@ export async function startAgent(
   });
   const events = new EventEmitter();
   events.on('event', (e: AgentEvent) => metrics.onEvent(e));
-  let link = new ControllerLink(creds);
+  const controllers = controllerAddresses(config.controller, creds.enrollment);
+  const linkLog = (msg: string) => opts.log?.(msg);
+  let link = new ControllerLink(creds, { addresses: controllers, log: linkLog });
   const certs = new CertificateSource(Buffer.from(creds.ca), Buffer.from(creds.cert), Buffer.from(creds.key));
   const watcher = new ChangeWatcher(signatures, hypervisor, events, {
     xmlDir: config.libvirtXmlDir,
@@ -214,7 +216,7 @@ export async function startAgent(
     const next = await rotateCertificate(dataDir);
     certs.update(next);
     const old = link;
-    link = new ControllerLink(next);
+    link = new ControllerLink(next, { addresses: controllers, prefer: old.controller, log: linkLog });
     old.close();
   };
   const rotation = cron.schedule('17 * * * *', () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
+import { AgentConfigError, DEFAULT_CONTROLLER, loadAgentConfig, type AgentConfig } from './config.js';
 import { isEnrolled, saveCredentials } from './credentials.js';
 import { enroll, EnrollError } from './enroll.js';
 import { startAgent } from './daemon.js';
@@ -11,10 +11,14 @@ import { NodeKey } from './signature/node-key.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
 
 const USAGE = `usage: vmwarden-agent <command> [flags]
-  enroll --controller HOST:PORT --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
+  enroll --controller HOST:PORT[,HOST:PORT…] --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
   install-hook [--socket PATH] [--data-dir DIR] [--hook-path PATH] [--domains GLOB]
-  run    [--controller HOST:PORT] [--token TOKEN (enrolls first when not enrolled)] [--data-dir DIR]
-         [--libvirt-uri URI] [--listen-grpc HOST:PORT] [--socket PATH] [--config FILE]`;
+  run    [--controller HOST:PORT[,HOST:PORT…]] [--token TOKEN (enrolls first when not enrolled)] [--data-dir DIR]
+         [--libvirt-uri URI] [--listen-grpc HOST:PORT] [--socket PATH] [--config FILE]
+--controller (VMWARDEN_AGENT_CONTROLLER, config key controller: a list or a comma string): the controllers,
+  tried in turn when one is unreachable; the last that answered is used first. enroll goes through the
+  first that answers (default ${DEFAULT_CONTROLLER}) and records them all; run uses the listed ones, else
+  those recorded at enrollment.`;
 
 const log = (msg: string, extra: object = {}) =>
   process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
@@ -25,26 +29,28 @@ async function enrollWith(config: AgentConfig, token: string | undefined) {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = NodeKey.loadOrCreate(dataDir);
   const creds = await enroll({
-    controller: config.controller,
+    controller: config.controller.length ? config.controller : [DEFAULT_CONTROLLER],
     token,
     nodeName: config.nodeName,
     nodePublicKeyPem: key.publicKeyPem,
     agentAddress: config.advertiseAddress || config.listenGrpc,
+    log: (msg) => log(msg, { level: 40 }),
   });
   saveCredentials(dataDir, creds);
   log('enrolled', {
     nodeId: creds.enrollment.nodeId,
     node: creds.enrollment.nodeName,
-    controller: config.controller,
+    controller: creds.enrollment.controller,
   });
 }
 
 async function main() {
-  const { command, config, extra } = loadAgentConfig(process.argv.slice(2), [
-    'token',
-    'hook-path',
-    'domains',
-  ]);
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'help' || argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const { command, config, extra } = loadAgentConfig(argv, ['token', 'hook-path', 'domains']);
   if (command === 'enroll') return enrollWith(config, extra.token);
   if (command === 'install-hook') {
     const r = installHook({

@@ -9,11 +9,15 @@ export interface SettingSpec {
   kind: Kind;
   env: string;
   flag?: string;
+  /** Replaces the check of `kind` for this setting: returns the value or throws ConfigError naming `source`. */
+  parse?: (value: unknown, source: string) => unknown;
 }
 
 export class ConfigError extends Error {}
 
-function coerce(key: string, kind: Kind, value: unknown, source: string): unknown {
+function coerce(key: string, spec: SettingSpec, value: unknown, source: string): unknown {
+  if (spec.parse) return spec.parse(value, source);
+  const kind = spec.kind;
   if (kind === 'number') {
     const n = typeof value === 'number' ? value : Number(value);
     if (!Number.isFinite(n) || n < 0)
@@ -94,14 +98,14 @@ export function layerSettings<T extends object>(o: {
             `config file ${file}: unknown setting '${k}'; known: ${Object.keys(specs).join(', ')}`,
           );
         }
-        config[k] = coerce(k, spec.kind, v, `config file ${file}`);
+        config[k] = coerce(k, spec, v, `config file ${file}`);
       }
     }
   }
   for (const [k, spec] of Object.entries(specs)) {
-    if (o.env[spec.env] !== undefined) config[k] = coerce(k, spec.kind, o.env[spec.env], spec.env);
+    if (o.env[spec.env] !== undefined) config[k] = coerce(k, spec, o.env[spec.env], spec.env);
     if (spec.flag && flags[spec.flag] !== undefined)
-      config[k] = coerce(k, spec.kind, flags[spec.flag], `--${spec.flag}`);
+      config[k] = coerce(k, spec, flags[spec.flag], `--${spec.flag}`);
   }
   const extra = Object.fromEntries((o.extraFlags ?? []).map((f) => [f, flags[f]]));
   return { config: config as T, positionals, extra };

@@ -21,7 +21,7 @@ test('flags beat the environment, which beats the config file', () => {
   assert.is(command, 'run');
   assert.is(config.reportIntervalSeconds, 7);
   assert.is(config.nodeName, 'from-env');
-  assert.is(config.controller, 'flag:3');
+  assert.equal(config.controller, ['flag:3']);
   assert.is(extra.token, 't');
 });
 
@@ -92,6 +92,61 @@ test('sshProvisioning entries from the file or the environment (JSON), checked',
     '{"a": {"keyFile": "/k", "user": "admin"}}',
     /unknown user; known: keyFile, port, address, hostKey/,
   );
+});
+
+test('controller: one address, a comma list (flag, environment) or a list (config file)', () => {
+  const ctl = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
+    loadAgentConfig(['run', ...argv], [], env).config.controller;
+  assert.equal(ctl([]), [], 'none given: the ones recorded at enrollment');
+  assert.equal(ctl(['--controller', 'ctl-a:9363']), ['ctl-a:9363']);
+  assert.equal(ctl(['--controller', 'ctl-a:9363, 10.0.0.2:9363,[fd00::3]:9363']), [
+    'ctl-a:9363',
+    '10.0.0.2:9363',
+    '[fd00::3]:9363',
+  ]);
+  assert.equal(ctl([], { VMWARDEN_AGENT_CONTROLLER: 'a.example:1,b.example:2' }), [
+    'a.example:1',
+    'b.example:2',
+  ]);
+  const yaml = join(dir, 'controllers.yaml');
+  writeFileSync(yaml, 'controller:\n  - ctl-a:9363\n  - ctl-b:9363\n');
+  assert.equal(ctl(['--config', yaml]), ['ctl-a:9363', 'ctl-b:9363']);
+  const json = join(dir, 'controllers.json');
+  writeFileSync(json, JSON.stringify({ controller: 'ctl-a:9363,ctl-b:9363' }));
+  assert.equal(ctl(['--config', json]), ['ctl-a:9363', 'ctl-b:9363']);
+
+  const refused = (value: string, message: RegExp) =>
+    assert.throws(
+      () => ctl(['--controller', value]),
+      (e: unknown) => e instanceof AgentConfigError && message.test(String(e)),
+      value,
+    );
+  refused('', /--controller: controller: entry 1 is empty/);
+  refused('a:1,,b:2', /--controller: controller: entry 2 is empty/);
+  refused('a:1,', /entry 2 is empty/);
+  refused('a:1, b', /entry 2 'b' is not HOST:PORT/);
+  refused('http://a:9363', /entry 1 'http:\/\/a:9363' is not HOST:PORT/);
+  refused(':9363', /is not HOST:PORT/);
+  refused('a:0', /is not HOST:PORT \(a host name or IP, port 1-65535\)/);
+  refused('a:70000', /is not HOST:PORT/);
+  refused('fd00::3:9363', /is not HOST:PORT/);
+  refused('a:1,a:1', /'a:1' is listed twice/);
+  for (const [body, message] of [
+    ['controller: []\n', /must name at least one HOST:PORT/],
+    ['controller:\n  - a:1\n  - 5\n', /entry 2 is not a string/],
+    ['controller:\n  port: 9363\n', /must be HOST:PORT, a comma-separated list of them, or a list/],
+  ] as const) {
+    const file = join(dir, 'bad-controllers.yaml');
+    writeFileSync(file, body);
+    assert.throws(
+      () => ctl(['--config', file]),
+      (e: unknown) =>
+        e instanceof AgentConfigError &&
+        /^config file .*: controller/.test((e as Error).message) &&
+        message.test(String(e)),
+      body,
+    );
+  }
 });
 
 test.run();

@@ -86,7 +86,7 @@ export async function startTestAgent(c: TestController, opts: TestAgentOptions =
   const config: AgentConfig = {
     ...defaultAgentConfig({}),
     dataDir,
-    controller: c.controller.endpoints.grpc!,
+    controller: [c.controller.endpoints.grpc!],
     libvirtUri: hypervisor.uri,
     listenGrpc: '127.0.0.1:0',
     listenMetrics: '127.0.0.1:0',
