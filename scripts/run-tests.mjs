@@ -112,7 +112,8 @@ async function pass(label, list, env) {
     passed += r.passed;
     failed += r.failed;
     skipped += r.skipped;
-    if (r.failed > 0 || r.code !== 0 || r.problem) failedFiles.push(r.problem ? `${rel} (${r.problem})` : rel);
+    if (r.failed > 0 || r.code !== 0 || r.problem)
+      failedFiles.push(r.problem ? `${rel} (${r.problem})` : rel);
   }
 }
 if (stores.includes('sqlite')) await pass('', files);

@@ -71,8 +71,10 @@ export async function startController(
     cron.schedule('* * * * *', () => void services.access.markExpired().catch(() => undefined)),
   ];
 
+  services.trustSync.start();
   const stop = async () => {
     for (const job of housekeeping) await job.stop();
+    await services.trustSync.stop();
     await Promise.all([
       ...apps.map((a) => a.close()),
       grpcServer ? stopGrpcServer(grpcServer, 5000) : Promise.resolve(),

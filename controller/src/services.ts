@@ -17,6 +17,7 @@ import { SqliteInventoryStore } from './inventory/store.js';
 import { SqliteAccessStore } from './access/store.js';
 import { SshAuthority } from './access/authority.js';
 import { KrlPublisher } from './access/krl-publisher.js';
+import { TrustSync } from './access/trust-sync.js';
 import { AccessService } from './access/service.js';
 import { AccessSessions } from './access/sessions.js';
 import { GuestTrust } from './access/guest-trust.js';
@@ -29,6 +30,9 @@ import { TaskRunner } from './sign/tasks.js';
 import { AuditLog } from './ops/audit-log.js';
 import { Metrics } from './ops/metrics.js';
 import { storeGauges } from './ops/gauges.js';
+
+/** On a shared store, how long a controller trusts its cached view of an API session. */
+const SHARED_SESSION_REVALIDATE_MS = 1_000;
 
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
@@ -46,6 +50,8 @@ export interface ControllerServices {
   inventory: Inventory;
   sshAuthority: SshAuthority;
   krl: KrlPublisher;
+  /** CA keys and KRL kept in step with the other controllers on the store. */
+  trustSync: TrustSync;
   access: AccessService;
   accessSessions: AccessSessions;
   /** Trust inside guests: bundle pushed to agents, per-instance status, observed sessions. */
@@ -74,6 +80,7 @@ export async function createServices(
     identityStore,
     clock,
     config.sessionIdleSeconds * 1000,
+    db.dialect === 'sqlite' ? Infinity : SHARED_SESSION_REVALIDATE_MS,
   );
   // One throttle for logins, HTTP Basic and password changes: they guess the same secrets.
   const loginThrottle = new LoginThrottle(new MemoryAttemptThrottle(loginRules(config), clock));
@@ -88,6 +95,7 @@ export async function createServices(
     config.sshCaKeyType,
   );
   const krl = new KrlPublisher(accessStore, sshAuthority, clock);
+  const trustSync = new TrustSync(db, sshAuthority, krl);
   const policy = {
     defaultTtlMinutes: config.certDefaultTtlMinutes,
     maxTtlMinutes: config.certMaxTtlMinutes,
@@ -164,6 +172,7 @@ export async function createServices(
     inventory,
     sshAuthority,
     krl,
+    trustSync,
     access,
     accessSessions,
     guestTrust,

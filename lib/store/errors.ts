@@ -15,12 +15,19 @@ export function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | null;
   if (!e) return false;
   const code = typeof e.code === 'string' ? e.code : '';
-  if (/^(ECONNREFUSED|ECONNRESET|ENOENT|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(code)) return true;
+  if (/^(ECONNREFUSED|ECONNRESET|ENOENT|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(code))
+    return true;
   if (/^08|^57P0[1-3]$|^53300$/.test(code)) return true;
   const message = typeof e.message === 'string' ? e.message : '';
   return /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Client was closed|connection is closed/i.test(
     message,
   );
+}
+
+/** PostgreSQL refusing text it cannot hold (a NUL character, bytes that are not UTF-8): bad input. */
+export function isInvalidText(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '22021' || code === '22P05';
 }
 
 /**

@@ -183,7 +183,9 @@ export class GroupCommit {
         }
         let broken: unknown;
         try {
-          await (batch.length === 1 ? this.runAlone(lease.conn, batch[0]!) : this.runBatch(lease.conn, batch));
+          await (batch.length === 1
+            ? this.runAlone(lease.conn, batch[0]!)
+            : this.runBatch(lease.conn, batch));
         } catch (err) {
           broken = err;
         } finally {

@@ -13,7 +13,9 @@ export interface Migration {
  */
 export async function migrate(db: Database, migrations: Migration[]): Promise<string[]> {
   return db.write(async (tx) => {
-    await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+    await tx.run(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)',
+    );
     const done = new Set((await tx.all<{ id: string }>('SELECT id FROM schema_migrations')).map((r) => r.id));
     const applied: string[] = [];
     for (const m of migrations) {

@@ -43,7 +43,7 @@ function translate(sql: string): string {
     out += c.replace(/\?/g, () => `$${++n}`);
     code = '';
   };
-  for (let i = 0; i < sql.length; ) {
+  for (let i = 0; i < sql.length;) {
     const ch = sql[i]!;
     if (ch === "'" || ch === '"') {
       flushCode();

@@ -2,7 +2,7 @@
  * Starts a real controller in-process on ephemeral loopback ports with a temp data dir, and talks to
  * it over real HTTP(S). Every REST test builds on this.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +54,9 @@ export class TestController {
 
   async start() {
     this.controller = await startController(this.config, { clock: this.clock });
-    this.adminPassword = readFileSync(join(this.dataDir, 'admin-password'), 'utf8').trim();
+    // A second controller on a shared database finds the admin already made by the first.
+    const passwordFile = join(this.dataDir, 'admin-password');
+    if (existsSync(passwordFile)) this.adminPassword = readFileSync(passwordFile, 'utf8').trim();
     this.adminTokenCache = undefined;
     return this;
   }

@@ -27,7 +27,9 @@ function binDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
   for (const v of versions) if (existsSync(join(root, v, 'bin', 'initdb'))) return join(root, v, 'bin');
-  throw new Error("PostgreSQL server binaries not found: install Debian's postgresql (scripts/install-deps.sh)");
+  throw new Error(
+    "PostgreSQL server binaries not found: install Debian's postgresql (scripts/install-deps.sh)",
+  );
 }
 
 function asServerUser(cmd: string, args: string[]): void {

@@ -36,7 +36,8 @@ export class SshAuthority {
     return authority;
   }
 
-  private async reload(): Promise<void> {
+  /** Re-reads the CA records (another controller may have rotated or retired): new keys load, retired ones go. */
+  async reload(): Promise<void> {
     this.records = await this.store.listCas();
     const keys = new Map<number, CaKey>();
     for (const r of this.records) {

@@ -33,11 +33,30 @@ export class KrlPublisher {
     return this.rebuild(version);
   }
 
-  /** Called after the version moved; rebuilds and tells listeners. */
+  /** Set by TrustSync: tells the other controllers on the store that the trust state moved. */
+  announce: () => void = () => undefined;
+
+  /** Called after the version moved here; rebuilds, tells listeners and the other controllers. */
   async changed(): Promise<PublishedKrl> {
+    const krl = await this.publish();
+    this.announce();
+    return krl;
+  }
+
+  /** Rebuilds from the store and tells this controller's listeners (the push to its agents). */
+  async publish(): Promise<PublishedKrl> {
     const krl = await this.rebuild(await this.store.krlVersion());
     this.events.emit('krl', krl);
     return krl;
+  }
+
+  /** The version last built here (0 before the first). */
+  get version(): number {
+    return this.cached?.version ?? 0;
+  }
+
+  storedVersion(): Promise<number> {
+    return this.store.krlVersion();
   }
 
   private async rebuild(version: number): Promise<PublishedKrl> {

@@ -1,3 +1,4 @@
+import { isInvalidText, isStoreUnavailable } from '../../../lib/store/errors.js';
 import * as grpc from '@grpc/grpc-js';
 import { createHash } from 'node:crypto';
 import type { ControllerServices } from '../services.js';
@@ -30,6 +31,8 @@ type Call<T> = grpc.ServerUnaryCall<T, unknown>;
 const { unary, toGrpc } = grpcHandlers({
   statusOf: (err) => {
     if (err instanceof EnrollmentError) return grpc.status.UNAUTHENTICATED;
+    if (isStoreUnavailable(err)) return grpc.status.UNAVAILABLE;
+    if (isInvalidText(err)) return grpc.status.INVALID_ARGUMENT;
     if (!(err instanceof ApiError)) return undefined;
     if (err.status === 401) return grpc.status.UNAUTHENTICATED;
     if (err.status === 403) return grpc.status.PERMISSION_DENIED;

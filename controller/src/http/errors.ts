@@ -1,3 +1,4 @@
+import { isInvalidText, isStoreUnavailable } from '../../../lib/store/errors.js';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, notFound } from '../platform/errors.js';
 import { isUniqueViolation } from '../store/constraint.js';
@@ -35,6 +36,14 @@ export function toApiError(err: unknown): ApiError {
       reason,
     });
   }
+  if (isInvalidText(err))
+    return new ApiError(
+      400,
+      'INVALID_CHARACTER',
+      'text with a NUL character or invalid UTF-8 is not accepted',
+    );
+  if (isStoreUnavailable(err))
+    return new ApiError(503, 'SERVICE_UNAVAILABLE', 'the database is unavailable; try again shortly');
   // A create that lost a race past its service's own check (services map their duplicates to their
   // own 409 first; this is the net under all of them).
   if (isUniqueViolation(err))

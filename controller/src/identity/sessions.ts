@@ -8,6 +8,8 @@ interface Cached {
   session: ApiSession;
   identity: Identity;
   persistedActivity: number;
+  /** When the entry was last read from the store (ms). */
+  readAt: number;
   /** The method of the session's authenticator, once looked up (an authenticator never changes method). */
   authMethod?: Authenticator['method'];
 }
@@ -28,6 +30,12 @@ export class ApiSessions {
     private readonly identities: IdentityStore,
     private readonly clock: Clock,
     readonly idleMs: number,
+    /**
+     * How long a cached session is trusted without re-reading the store. Infinite when this controller
+     * is the store's only writer; short when others share it (a logout or a disable there must end
+     * the session here too), and their activity keeps the session alive here.
+     */
+    private readonly revalidateMs = Infinity,
   ) {}
 
   /** API sessions in the store (the /metrics gauge). */
@@ -49,22 +57,34 @@ export class ApiSessions {
       lastActivityAt: now,
     };
     await this.sessions.insert(session);
-    this.cache.set(session.tokenHash, { session, identity, persistedActivity: Date.parse(now) });
+    this.cache.set(session.tokenHash, {
+      session,
+      identity,
+      persistedActivity: Date.parse(now),
+      readAt: this.clock.now().getTime(),
+    });
     return { identity, session, token };
   }
 
   /** The principal for a token, or null when unknown, idle too long, or its identity is disabled. */
   async resolve(token: string): Promise<Principal | null> {
     const hash = hashToken(token);
-    let entry = this.cache.get(hash);
-    if (!entry) {
-      const session = await this.sessions.findByTokenHash(hash);
-      const identity = session && (await this.identities.getIdentity(session.identityId));
-      if (!session || !identity) return null;
-      entry = { session, identity, persistedActivity: Date.parse(session.lastActivityAt) };
-      this.cache.set(hash, entry);
-    }
     const now = this.clock.now().getTime();
+    let entry = this.cache.get(hash);
+    if (entry && now - entry.readAt >= this.revalidateMs) {
+      this.cache.delete(hash);
+      const stale = entry;
+      entry = await this.read(hash, now);
+      if (!entry) return null;
+      if (Date.parse(stale.session.lastActivityAt) > Date.parse(entry.session.lastActivityAt)) {
+        entry.session.lastActivityAt = stale.session.lastActivityAt;
+        entry.persistedActivity = stale.persistedActivity;
+      }
+      entry.authMethod = stale.authMethod;
+    } else if (!entry) {
+      entry = await this.read(hash, now);
+      if (!entry) return null;
+    }
     if (now >= Date.parse(entry.session.lastActivityAt) + this.idleMs || entry.identity.disabled) {
       await this.end(entry.session);
       return null;
@@ -75,6 +95,15 @@ export class ApiSessions {
       await this.sessions.touch(entry.session.id, entry.session.lastActivityAt);
     }
     return { identity: entry.identity, session: entry.session, token };
+  }
+
+  private async read(hash: string, now: number): Promise<Cached | undefined> {
+    const session = await this.sessions.findByTokenHash(hash);
+    const identity = session && (await this.identities.getIdentity(session.identityId));
+    if (!session || !identity) return undefined;
+    const entry = { session, identity, persistedActivity: Date.parse(session.lastActivityAt), readAt: now };
+    this.cache.set(hash, entry);
+    return entry;
   }
 
   /**

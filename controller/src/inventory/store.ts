@@ -49,8 +49,9 @@ const CACHED_INSTANCES = 10_000;
 
 export class SqliteInventoryStore implements InventoryStore {
   /**
-   * Instances by server_id: every certificate request looks one up, and only this store writes the
-   * table (no foreign key changes it behind our back), so a write here is all that invalidates.
+   * Instances by server_id: every certificate request looks one up, and on SQLite only this store
+   * writes the table (no foreign key changes it behind our back), so a write here is all that
+   * invalidates. On a store other controllers share, they write it too: no cache there.
    */
   private readonly cache = new Map<string, Instance>();
   /** Bumped around every write: a read that raced a write is not cached. */
@@ -65,7 +66,7 @@ export class SqliteInventoryStore implements InventoryStore {
     const r = await this.db.get<Row>('SELECT * FROM instances WHERE server_id = ?', [serverId]);
     if (!r) return undefined;
     const instance = toInstance(r);
-    if (generation === this.generation) {
+    if (generation === this.generation && this.db.dialect === 'sqlite') {
       if (this.cache.size >= CACHED_INSTANCES) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(serverId, instance);
     }

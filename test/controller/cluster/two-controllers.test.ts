@@ -1,0 +1,153 @@
+/**
+ * @store once — two controllers on one PostgreSQL (its own database in the run's cluster, or a
+ * cluster of its own), in this process, over real HTTP and gRPC: one fleet whichever controller
+ * serves. A token from A works on B and a logout on A ends it on B; certificates issued on both at
+ * once are all committed with unique serials; a revocation on A reaches an agent connected to B
+ * within 2 s; a CA rotation on B signs A's next certificate.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startTestController, type TestController } from '../../helpers/controller.js';
+import { sharedCluster, startPostgres, type PgCluster } from '../../helpers/postgres.js';
+import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
+import { watchTrustPushes } from '../../helpers/trust-pushes.js';
+import { cleanUp } from '../../helpers/cleanup.js';
+import { waitFor, watchdog } from '../../helpers/wait.js';
+import {
+  createInstance,
+  grant,
+  issue,
+  keygenList,
+  makeUserKey,
+  rawSerials,
+  tempDir,
+} from '../access/util.js';
+
+watchdog(240);
+
+let pg: PgCluster;
+let ownCluster = false;
+let A: TestController;
+let B: TestController;
+let agent: TestAgent | undefined;
+let dir: { dir: string; cleanup: () => Promise<void> };
+
+test.before(async () => {
+  pg = sharedCluster() ?? ((ownCluster = true), startPostgres());
+  const database = await pg.createDatabase('cluster');
+  dir = await tempDir();
+  // Started together: one initial admin, one CA, migrations applied once.
+  [A, B] = await Promise.all([startTestController({ database }), startTestController({ database })]);
+  const password = A.adminPassword || B.adminPassword;
+  assert.ok(password, 'one of the two made the initial admin');
+  assert.ok(!(A.adminPassword && B.adminPassword), 'only one of the two made the initial admin');
+  A.adminPassword = B.adminPassword = password;
+});
+test.after(() =>
+  cleanUp({
+    agent: () => agent?.stop(),
+    A: () => A?.destroy(),
+    B: () => B?.destroy(),
+    dir: () => dir?.cleanup(),
+    pg: () => (ownCluster ? pg.stop() : undefined),
+  }),
+);
+
+test('a token issued by A works on B; a logout on A ends it on B', async () => {
+  const login = await A.call('POST', '/authenticate?method=password', {
+    body: { username: 'admin', password: A.adminPassword },
+  });
+  assert.is(login.status, 200, login.text);
+  const token = login.body.data.token as string;
+  const onB = await B.call('GET', '/current-api-session', { token });
+  assert.is(onB.status, 200, onB.text);
+  assert.is(onB.body.data.identity.name, 'admin');
+  assert.is((await A.call('DELETE', '/current-api-session', { token })).status, 200);
+  await waitFor(
+    'B refuses the ended session',
+    async () => (await B.call('GET', '/current-api-session', { token })).status === 401,
+    {
+      timeoutMs: 3000,
+    },
+  );
+});
+
+test('certificates issued on A and B at once: all committed, serials unique, one CA', async () => {
+  const key = await makeUserKey(dir.dir, 'id_both', 'ed25519');
+  const user = await A.createUser('both-user');
+  const vm = await createInstance(A);
+  await grant(B, vm.serverId, user.id);
+  const tokenB = await B.login('both-user', user.password);
+  const body = { sandbox_id: vm.serverId, public_key: key.pub };
+  const replies = await Promise.all(
+    Array.from({ length: 40 }, (_, i) =>
+      (i % 2 ? A : B).call('POST', '/v1/access/request', { token: i % 2 ? user.token : tokenB, body }),
+    ),
+  );
+  for (const r of replies) assert.is(r.status, 200, r.text);
+  const ids = replies.map((r) => r.body.certificate_id as string);
+  const listed = await A.call('GET', `/v1/access/certificates?user_id=${user.id}&limit=100`, {
+    token: await A.adminToken(),
+  });
+  assert.is(listed.status, 200, listed.text);
+  const serials = rawSerials(listed.text);
+  assert.is(serials.length, 40);
+  assert.is(new Set(serials).size, 40);
+  for (const id of ids) assert.ok(listed.text.includes(id), `certificate ${id} committed`);
+  const fromA = await keygenList(dir.dir, replies[1]!.body.certificate);
+  const fromB = await keygenList(dir.dir, replies[0]!.body.certificate);
+  const ca = (s: string) => /Signing CA: (.*)/.exec(s)![1];
+  assert.is(ca(fromA), ca(fromB));
+});
+
+test('a revocation on A reaches the agent connected to B within 2 s', async () => {
+  agent = await startTestAgent(B);
+  const pushes = watchTrustPushes(B.controller.services.agents);
+  // B pushes to the agents that report to it.
+  await agent.agent.report();
+  const key = await makeUserKey(dir.dir, 'id_rev', 'ed25519');
+  const user = await A.createUser('rev-user');
+  const vm = await createInstance(A);
+  await grant(A, vm.serverId, user.id);
+  const cert = await issue(A, user.token, { sandbox_id: vm.serverId, public_key: key.pub });
+  const before = Number(
+    (await A.call('GET', '/v1/access/krl', { token: await A.adminToken() })).headers['x-krl-version'],
+  );
+  const t0 = Date.now();
+  const revoked = await A.call('DELETE', `/v1/access/certificate/${cert.id}`, {
+    token: await A.adminToken(),
+    body: { reason: 'cluster test' },
+  });
+  assert.is(revoked.status, 200, revoked.text);
+  await waitFor(
+    'the agent on B acknowledged the new KRL',
+    () => {
+      const p = pushes.get(agent!.nodeId);
+      return Boolean(p && !p.error && p.krlVersion > before);
+    },
+    { timeoutMs: 2000, intervalMs: 10 },
+  );
+  const p = pushes.get(agent.nodeId)!;
+  assert.ok(p.doneAt - t0 < 2000, `acknowledged ${p.doneAt - t0} ms after the revocation`);
+});
+
+test("a CA rotation on B signs A's next certificate", async () => {
+  const key = await makeUserKey(dir.dir, 'id_rot', 'ed25519');
+  const user = await A.createUser('rot-user');
+  const vm = await createInstance(A);
+  await grant(A, vm.serverId, user.id);
+  const rotated = await B.call('POST', '/v1/access/ca/rotate', { token: await B.adminToken(), body: {} });
+  assert.is(rotated.status, 200, rotated.text);
+  const newFingerprint = rotated.body.fingerprint as string;
+  assert.ok(newFingerprint);
+  await waitFor(
+    "A's next certificate is signed by B's new key",
+    async () => {
+      const cert = await issue(A, user.token, { sandbox_id: vm.serverId, public_key: key.pub });
+      return (await keygenList(dir.dir, cert.certificate)).includes(newFingerprint);
+    },
+    { timeoutMs: 2000, intervalMs: 50 },
+  );
+});
+
+test.run();
