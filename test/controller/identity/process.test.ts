@@ -158,7 +158,8 @@ test('starts on ephemeral ports, writes endpoints.json and a 0600 admin-password
 
     const pw = join(r.dataDir, 'admin-password');
     assert.is(statSync(pw).mode & 0o777, 0o600);
-    assert.is(statSync(join(r.dataDir, 'pki', 'ca.key')).mode & 0o777, 0o600);
+    assert.is(statSync(join(r.dataDir, 'cluster.key')).mode & 0o777, 0o600);
+    assert.not.ok(existsSync(join(r.dataDir, 'pki', 'ca.key')), 'the CA private key is sealed in the database');
     assert.is(statSync(join(r.dataDir, 'pki', 'server.key')).mode & 0o777, 0o600);
     assert.ok(readFileSync(pw, 'utf8').trim().length >= 16);
     // not a TTY: the password itself is not in the log, only the file's path
