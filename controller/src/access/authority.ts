@@ -1,7 +1,14 @@
 import type { Clock } from '../../../lib/platform/clock.js';
 import { conflict, notFound } from '../platform/errors.js';
 import { KeyEncryptionKeyError, type KeyEncryptionKey } from '../pki/kek.js';
-import { caKeyFromDer, caKeyToDer, generateCaKey, loadCaKey, type CaKey, type CaKeyType } from './sshca/keys.js';
+import {
+  caKeyFromDer,
+  caKeyToDer,
+  generateCaKey,
+  loadCaKey,
+  type CaKey,
+  type CaKeyType,
+} from './sshca/keys.js';
 import type { SshCaRecord } from './model.js';
 import type { AccessStore, StoredCa } from './store.js';
 
@@ -140,7 +147,9 @@ export class SshAuthority {
       throw new Error(`SSH CA key ${row.id} has neither a sealed key nor a key file`);
     }
     if (key.fingerprint !== row.fingerprint)
-      throw new Error(`SSH CA key ${row.id}: its private key does not match its fingerprint ${row.fingerprint}`);
+      throw new Error(
+        `SSH CA key ${row.id}: its private key does not match its fingerprint ${row.fingerprint}`,
+      );
     return key;
   }
 }

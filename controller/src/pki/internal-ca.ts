@@ -46,7 +46,12 @@ export class InternalCa {
    * together agree on one (the first insert wins, the others read it). The public certificate is
    * written to `dir`/ca.crt for the CLI and tools; the private key never to a file.
    */
-  static async openOrCreate(db: Database, kek: KeyEncryptionKey, dir: string, clock: Clock): Promise<InternalCa> {
+  static async openOrCreate(
+    db: Database,
+    kek: KeyEncryptionKey,
+    dir: string,
+    clock: Clock,
+  ): Promise<InternalCa> {
     let row = await readCaRow(db);
     if (!row) {
       const candidate = existingFiles(dir) ?? (await newCa(clock));
@@ -75,10 +80,12 @@ export class InternalCa {
 
   private static async from(certPem: string, keyDer: Buffer, clock: Clock): Promise<InternalCa> {
     const cert = new x509.X509Certificate(certPem);
-    const publicDer = createPublicKey(createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' })).export({
-      format: 'der',
-      type: 'spki',
-    });
+    const publicDer = createPublicKey(createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' })).export(
+      {
+        format: 'der',
+        type: 'spki',
+      },
+    );
     if (!publicDer.equals(Buffer.from(cert.publicKey.rawData)))
       throw new Error('the internal CA private key does not match its certificate');
     const key = (await webcrypto.subtle.importKey('pkcs8', keyDer, ecdsa, false, ['sign'])) as CryptoKey;
@@ -256,7 +263,8 @@ async function exportKey(key: CryptoKey): Promise<string> {
   );
 }
 
-const pemToDer = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+const pemToDer = (pem: string) =>
+  Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
 /** What the CA private key is sealed as (pki/kek.ts). */
 const sealLabel = (certFingerprint: string) => `vmwarden internal-ca ${certFingerprint}`;

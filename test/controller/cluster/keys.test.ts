@@ -252,7 +252,10 @@ test('a controller with another cluster.key stops with a clear error; its file i
     KeyEncryptionKey.open(db, other.kekFile, systemClock),
     /sealed with a key-encryption key this controller does not have/,
   );
-  assert.ok(err.message.includes(`copy cluster.key from a running controller to ${other.kekFile}`), err.message);
+  assert.ok(
+    err.message.includes(`copy cluster.key from a running controller to ${other.kekFile}`),
+    err.message,
+  );
   assert.is(readFileSync(other.kekFile, 'utf8'), before);
 });
 
@@ -265,7 +268,10 @@ test('no cluster.key while the database holds sealed keys: clear error, no new k
     KeyEncryptionKey.open(db, joiner.kekFile, systemClock),
     /sealed with a key-encryption key and .* does not exist/,
   );
-  assert.ok(err.message.includes(`copy cluster.key from a running controller to ${joiner.kekFile}`), err.message);
+  assert.ok(
+    err.message.includes(`copy cluster.key from a running controller to ${joiner.kekFile}`),
+    err.message,
+  );
   assert.not.ok(existsSync(joiner.kekFile));
 });
 
@@ -349,11 +355,27 @@ test('upgrade: the key files of a controller from before sealing are imported, t
     await db.close();
   }
   const pki = join(old.dir, 'pki');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-keyout', join(pki, 'ca.key'), '-out', join(pki, 'ca.crt'), '-days', '30',
-    '-subj', '/CN=vmwarden internal CA',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(pki, 'ca.key'),
+      '-out',
+      join(pki, 'ca.crt'),
+      '-days',
+      '30',
+      '-subj',
+      '/CN=vmwarden internal CA',
+    ],
+    { stdio: 'ignore' },
+  );
   chmodSync(join(pki, 'ca.key'), 0o600);
   const oldCert = readFileSync(join(pki, 'ca.crt'), 'utf8');
 
@@ -366,7 +388,11 @@ test('upgrade: the key files of a controller from before sealing are imported, t
   assert.is(row!.key_file, sshKeyFile);
   assert.is(readFileSync(join(pki, 'ca.crt'), 'utf8'), oldCert, 'the X.509 CA is the one from the files');
   const issued = await a.ca.issueClientCert(await csr(), { days: 1 });
-  assert.ok(await new x509.X509Certificate(issued.pem).verify({ publicKey: new x509.X509Certificate(oldCert).publicKey }));
+  assert.ok(
+    await new x509.X509Certificate(issued.pem).verify({
+      publicKey: new x509.X509Certificate(oldCert).publicKey,
+    }),
+  );
 
   // A second controller, with a copy of cluster.key but none of the old files, uses the same keys.
   const b = await startNode(dbFile, dataDir(readKek(old.kekFile)));
