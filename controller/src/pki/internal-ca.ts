@@ -80,12 +80,8 @@ export class InternalCa {
 
   private static async from(certPem: string, keyDer: Buffer, clock: Clock): Promise<InternalCa> {
     const cert = new x509.X509Certificate(certPem);
-    const publicDer = createPublicKey(createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' })).export(
-      {
-        format: 'der',
-        type: 'spki',
-      },
-    );
+    const privateKey = createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' });
+    const publicDer = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
     if (!publicDer.equals(Buffer.from(cert.publicKey.rawData)))
       throw new Error('the internal CA private key does not match its certificate');
     const key = (await webcrypto.subtle.importKey('pkcs8', keyDer, ecdsa, false, ['sign'])) as CryptoKey;
