@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import { isPostgresUrl } from '../../lib/store/database.js';
@@ -10,6 +11,11 @@ export interface ControllerConfig {
   dataDir: string;
   /** '' for SQLite in the data dir; a postgres:// URL for a store several controllers share. */
   database: string;
+  /**
+   * The cluster's key-encryption key (32 random bytes, base64, mode 0600), which seals the CA private
+   * keys in the database; '' means `<dataDir>/cluster.key`. Every controller of a cluster needs a copy.
+   */
+  keyEncryptionKeyFile: string;
   listenHttp: string;
   listenHttps: string;
   listenGrpc: string;
@@ -45,6 +51,11 @@ export interface ControllerConfig {
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_DATA_DIR', flag: 'data-dir' },
   database: { kind: 'string', env: 'VMWARDEN_DATABASE_URL', flag: 'database' },
+  keyEncryptionKeyFile: {
+    kind: 'string',
+    env: 'VMWARDEN_KEY_ENCRYPTION_KEY_FILE',
+    flag: 'key-encryption-key-file',
+  },
   listenHttp: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTP', flag: 'listen-http' },
   listenHttps: { kind: 'string', env: 'VMWARDEN_LISTEN_HTTPS', flag: 'listen-https' },
   listenGrpc: { kind: 'string', env: 'VMWARDEN_LISTEN_GRPC', flag: 'listen-grpc' },
@@ -77,6 +88,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
   return {
     dataDir: env.STATE_DIRECTORY ?? (underSystemd ? '/var/lib/vmwarden' : './var/controller'),
     database: '',
+    keyEncryptionKeyFile: '',
     listenHttp: '127.0.0.1:9362',
     listenHttps: '127.0.0.1:9443',
     listenGrpc: '127.0.0.1:9363',
@@ -134,6 +146,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }
   return result;
+}
+
+export function keyEncryptionKeyPath(config: ControllerConfig): string {
+  return resolve(config.keyEncryptionKeyFile || join(config.dataDir, 'cluster.key'));
 }
 
 export function serverNames(config: ControllerConfig): string[] {

@@ -6,12 +6,13 @@ import type { FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
 import { systemClock, type Clock } from '../../lib/platform/clock.js';
 import { writePrivateFile } from '../../lib/platform/private-file.js';
-import { serverNames, type ControllerConfig } from './config.js';
+import { keyEncryptionKeyPath, serverNames, type ControllerConfig } from './config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import { openDatabase } from '../../lib/store/database.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { allMigrations } from './store/registry.js';
 import { InternalCa } from './pki/internal-ca.js';
+import { KeyEncryptionKey } from './pki/kek.js';
 import { createServices, type ControllerServices } from './services.js';
 import { buildHttpApp } from './http/app.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
@@ -53,11 +54,19 @@ export async function startController(
   mkdirSync(join(dataDir, 'pki'), { recursive: true, mode: 0o700 });
 
   const db = await openDatabase(config.database || join(dataDir, 'controller.db'));
-  await migrate(db, allMigrations);
-  const ca = await InternalCa.openOrCreate(join(dataDir, 'pki'), clock);
-  const services = await createServices({ ...config, dataDir }, db, ca, clock, VERSION);
-  const initialAdminPassword = await services.identities.bootstrapAdmin(dataDir);
-  const serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
+  let ca: InternalCa, services: ControllerServices, initialAdminPassword: string | undefined;
+  let serverTls: { key: string; cert: string };
+  try {
+    await migrate(db, allMigrations);
+    const kek = await KeyEncryptionKey.open(db, keyEncryptionKeyPath({ ...config, dataDir }), clock);
+    ca = await InternalCa.openOrCreate(db, kek, join(dataDir, 'pki'), clock);
+    services = await createServices({ ...config, dataDir }, db, ca, kek, clock, VERSION);
+    initialAdminPassword = await services.identities.bootstrapAdmin(dataDir);
+    serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
+  } catch (err) {
+    await db.close().catch(() => undefined);
+    throw err;
+  }
 
   const apps: FastifyInstance[] = [];
   const timeouts = {

@@ -4,6 +4,7 @@ import { MemoryAttemptThrottle } from './platform/rate-limit.js';
 import type { ControllerConfig } from './config.js';
 import type { Database } from '../../lib/store/database.js';
 import type { InternalCa } from './pki/internal-ca.js';
+import type { KeyEncryptionKey } from './pki/kek.js';
 import { ApiSessions } from './identity/sessions.js';
 import { Logins } from './identity/logins.js';
 import { LoginThrottle, loginRules } from './identity/login-throttle.js';
@@ -71,6 +72,7 @@ export async function createServices(
   config: ControllerConfig,
   db: Database,
   ca: InternalCa,
+  kek: KeyEncryptionKey,
   clock: Clock,
   version: string,
 ): Promise<ControllerServices> {
@@ -88,12 +90,7 @@ export async function createServices(
   const sshKeys = new SshKeys(new SshKeyStore(db), identityStore, clock);
   const inventory = new Inventory(new SqliteInventoryStore(db), identityStore, clock);
   const accessStore = new SqliteAccessStore(db);
-  const sshAuthority = await SshAuthority.open(
-    join(config.dataDir, 'ssh-ca'),
-    accessStore,
-    clock,
-    config.sshCaKeyType,
-  );
+  const sshAuthority = await SshAuthority.open(accessStore, kek, clock, config.sshCaKeyType);
   const krl = new KrlPublisher(accessStore, sshAuthority, clock);
   const trustSync = new TrustSync(db, sshAuthority, krl);
   const policy = {

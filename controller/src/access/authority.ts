@@ -1,49 +1,74 @@
-import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Clock } from '../../../lib/platform/clock.js';
 import { conflict, notFound } from '../platform/errors.js';
-import { generateCaKey, loadCaKey, saveCaKey, type CaKey, type CaKeyType } from './sshca/keys.js';
+import { KeyEncryptionKeyError, type KeyEncryptionKey } from '../pki/kek.js';
+import {
+  caKeyFromDer,
+  caKeyToDer,
+  generateCaKey,
+  loadCaKey,
+  type CaKey,
+  type CaKeyType,
+} from './sshca/keys.js';
 import type { SshCaRecord } from './model.js';
-import type { AccessStore } from './store.js';
+import type { AccessStore, StoredCa } from './store.js';
+
+/** What a CA private key is sealed as: a sealed key cannot be moved to another row. */
+const sealLabel = (fingerprint: string) => `vmwarden ssh-ca ${fingerprint}`;
 
 /**
  * The fleet's SSH user CA (cf. Teleport lib/sshca): one active key signs, older keys stay trusted
- * (published to guests) until retired, so a rotation never locks anyone out.
+ * (published to guests) until retired, so a rotation never locks anyone out. The private keys live
+ * in the database sealed with the cluster's key-encryption key, so every controller signs with the
+ * same keys; a rotation on one is a new row the others load (reload()).
  */
 export class SshAuthority {
   private keys = new Map<number, CaKey>();
   private records: SshCaRecord[] = [];
+  /** reload() calls that overlap apply in the order they read the database. */
+  private reads = 0;
+  private applied = 0;
 
   private constructor(
-    private readonly dir: string,
     private readonly store: AccessStore,
+    private readonly kek: KeyEncryptionKey,
     private readonly clock: Clock,
     private readonly keyType: CaKeyType,
   ) {}
 
-  /** Loads every non-retired CA key (refusing key files others can read); creates the first one. */
+  /**
+   * Loads every non-retired CA key (importing the key files of rows from before sealing); creates
+   * the first one when the database has none, once however many controllers start together.
+   */
   static async open(
-    dir: string,
     store: AccessStore,
+    kek: KeyEncryptionKey,
     clock: Clock,
     keyType: CaKeyType,
   ): Promise<SshAuthority> {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const authority = new SshAuthority(dir, store, clock, keyType);
+    const authority = new SshAuthority(store, kek, clock, keyType);
     await authority.reload();
-    if (!authority.records.some((r) => r.status === 'active')) await authority.rotate();
+    if (!authority.records.some((r) => r.status === 'active')) {
+      await authority.addActive(keyType, true);
+      await authority.reload();
+    }
     return authority;
   }
 
-  /** Re-reads the CA records (another controller may have rotated or retired): new keys load, retired ones go. */
+  /**
+   * Reads the CA rows again (after a rotation or retirement, here or on another controller): keys
+   * already loaded are kept, new ones unsealed, retired ones dropped.
+   */
   async reload(): Promise<void> {
-    this.records = await this.store.listCas();
+    const seq = ++this.reads;
+    const rows = await this.store.listCas();
     const keys = new Map<number, CaKey>();
-    for (const r of this.records) {
-      if (r.status === 'retired') continue;
-      keys.set(r.id, this.keys.get(r.id) ?? (await loadCaKey(r.keyFile)));
+    for (const row of rows) {
+      if (row.status === 'retired') continue;
+      keys.set(row.id, this.keys.get(row.id) ?? (await this.unseal(row)));
     }
+    if (seq < this.applied) return; // a later read already applied
+    this.applied = seq;
+    this.records = rows.map(({ sealedKey: _, ...record }) => record);
     this.keys = keys;
   }
 
@@ -72,21 +97,7 @@ export class SshAuthority {
 
   /** Creates a new key and makes it the signer; the previous signer stays trusted. */
   async rotate(keyType: CaKeyType = this.keyType): Promise<SshCaRecord> {
-    const key = generateCaKey(keyType);
-    const now = this.clock.now().toISOString();
-    const keyFile = join(this.dir, `ca-${now.replace(/[:.]/g, '')}-${randomBytes(3).toString('hex')}.key`);
-    await saveCaKey(key, keyFile);
-    const id = await this.store.insertCa({
-      keyType: key.sshType,
-      publicKey: key.openssh,
-      fingerprint: key.fingerprint,
-      keyFile,
-      status: 'trusted',
-      createdAt: now,
-      retiredAt: null,
-    });
-    this.keys.set(id, key);
-    await this.store.activateCa(id, now);
+    const id = (await this.addActive(keyType, false))!;
     await this.reload();
     return this.records.find((r) => r.id === id)!;
   }
@@ -99,5 +110,46 @@ export class SshAuthority {
       throw conflict('CA_ACTIVE', 'the active CA key cannot be retired; rotate first');
     await this.store.retireCa(id, this.clock.now().toISOString());
     await this.reload();
+  }
+
+  /** Generates, seals and inserts a key as the active one, in one transaction (see addActiveCa). */
+  private async addActive(keyType: CaKeyType, onlyIfNone: boolean): Promise<number | undefined> {
+    const key = generateCaKey(keyType);
+    const id = await this.store.addActiveCa(
+      {
+        keyType: key.sshType,
+        publicKey: key.openssh,
+        fingerprint: key.fingerprint,
+        sealedKey: this.kek.seal(caKeyToDer(key), sealLabel(key.fingerprint)),
+        createdAt: this.clock.now().toISOString(),
+      },
+      onlyIfNone,
+    );
+    if (id !== undefined) this.keys.set(id, key);
+    return id;
+  }
+
+  /** The row's private key: unsealed, or (a row from before sealing) read from its file and sealed. */
+  private async unseal(row: StoredCa): Promise<CaKey> {
+    let key: CaKey;
+    if (row.sealedKey) {
+      key = caKeyFromDer(this.kek.open(row.sealedKey, sealLabel(row.fingerprint)));
+    } else if (row.keyFile) {
+      key = await loadCaKey(row.keyFile).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        throw new KeyEncryptionKeyError(
+          `SSH CA key ${row.id} is still in ${row.keyFile} on the controller that created it: start that controller once so it seals the key into the database`,
+        );
+      });
+      if (key.fingerprint === row.fingerprint)
+        await this.store.sealCaKey(row.id, this.kek.seal(caKeyToDer(key), sealLabel(key.fingerprint)));
+    } else {
+      throw new Error(`SSH CA key ${row.id} has neither a sealed key nor a key file`);
+    }
+    if (key.fingerprint !== row.fingerprint)
+      throw new Error(
+        `SSH CA key ${row.id}: its private key does not match its fingerprint ${row.fingerprint}`,
+      );
+    return key;
   }
 }

@@ -59,4 +59,10 @@ CREATE TABLE krl_state (
 INSERT INTO krl_state (id, version, updated_at) VALUES (1, 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
 `,
   },
+  {
+    // The CA private key sealed with the cluster's key-encryption key (pki/kek.ts). key_file stays for
+    // rows created before it (their file is imported at start); new rows have key_file ''.
+    id: '0007-ssh-ca-sealed-key',
+    sql: `ALTER TABLE ssh_cas ADD COLUMN private_key_sealed TEXT`,
+  },
 ];

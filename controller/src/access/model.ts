@@ -6,7 +6,8 @@ export interface SshCaRecord {
   keyType: string;
   publicKey: string;
   fingerprint: string;
-  keyFile: string;
+  /** Where the private key was kept before keys were sealed in the database (pki/kek.ts); else null. */
+  keyFile: string | null;
   /** active: signs new certificates; trusted: still published for guests; retired: gone. */
   status: 'active' | 'trusted' | 'retired';
   createdAt: string;

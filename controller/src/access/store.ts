@@ -11,10 +11,16 @@ import type {
 const effectiveStatus = `CASE WHEN status = 'ACTIVE' AND valid_before <= ? THEN 'EXPIRED' ELSE status END`;
 
 export interface AccessStore {
-  listCas(): Promise<SshCaRecord[]>;
-  insertCa(ca: Omit<SshCaRecord, 'id'>): Promise<number>;
-  /** Makes `id` the only active CA; the previous active one becomes trusted. Bumps the KRL version. */
-  activateCa(id: number, at: string): Promise<void>;
+  listCas(): Promise<StoredCa[]>;
+  /**
+   * In one transaction: inserts a CA key (sealed) as the only active one, the previous active one
+   * becoming trusted, and bumps the KRL version. With `onlyIfNone`, does nothing (undefined) when
+   * there is an active key already: of controllers starting together on an empty database, one
+   * creates the first key.
+   */
+  addActiveCa(ca: NewCa, onlyIfNone?: boolean): Promise<number | undefined>;
+  /** Stores the sealed key of a row created with a key file (an upgrade); false if it had one. */
+  sealCaKey(id: number, sealedKey: string): Promise<boolean>;
   retireCa(id: number, at: string): Promise<boolean>;
 
   /** `alsoInTx` runs in the same transaction (the audit row): both commit, or neither. */
@@ -50,14 +56,19 @@ export interface AccessStore {
   listSessions(q: SessionQuery): Promise<{ rows: AccessSession[]; total: number }>;
 }
 
+/** A CA row with its private key: sealed (pki/kek.ts), or in key_file for rows from before sealing. */
+export type StoredCa = SshCaRecord & { sealedKey: string | null };
+export type NewCa = Omit<SshCaRecord, 'id' | 'status' | 'retiredAt' | 'keyFile'> & { sealedKey: string };
+
 type Row = Record<string, unknown>;
 
-const toCa = (r: Row): SshCaRecord => ({
+const toCa = (r: Row): StoredCa => ({
   id: r.id as number,
   keyType: r.key_type as string,
   publicKey: r.public_key as string,
   fingerprint: r.fingerprint as string,
-  keyFile: r.key_file as string,
+  keyFile: (r.key_file as string) || null,
+  sealedKey: (r.private_key_sealed as string) ?? null,
   status: r.status as SshCaRecord['status'],
   createdAt: r.created_at as string,
   retiredAt: (r.retired_at as string) ?? null,
@@ -150,23 +161,26 @@ export class SqliteAccessStore implements AccessStore {
     return (await this.db.all<Row>('SELECT * FROM ssh_cas ORDER BY id')).map(toCa);
   }
 
-  insertCa(ca: Omit<SshCaRecord, 'id'>) {
+  addActiveCa(ca: NewCa, onlyIfNone = false) {
     return this.db.write(async (tx) => {
+      if (onlyIfNone && (await tx.get("SELECT id FROM ssh_cas WHERE status = 'active'"))) return undefined;
+      await tx.run("UPDATE ssh_cas SET status = 'trusted' WHERE status = 'active'");
       const r = await tx.get<{ id: number }>(
-        `INSERT INTO ssh_cas (key_type, public_key, fingerprint, key_file, status, created_at, retired_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-        [ca.keyType, ca.publicKey, ca.fingerprint, ca.keyFile, ca.status, ca.createdAt, ca.retiredAt],
+        `INSERT INTO ssh_cas (key_type, public_key, fingerprint, key_file, private_key_sealed, status, created_at)
+         VALUES (?, ?, ?, '', ?, 'active', ?) RETURNING id`,
+        [ca.keyType, ca.publicKey, ca.fingerprint, ca.sealedKey, ca.createdAt],
       );
+      await bumpKrl(tx, ca.createdAt);
       return r!.id;
     });
   }
 
-  activateCa(id: number, at: string) {
-    return this.db.write(async (tx) => {
-      await tx.run("UPDATE ssh_cas SET status = 'trusted' WHERE status = 'active' AND id != ?", [id]);
-      await tx.run("UPDATE ssh_cas SET status = 'active' WHERE id = ?", [id]);
-      await bumpKrl(tx, at);
-    });
+  async sealCaKey(id: number, sealedKey: string) {
+    const r = await this.db.run(
+      'UPDATE ssh_cas SET private_key_sealed = ? WHERE id = ? AND private_key_sealed IS NULL',
+      [sealedKey, id],
+    );
+    return r.changes > 0;
   }
 
   retireCa(id: number, at: string) {

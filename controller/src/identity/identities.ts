@@ -47,11 +47,16 @@ export class Identities {
     private readonly clientCertDays: number,
   ) {}
 
-  /** On an empty store: identity `admin` with a random password in `<dataDir>/admin-password` (0600). */
+  /**
+   * On an empty store: identity `admin` with a random password in `<dataDir>/admin-password` (0600).
+   * Of controllers starting together on one empty database, only the one whose insert finds the
+   * store still empty creates it (and writes the file); the others find the cluster initialised.
+   */
   async bootstrapAdmin(dataDir: string): Promise<string | undefined> {
     if ((await this.store.countIdentities()) > 0) return undefined;
     const password = newPassword();
-    await this.create({ name: 'admin', role: 'admin', password }, true);
+    const { identity, updb } = await this.newIdentity({ name: 'admin', role: 'admin', password }, true);
+    if (!(await this.store.insertFirstIdentity(identity, updb!))) return undefined;
     writePrivateFile(join(dataDir, 'admin-password'), `${password}\n`);
     return password;
   }
@@ -59,6 +64,20 @@ export class Identities {
   async create(input: NewIdentity, isDefaultAdmin = false): Promise<Identity> {
     const duplicate = () => conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
     if (await this.store.getIdentityByName(input.name)) throw duplicate();
+    if (input.password !== undefined && (await this.store.findUpdbByUsername(input.name))) {
+      throw conflict('DUPLICATE_NAME', `the username '${input.name}' is taken`);
+    }
+    const { identity, updb } = await this.newIdentity(input, isDefaultAdmin);
+    // A concurrent create of the same name passed the checks above too: the store's index decides.
+    await conflictOnDuplicate(() => this.store.insertIdentity(identity, updb), duplicate);
+    return identity;
+  }
+
+  /** The rows of a new identity (and its password authenticator when it has a password). */
+  private async newIdentity(
+    input: NewIdentity,
+    isDefaultAdmin: boolean,
+  ): Promise<{ identity: Identity; updb?: Authenticator }> {
     const now = this.clock.now().toISOString();
     const identity: Identity = {
       id: randomUUID(),
@@ -69,18 +88,11 @@ export class Identities {
       createdAt: now,
       updatedAt: now,
     };
-    let updb: Authenticator | undefined;
-    if (input.password !== undefined) {
-      if (await this.store.findUpdbByUsername(input.name)) {
-        throw conflict('DUPLICATE_NAME', `the username '${input.name}' is taken`);
-      }
-      updb = blankAuthenticator(identity.id, 'updb', now);
-      updb.username = input.name;
-      updb.passwordHash = await hashPassword(input.password);
-    }
-    // A concurrent create of the same name passed the checks above too: the store's index decides.
-    await conflictOnDuplicate(() => this.store.insertIdentity(identity, updb), duplicate);
-    return identity;
+    if (input.password === undefined) return { identity };
+    const updb = blankAuthenticator(identity.id, 'updb', now);
+    updb.username = input.name;
+    updb.passwordHash = await hashPassword(input.password);
+    return { identity, updb };
   }
 
   findByName(name: string): Promise<Identity | undefined> {

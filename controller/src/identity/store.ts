@@ -31,6 +31,8 @@ export interface ListWindow {
 
 export interface IdentityStore {
   insertIdentity(identity: Identity, authenticator?: Authenticator): Promise<void>;
+  /** Inserts the identity only if the store holds none (checked in the same transaction). */
+  insertFirstIdentity(identity: Identity, authenticator: Authenticator): Promise<boolean>;
   getIdentity(id: string): Promise<Identity | undefined>;
   getIdentityByName(name: string): Promise<Identity | undefined>;
   countIdentities(): Promise<number>;
@@ -139,17 +141,27 @@ async function page<T>(
   return { rows: rows.map(map), total };
 }
 
+async function insertIdentityTx(tx: Tx, i: Identity, authenticator?: Authenticator): Promise<void> {
+  await tx.run(
+    `INSERT INTO identities (id, name, role, is_default_admin, disabled, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    [i.id, i.name, i.role, i.isDefaultAdmin ? 1 : 0, i.disabled ? 1 : 0, i.createdAt, i.updatedAt],
+  );
+  if (authenticator) await insertAuthenticatorTx(tx, authenticator);
+}
+
 export class SqliteIdentityStore implements IdentityStore {
   constructor(private readonly db: Database) {}
 
   insertIdentity(i: Identity, authenticator?: Authenticator) {
+    return this.db.write((tx) => insertIdentityTx(tx, i, authenticator));
+  }
+
+  insertFirstIdentity(i: Identity, authenticator: Authenticator) {
     return this.db.write(async (tx) => {
-      await tx.run(
-        `INSERT INTO identities (id, name, role, is_default_admin, disabled, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        [i.id, i.name, i.role, i.isDefaultAdmin ? 1 : 0, i.disabled ? 1 : 0, i.createdAt, i.updatedAt],
-      );
-      if (authenticator) await insertAuthenticatorTx(tx, authenticator);
+      if (await tx.get('SELECT id FROM identities ORDER BY id LIMIT 1')) return false;
+      await insertIdentityTx(tx, i, authenticator);
+      return true;
     });
   }
 

@@ -1,10 +1,12 @@
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { x509 } from '../../../lib/pki/x509.js';
 import { readPrivateFile, writePrivateFile } from '../../../lib/platform/private-file.js';
 import type { Clock } from '../../../lib/platform/clock.js';
 import { CONTROLLER_URI } from '../../../lib/pki/san-uris.js';
+import type { Database, Reader } from '../../../lib/store/database.js';
+import type { KeyEncryptionKey } from './kek.js';
 
 const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const signingAlgorithm = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -18,8 +20,8 @@ export interface IssuedCert {
 export class CsrError extends Error {}
 
 /**
- * The controller's own X.509 CA (ECDSA P-256): the HTTPS server certificate and every client
- * certificate (identities, agents) come from it. Created at first start in the data dir.
+ * The cluster's internal X.509 CA (ECDSA P-256): the HTTPS server certificates and every client
+ * certificate (identities, agents) come from it. Shared by every controller (see openOrCreate).
  */
 export class InternalCa {
   private constructor(
@@ -37,31 +39,53 @@ export class InternalCa {
     return fingerprintOf(this.cert.rawData);
   }
 
-  static async openOrCreate(dir: string, clock: Clock): Promise<InternalCa> {
-    const certPath = join(dir, 'ca.crt');
-    const keyPath = join(dir, 'ca.key');
-    if (existsSync(certPath) && existsSync(keyPath)) {
-      const key = await importKey(readPrivateFile(keyPath).toString());
-      return new InternalCa(new x509.X509Certificate(readFileSync(certPath, 'utf8')), key, clock);
+  /**
+   * The cluster's CA, shared by every controller through the database (certificate and sealed
+   * private key, one row). On an empty database the first controller creates it, importing the
+   * pki/ca.key + ca.crt of a controller from before sealing if there are any; controllers starting
+   * together agree on one (the first insert wins, the others read it). The public certificate is
+   * written to `dir`/ca.crt for the CLI and tools; the private key never to a file.
+   */
+  static async openOrCreate(
+    db: Database,
+    kek: KeyEncryptionKey,
+    dir: string,
+    clock: Clock,
+  ): Promise<InternalCa> {
+    let row = await readCaRow(db);
+    if (!row) {
+      const candidate = existingFiles(dir) ?? (await newCa(clock));
+      const sealed = kek.seal(candidate.keyDer, sealLabel(certFingerprint(candidate.certPem)));
+      row = await db.write(async (tx) => {
+        await tx.run(
+          `INSERT INTO internal_ca (id, cert_pem, private_key_sealed, created_at) VALUES (1, ?, ?, ?)
+           ON CONFLICT (id) DO NOTHING`,
+          [candidate.certPem, sealed, clock.now().toISOString()],
+        );
+        return (await readCaRow(tx))!;
+      });
     }
-    const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const now = clock.now();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: serial(),
-      name: 'CN=vmwarden internal CA',
-      notBefore: new Date(now.getTime() - 60_000),
-      notAfter: new Date(now.getTime() + 3650 * DAY),
-      signingAlgorithm,
-      keys,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
-    writePrivateFile(keyPath, await exportKey(keys.privateKey));
-    writeFileSync(certPath, cert.toString('pem'), { mode: 0o644 });
-    return new InternalCa(cert, await importKey(await exportKey(keys.privateKey)), clock);
+    const keyDer = kek.open(row.private_key_sealed, sealLabel(certFingerprint(row.cert_pem)));
+    const certPath = join(dir, 'ca.crt');
+    if (!existsSync(certPath) || readFileSync(certPath, 'utf8') !== row.cert_pem)
+      writeFileSync(certPath, row.cert_pem, { mode: 0o644 });
+    return InternalCa.from(row.cert_pem, keyDer, clock);
+  }
+
+  /** A new CA kept in memory only (tests: a CA that is not the cluster's). */
+  static async generate(clock: Clock): Promise<InternalCa> {
+    const { certPem, keyDer } = await newCa(clock);
+    return InternalCa.from(certPem, keyDer, clock);
+  }
+
+  private static async from(certPem: string, keyDer: Buffer, clock: Clock): Promise<InternalCa> {
+    const cert = new x509.X509Certificate(certPem);
+    const privateKey = createPrivateKey({ key: keyDer, format: 'der', type: 'pkcs8' });
+    const publicDer = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+    if (!publicDer.equals(Buffer.from(cert.publicKey.rawData)))
+      throw new Error('the internal CA private key does not match its certificate');
+    const key = (await webcrypto.subtle.importKey('pkcs8', keyDer, ecdsa, false, ['sign'])) as CryptoKey;
+    return new InternalCa(cert, key, clock);
   }
 
   /** Server certificate for HTTPS, reissued when missing, expiring within 30 days, or for other names. */
@@ -70,9 +94,10 @@ export class InternalCa {
     const keyPath = join(dir, 'server.key');
     const wanted = [...new Set(names)].sort().join(',');
     if (existsSync(certPath) && existsSync(keyPath)) {
-      const cert = new x509.X509Certificate(readFileSync(certPath, 'utf8'));
+      const pem = readFileSync(certPath, 'utf8');
+      const cert = new x509.X509Certificate(pem);
       const fresh = cert.notAfter.getTime() - this.clock.now().getTime() > 30 * DAY;
-      if (fresh && sanNames(cert).sort().join(',') === wanted && cert.issuer === this.cert.subject) {
+      if (fresh && sanNames(cert).sort().join(',') === wanted && (await this.verifyIssued(pem))) {
         return { key: readPrivateFile(keyPath).toString(), cert: readFileSync(certPath, 'utf8') };
       }
     }
@@ -98,11 +123,10 @@ export class InternalCa {
     const certPath = join(dir, 'controller-client.crt');
     const keyPath = join(dir, 'controller-client.key');
     if (existsSync(certPath) && existsSync(keyPath)) {
-      const cert = new x509.X509Certificate(readFileSync(certPath, 'utf8'));
-      if (
-        cert.notAfter.getTime() - this.clock.now().getTime() > 30 * DAY &&
-        cert.issuer === this.cert.subject
-      ) {
+      const pem = readFileSync(certPath, 'utf8');
+      const cert = new x509.X509Certificate(pem);
+      // Issued by this CA (a data dir may hold certificates of a CA from before joining a cluster).
+      if (cert.notAfter.getTime() - this.clock.now().getTime() > 30 * DAY && (await this.verifyIssued(pem))) {
         return { key: readPrivateFile(keyPath).toString(), cert: readFileSync(certPath, 'utf8') };
       }
     }
@@ -235,7 +259,46 @@ async function exportKey(key: CryptoKey): Promise<string> {
   );
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
-  const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  return webcrypto.subtle.importKey('pkcs8', der, ecdsa, false, ['sign']) as Promise<CryptoKey>;
+const pemToDer = (pem: string) =>
+  Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+
+/** What the CA private key is sealed as (pki/kek.ts). */
+const sealLabel = (certFingerprint: string) => `vmwarden internal-ca ${certFingerprint}`;
+
+interface CaRow {
+  cert_pem: string;
+  private_key_sealed: string;
+}
+
+const readCaRow = (db: Reader) =>
+  db.get<CaRow>('SELECT cert_pem, private_key_sealed FROM internal_ca WHERE id = 1');
+
+/** The CA files of a controller from before the key was sealed into the database. */
+function existingFiles(dir: string): { certPem: string; keyDer: Buffer } | undefined {
+  const certPath = join(dir, 'ca.crt');
+  const keyPath = join(dir, 'ca.key');
+  if (!existsSync(certPath) || !existsSync(keyPath)) return undefined;
+  return { certPem: readFileSync(certPath, 'utf8'), keyDer: pemToDer(readPrivateFile(keyPath).toString()) };
+}
+
+async function newCa(clock: Clock): Promise<{ certPem: string; keyDer: Buffer }> {
+  const keys = (await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const now = clock.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: 'CN=vmwarden internal CA',
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + 3650 * DAY),
+    signingAlgorithm,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return {
+    certPem: cert.toString('pem'),
+    keyDer: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)),
+  };
 }

@@ -6,6 +6,7 @@ import { nodeMigrations } from '../nodes/migrations.js';
 import { signMigrations } from '../sign/migrations.js';
 import { keyMigrations } from '../keys/migrations.js';
 import { opsMigrations } from '../ops/migrations.js';
+import { pkiMigrations } from '../pki/migrations.js';
 
 /** Every concern's schema steps, in the order they must apply (later ones may reference earlier tables). */
 export const allMigrations: Migration[] = [
@@ -16,4 +17,5 @@ export const allMigrations: Migration[] = [
   ...signMigrations,
   ...keyMigrations,
   ...opsMigrations,
+  ...pkiMigrations,
 ];

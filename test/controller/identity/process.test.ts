@@ -5,8 +5,8 @@
  */
 import 'reflect-metadata';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { randomBytes, webcrypto } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -158,7 +158,11 @@ test('starts on ephemeral ports, writes endpoints.json and a 0600 admin-password
 
     const pw = join(r.dataDir, 'admin-password');
     assert.is(statSync(pw).mode & 0o777, 0o600);
-    assert.is(statSync(join(r.dataDir, 'pki', 'ca.key')).mode & 0o777, 0o600);
+    assert.is(statSync(join(r.dataDir, 'cluster.key')).mode & 0o777, 0o600);
+    assert.not.ok(
+      existsSync(join(r.dataDir, 'pki', 'ca.key')),
+      'the CA private key is sealed in the database',
+    );
     assert.is(statSync(join(r.dataDir, 'pki', 'server.key')).mode & 0o777, 0o600);
     assert.ok(readFileSync(pw, 'utf8').trim().length >= 16);
     // not a TTY: the password itself is not in the log, only the file's path
@@ -339,6 +343,49 @@ test('bad configuration → exit code 2 with a clear message (no stack trace)', 
     assert.not.match(r.stderr, /\n\s+at /, `${label}: stack trace in ${r.stderr}`);
   }
   assert.not.ok(existsSync(join(dir, 'data', 'admin-password')), 'nothing was started');
+});
+
+test('cluster.key: elsewhere by flag or env; another or no key for a database with sealed CA keys → exit 2', async () => {
+  const dir = tempDir();
+  const dataDir = join(dir, 'data');
+  const kek = join(dir, 'secret', 'cluster.key');
+  mkdirSync(join(dir, 'secret'), { mode: 0o700 });
+  const first = await start(dataDir, ['--key-encryption-key-file', kek]);
+  assert.is(await stop(first), 0);
+  assert.is(statSync(kek).mode & 0o777, 0o600);
+  assert.not.ok(existsSync(join(dataDir, 'cluster.key')));
+  const again = await start(dataDir, [], { VMWARDEN_KEY_ENCRYPTION_KEY_FILE: kek });
+  assert.is(await stop(again), 0);
+
+  const base = [
+    '--data-dir',
+    dataDir,
+    '--listen-http',
+    '127.0.0.1:0',
+    '--listen-https',
+    '',
+    '--listen-grpc',
+    '',
+  ];
+  const cases: Array<[string, RegExp]> = [
+    [
+      join(dataDir, 'cluster.key'),
+      /sealed with a key-encryption key and .*cluster\.key does not exist: copy cluster\.key from a running controller/,
+    ],
+    [
+      join(dir, 'other.key'),
+      /sealed with a key-encryption key this controller does not have .*copy cluster\.key from a running controller to .*other\.key/,
+    ],
+  ];
+  writeFileSync(join(dir, 'other.key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  for (const [file, message] of cases) {
+    const r = await runToExit([...base, '--key-encryption-key-file', file]);
+    assert.is(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^vmwarden-controller: /);
+    assert.match(r.stderr, message, r.stderr);
+    assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+  assert.not.ok(existsSync(join(dataDir, 'cluster.key')), 'no new key made next to sealed ones');
 });
 
 test('SIGTERM: an in-flight request completes, then the process exits 0 within 10 s', async () => {

@@ -35,7 +35,7 @@ test.before(async () => {
   keyDir = mkdtempSync(join(tmpdir(), 'vmwarden-enroll-'));
   nodeKey = NodeKey.loadOrCreate(keyDir);
   // A client certificate from some other CA (same kind of key, same SAN as a real agent).
-  const otherCa = await InternalCa.openOrCreate(keyDir, systemClock);
+  const otherCa = await InternalCa.generate(systemClock);
   const { keyPem, csrPem } = await newKeyAndCsr('CN=vmwarden agent mtls-node');
   const issued = await otherCa.issueClientCert(csrPem, {
     days: 1,

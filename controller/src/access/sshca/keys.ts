@@ -1,5 +1,5 @@
 /**
- * CA keys (generate, save 0600, load with a permission check) and user public keys (parse + policy).
+ * CA keys (generate, DER for sealing, save 0600, load with a permission check) and user public keys (parse + policy).
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
@@ -168,6 +168,15 @@ export async function saveCaKey(key: CaKey, path: string): Promise<void> {
     await unlink(tmp).catch(() => {});
     throw err;
   }
+}
+
+/** The private key as PKCS#8 DER: what is sealed into the database (pki/kek.ts). */
+export function caKeyToDer(key: CaKey): Buffer {
+  return key.privateKey.export({ format: 'der', type: 'pkcs8' });
+}
+
+export function caKeyFromDer(der: Buffer, comment = DEFAULT_COMMENT): CaKey {
+  return caKeyFromPrivateKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }), comment);
 }
 
 /** Loads a PKCS#8 (or PKCS#1/SEC1) PEM CA key, refusing files accessible by group or others. */
