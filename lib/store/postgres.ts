@@ -74,12 +74,7 @@ export class PostgresDatabase implements Database {
     this.reader = new PgConn(pool);
     const lane: WriteLane = {
       acquire: async () => {
-        let client: pg.PoolClient;
-        try {
-          client = await pool.connect();
-        } catch (err) {
-          throw isConnectionError(err) ? new StoreUnavailableError(err) : err;
-        }
+        const client = await checkOut(pool);
         const conn = new PgConn(client);
         return { conn, release: (err?: unknown) => client.release(conn.broken || err ? true : undefined) };
       },
@@ -122,9 +117,7 @@ export class PostgresDatabase implements Database {
   }
   /** A schema script in one transaction, under the write lock (simple protocol: several statements). */
   async exec(sql: string): Promise<void> {
-    const client = await this.pool.connect().catch((err) => {
-      throw isConnectionError(err) ? new StoreUnavailableError(err) : err;
-    });
+    const client = await checkOut(this.pool);
     const conn = new PgConn(client);
     try {
       await conn.exec(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK}); ${sql}; COMMIT`);
@@ -209,6 +202,26 @@ export class PostgresDatabase implements Database {
     await this.pool.end().catch(() => undefined);
   }
 }
+
+/**
+ * A pooled client for a transaction. A checked-out client whose server goes away emits 'error' on
+ * itself (the pool listens only while it is idle): without a listener that would end the process.
+ * The failing query rejects too, and marks the connection broken, so the listener has nothing to do.
+ */
+async function checkOut(pool: pg.Pool): Promise<pg.PoolClient> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    throw isConnectionError(err) ? new StoreUnavailableError(err) : err;
+  }
+  if (!guarded.has(client)) {
+    guarded.add(client);
+    client.on('error', () => undefined);
+  }
+  return client;
+}
+const guarded = new WeakSet<pg.PoolClient>();
 
 function channelName(channel: string): string {
   if (!/^[a-z][a-z0-9_]{0,50}$/.test(channel)) throw new TypeError(`bad notification channel ${channel}`);

@@ -145,7 +145,8 @@ const rendered = new WeakSet<FastifyRequest>();
 export function handleErrorsWith(app: FastifyInstance, render: RenderError): void {
   app.setErrorHandler((err, request, reply) => {
     const apiError = toApiError(err);
-    if (apiError.status >= 500) request.log.error({ err }, 'unhandled error');
+    if (apiError.status === 503) request.log.warn({ code: apiError.code }, apiError.message);
+    else if (apiError.status >= 500) request.log.error({ err }, 'unhandled error');
     try {
       if (rendered.has(request)) return writeRaw(reply, captureRender(render, apiError, request, reply));
       rendered.add(request);

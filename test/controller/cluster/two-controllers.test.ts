@@ -6,6 +6,9 @@
  * within 2 s; a CA rotation on B signs A's next certificate.
  */
 import { test } from 'uvu';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { sharedCluster, startPostgres, type PgCluster } from '../../helpers/postgres.js';
@@ -36,8 +39,12 @@ test.before(async () => {
   pg = sharedCluster() ?? ((ownCluster = true), startPostgres());
   const database = await pg.createDatabase('cluster');
   dir = await tempDir();
+  // The cluster's key-encryption key, copied to every controller (here: one file both read).
+  const keyEncryptionKeyFile = join(dir.dir, 'cluster.key');
+  writeFileSync(keyEncryptionKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
   // Started together: one initial admin, one CA, migrations applied once.
-  [A, B] = await Promise.all([startTestController({ database }), startTestController({ database })]);
+  const config = { database, keyEncryptionKeyFile };
+  [A, B] = await Promise.all([startTestController(config), startTestController(config)]);
   const password = A.adminPassword || B.adminPassword;
   assert.ok(password, 'one of the two made the initial admin');
   assert.ok(!(A.adminPassword && B.adminPassword), 'only one of the two made the initial admin');
