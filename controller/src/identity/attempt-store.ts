@@ -10,12 +10,12 @@ import {
 } from '../platform/rate-limit.js';
 
 /**
- * How long a reservation counts as an attempt in flight. A reservation its controller never settled
- * (it died or lost the database mid-check) then counts as a FAILURE at its reservation time, until
- * the rule's window passes it. That is the safer of the two choices: counting it as nothing would
- * hand back the slot of an attempt whose secret may have been checked, so killing or cutting off a
- * controller during checks would buy unlimited guesses; as a failure it can only cost its owner one
- * attempt for one window, never a lockout for longer than the window.
+ * How long a reservation counts as an attempt in flight (whatever the rule's window). A reservation
+ * its controller never settled (it died or lost the database mid-check) then counts as a FAILURE at
+ * its reservation time, until the rule's window passes it. That is the safer of the two choices:
+ * counting it as nothing would hand back the slot of an attempt whose secret may have been checked,
+ * so killing or cutting off controllers during checks would buy guesses beyond the limit; as a
+ * failure it costs its owner one attempt for at most max(this, window), never a lasting lockout.
  */
 export const RESERVATION_MS = 60_000;
 
@@ -89,9 +89,12 @@ export class DatabaseAttemptThrottle implements AttemptThrottle {
       const windows = Object.entries(this.rules);
       for (const [name, rule] of windows)
         deleted += (
-          await tx.run('DELETE FROM login_attempts WHERE rule = ? AND at <= ?', [name, now - rule.windowMs])
+          await tx.run(
+            'DELETE FROM login_attempts WHERE rule = ? AND at <= ? AND (pending = 0 OR expires_at <= ?)',
+            [name, now - rule.windowMs, now],
+          )
         ).changes;
-      // rows of rules no longer configured
+      // rows of rules no longer configured (reservations have expired by then too)
       const longest = Math.max(RESERVATION_MS, ...windows.map(([, r]) => r.windowMs));
       deleted += (await tx.run('DELETE FROM login_attempts WHERE at <= ?', [now - longest])).changes;
       return deleted;
@@ -108,8 +111,9 @@ export class DatabaseAttemptThrottle implements AttemptThrottle {
     const subject = keyId(k.key);
     const cutoff = now - rule.windowMs;
     const live = await tx.get<{ n: number | string }>(
-      'SELECT count(*) AS n FROM login_attempts WHERE rule = ? AND subject = ? AND at > ?',
-      [k.rule, subject, cutoff],
+      `SELECT count(*) AS n FROM login_attempts
+       WHERE rule = ? AND subject = ? AND (at > ? OR (pending = 1 AND expires_at > ?))`,
+      [k.rule, subject, cutoff, now],
     );
     if (Number(live?.n ?? 0) < rule.limit) return undefined;
     // the limit-th newest failure frees a slot when it leaves the window
