@@ -63,7 +63,8 @@ export class DatabaseAttemptThrottle implements AttemptThrottle {
            WHERE reservation = ? AND pending = 1`,
           [this.clock.now().getTime(), reservation],
         );
-      else await this.db.run('DELETE FROM login_attempts WHERE reservation = ? AND pending = 1', [reservation]);
+      else
+        await this.db.run('DELETE FROM login_attempts WHERE reservation = ? AND pending = 1', [reservation]);
     };
     return { granted: true, reservation: { release: () => settle(false), fail: () => settle(true) } };
   }

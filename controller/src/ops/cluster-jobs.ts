@@ -14,9 +14,10 @@ export function minuteTick(at: Date): string {
  */
 export async function claimTick(db: Database, name: string, tick: string): Promise<boolean> {
   return db.write(async (tx) => {
-    await tx.run('INSERT INTO cluster_jobs (name, last_tick) VALUES (?, NULL) ON CONFLICT (name) DO NOTHING', [
-      name,
-    ]);
+    await tx.run(
+      'INSERT INTO cluster_jobs (name, last_tick) VALUES (?, NULL) ON CONFLICT (name) DO NOTHING',
+      [name],
+    );
     const r = await tx.run(
       'UPDATE cluster_jobs SET last_tick = ? WHERE name = ? AND (last_tick IS NULL OR last_tick < ?)',
       [tick, name, tick],

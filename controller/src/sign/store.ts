@@ -139,7 +139,11 @@ export class SignStore {
       );
       const claimed = rows.filter((r) => !skip.has(r.id as string)).slice(0, max);
       for (const r of claimed)
-        await tx.run('UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?', [lease.owner, lease.until, r.id]);
+        await tx.run('UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?', [
+          lease.owner,
+          lease.until,
+          r.id,
+        ]);
       return claimed.map(toTask);
     });
   }

@@ -18,10 +18,14 @@ test('the tick is the scheduled minute', () => {
 });
 
 test('two controllers claiming the same tick: exactly one wins; the next tick is claimable again', async () => {
-  const [a, b] = shared.dbs as [typeof shared.dbs[0], typeof shared.dbs[0]];
+  const [a, b] = shared.dbs as [(typeof shared.dbs)[0], (typeof shared.dbs)[0]];
   const t1 = '2026-11-30T18:07:00.000Z';
   const t2 = '2026-11-30T18:08:00.000Z';
-  const first = await Promise.all([claimTick(a, 'job', t1), claimTick(b, 'job', t1), claimTick(a, 'job', t1)]);
+  const first = await Promise.all([
+    claimTick(a, 'job', t1),
+    claimTick(b, 'job', t1),
+    claimTick(a, 'job', t1),
+  ]);
   assert.equal(first.filter(Boolean).length, 1, JSON.stringify(first));
   assert.not.ok(await claimTick(b, 'job', t1), 'a tick is claimed once, also later');
   const second = await Promise.all([claimTick(b, 'job', t2), claimTick(a, 'job', t2)]);

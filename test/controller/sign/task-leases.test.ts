@@ -20,7 +20,10 @@ const runners: TaskRunner[] = [];
 
 test.before(async () => {
   shared = await openShared(2);
-  await shared.dbs[0]!.run('INSERT INTO nodes (name, created_at) VALUES (?, ?)', ['n1', new Date().toISOString()]);
+  await shared.dbs[0]!.run('INSERT INTO nodes (name, created_at) VALUES (?, ?)', [
+    'n1',
+    new Date().toISOString(),
+  ]);
   nodeId = (await shared.dbs[0]!.get<{ id: number }>('SELECT id FROM nodes'))!.id;
 });
 
@@ -61,10 +64,14 @@ const row = (id: string) =>
   shared.dbs[0]!.get<Record<string, unknown>>('SELECT * FROM tasks WHERE id = ?', [id]);
 
 async function finished(r: TaskRunner, id: string): Promise<Task> {
-  return waitFor(`task ${id} finished`, async () => {
-    const t = await r.get(id);
-    return t.state === 'SUCCESS' || t.state === 'FAILURE' ? t : undefined;
-  }, { intervalMs: 20 });
+  return waitFor(
+    `task ${id} finished`,
+    async () => {
+      const t = await r.get(id);
+      return t.state === 'SUCCESS' || t.state === 'FAILURE' ? t : undefined;
+    },
+    { intervalMs: 20 },
+  );
 }
 
 test('a task whose controller died is taken over by another and finishes SUCCESS exactly once', async () => {
