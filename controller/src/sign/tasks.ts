@@ -61,8 +61,9 @@ export class TaskRunner {
       finishedAt: null,
       error: null,
     };
-    await this.store.insertTask(task, this.lease());
-    this.run(task);
+    // Submitted while stopping: left unleased, for another controller to take at once.
+    await this.store.insertTask(task, this.stopped ? undefined : this.lease());
+    if (!this.stopped) this.run(task);
     return task;
   }
 
