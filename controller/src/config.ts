@@ -46,6 +46,10 @@ export interface ControllerConfig {
   httpHeadersTimeoutSeconds: number;
   /** REST: a client must send its whole request, body included, within this time (a trickling body is cut). */
   httpRequestTimeoutSeconds: number;
+  /** A node validation task whose controller stops renewing its lease for this long is taken over by another. */
+  taskLeaseSeconds: number;
+  /** How often a controller claims tasks that no controller holds (unleased or lease run out). */
+  taskPollSeconds: number;
 }
 
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
@@ -80,6 +84,8 @@ const keys: Record<keyof ControllerConfig, SettingSpec> = {
   defaultLoginUser: { kind: 'string', env: 'VMWARDEN_DEFAULT_LOGIN_USER' },
   httpHeadersTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_HEADERS_TIMEOUT_SECONDS' },
   httpRequestTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_REQUEST_TIMEOUT_SECONDS' },
+  taskLeaseSeconds: { kind: 'number', env: 'VMWARDEN_TASK_LEASE_SECONDS' },
+  taskPollSeconds: { kind: 'number', env: 'VMWARDEN_TASK_POLL_SECONDS' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -110,6 +116,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     defaultLoginUser: 'vmwarden',
     httpHeadersTimeoutSeconds: 30,
     httpRequestTimeoutSeconds: 30,
+    taskLeaseSeconds: 15,
+    taskPollSeconds: 5,
   };
 }
 
@@ -142,6 +150,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   for (const k of ['httpHeadersTimeoutSeconds', 'httpRequestTimeoutSeconds'] as const)
     if (!(result[k] > 0 && result[k] <= 3600))
       throw new ConfigError(`${k} must be between 0 and 3600 seconds`);
+  if (!(result.taskLeaseSeconds > 0 && result.taskLeaseSeconds <= 3600))
+    throw new ConfigError('taskLeaseSeconds must be between 0 and 3600 seconds');
+  if (!(result.taskPollSeconds > 0 && result.taskPollSeconds <= result.taskLeaseSeconds))
+    throw new ConfigError('taskPollSeconds must be more than 0 and at most taskLeaseSeconds');
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }

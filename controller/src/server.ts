@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,7 @@ import { allMigrations } from './store/registry.js';
 import { InternalCa } from './pki/internal-ca.js';
 import { KeyEncryptionKey } from './pki/kek.js';
 import { createServices, type ControllerServices } from './services.js';
+import { runOncePerTick } from './ops/cluster-jobs.js';
 import { buildHttpApp } from './http/app.js';
 import { startGrpcServer, stopGrpcServer } from './grpc/server.js';
 
@@ -46,7 +48,7 @@ async function listen(app: FastifyInstance, address: string): Promise<string> {
 /** Starts the controller: store, internal CA, REST (HTTP + HTTPS), gRPC, housekeeping jobs. */
 export async function startController(
   config: ControllerConfig,
-  opts: { clock?: Clock } = {},
+  opts: { clock?: Clock; controllerId?: string } = {},
 ): Promise<Controller> {
   const clock = opts.clock ?? systemClock;
   const dataDir = resolve(config.dataDir);
@@ -60,7 +62,9 @@ export async function startController(
     await migrate(db, allMigrations);
     const kek = await KeyEncryptionKey.open(db, keyEncryptionKeyPath({ ...config, dataDir }), clock);
     ca = await InternalCa.openOrCreate(db, kek, join(dataDir, 'pki'), clock);
-    services = await createServices({ ...config, dataDir }, db, ca, kek, clock, VERSION);
+    // One id per running controller (not per host or data dir): task leases tell controllers apart by it.
+    const controllerId = opts.controllerId ?? randomUUID();
+    services = await createServices({ ...config, dataDir }, db, ca, kek, clock, VERSION, controllerId);
     initialAdminPassword = await services.identities.bootstrapAdmin(dataDir);
     serverTls = await ca.serverCredentials(join(dataDir, 'pki'), serverNames(config));
   } catch (err) {
@@ -75,15 +79,23 @@ export async function startController(
   };
   let grpcServer: grpc.Server | undefined;
   const endpoints: Endpoints = {};
+  // Every minute on every controller; a cluster job runs on the one controller that claims its tick.
+  const everyMinute = (job: () => Promise<unknown>) =>
+    cron.schedule('* * * * *', () => void job().catch(() => undefined));
+  const onceAMinute = (name: string, job: () => Promise<unknown>) =>
+    cron.schedule('* * * * *', (ctx) => void runOncePerTick(db, name, ctx.date, job).catch(() => undefined));
   const housekeeping = [
-    cron.schedule('* * * * *', () => void services.sessions.sweep().catch(() => undefined)),
-    cron.schedule('* * * * *', () => void services.access.markExpired().catch(() => undefined)),
+    everyMinute(() => services.sessions.forgetIdle()),
+    onceAMinute('sessions.sweep', () => services.sessions.sweep()),
+    onceAMinute('access.markExpired', () => services.access.markExpired()),
+    onceAMinute('login-attempts.cleanup', () => services.loginAttempts.cleanup()),
   ];
 
   services.trustSync.start();
   const stop = async () => {
     for (const job of housekeeping) await job.stop();
     await services.trustSync.stop();
+    await services.tasks.stop();
     await Promise.all([
       ...apps.map((a) => a.close()),
       grpcServer ? stopGrpcServer(grpcServer, 5000) : Promise.resolve(),
@@ -116,7 +128,7 @@ export async function startController(
     await stop().catch(() => undefined);
     throw err;
   }
-  void services.tasks.resume();
+  services.tasks.start();
   writePrivateFile(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
   return { endpoints, services, initialAdminPassword, stop };
 }

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
 import type { Clock } from '../../lib/platform/clock.js';
-import { MemoryAttemptThrottle } from './platform/rate-limit.js';
 import type { ControllerConfig } from './config.js';
 import type { Database } from '../../lib/store/database.js';
 import type { InternalCa } from './pki/internal-ca.js';
@@ -8,6 +7,7 @@ import type { KeyEncryptionKey } from './pki/kek.js';
 import { ApiSessions } from './identity/sessions.js';
 import { Logins } from './identity/logins.js';
 import { LoginThrottle, loginRules } from './identity/login-throttle.js';
+import { DatabaseAttemptThrottle } from './identity/attempt-store.js';
 import { Identities } from './identity/identities.js';
 import { OwnAuthenticators } from './identity/authenticators.js';
 import { SqliteIdentityStore, SqliteSessionStore, type IdentityStore } from './identity/store.js';
@@ -38,12 +38,16 @@ const SHARED_SESSION_REVALIDATE_MS = 1_000;
 /** Everything the transports (REST, gRPC, cron) call into. Built once per controller. */
 export interface ControllerServices {
   version: string;
+  /** This running controller among the cluster's (task lease owner). */
+  controllerId: string;
   config: ControllerConfig;
   clock: Clock;
   ca: InternalCa;
   identityStore: IdentityStore;
   sessions: ApiSessions;
   logins: Logins;
+  /** The login throttle's counters (the cluster cron job deletes old ones). */
+  loginAttempts: DatabaseAttemptThrottle;
   identities: Identities;
   authenticators: OwnAuthenticators;
   /** SSH key registry; resolveUsableKey() serves access requests. */
@@ -75,6 +79,7 @@ export async function createServices(
   kek: KeyEncryptionKey,
   clock: Clock,
   version: string,
+  controllerId: string,
 ): Promise<ControllerServices> {
   const identityStore = new SqliteIdentityStore(db);
   const sessions = new ApiSessions(
@@ -84,8 +89,10 @@ export async function createServices(
     config.sessionIdleSeconds * 1000,
     db.dialect === 'sqlite' ? Infinity : SHARED_SESSION_REVALIDATE_MS,
   );
-  // One throttle for logins, HTTP Basic and password changes: they guess the same secrets.
-  const loginThrottle = new LoginThrottle(new MemoryAttemptThrottle(loginRules(config), clock));
+  // One throttle for logins, HTTP Basic and password changes: they guess the same secrets. Its
+  // counters are in the database, so the limits hold across every controller of the cluster.
+  const loginAttempts = new DatabaseAttemptThrottle(db, loginRules(config), clock);
+  const loginThrottle = new LoginThrottle(loginAttempts);
   const logins = new Logins(identityStore, sessions, loginThrottle);
   const sshKeys = new SshKeys(new SshKeyStore(db), identityStore, clock);
   const inventory = new Inventory(new SqliteInventoryStore(db), identityStore, clock);
@@ -142,7 +149,11 @@ export async function createServices(
   const agents = new AgentClients({ ca: ca.certPem, ...controllerClient });
   const signStore = new SignStore(db);
   const sign = new SignService(signStore, nodes, inventory, agents, clock);
-  const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action));
+  const tasks = new TaskRunner(signStore, clock, (action) => sign.taskWork(action), {
+    controllerId,
+    leaseMs: config.taskLeaseSeconds * 1000,
+    pollMs: config.taskPollSeconds * 1000,
+  });
   const accessSessions = new AccessSessions(accessStore, inventory, clock);
   storeGauges(metrics, { accessSessions, sessions, access, sign });
   const guestTrust = new GuestTrust(
@@ -157,12 +168,14 @@ export async function createServices(
   );
   return {
     version,
+    controllerId,
     config,
     clock,
     ca,
     identityStore,
     sessions,
     logins,
+    loginAttempts,
     identities,
     authenticators: new OwnAuthenticators(identityStore, ca, clock, config.clientCertDays, loginThrottle),
     sshKeys,

@@ -43,4 +43,22 @@ CREATE INDEX api_sessions_identity ON api_sessions (identity_id);
 CREATE INDEX api_sessions_activity ON api_sessions (last_activity_at);
 `,
   },
+  {
+    // Login throttling counters, shared by every controller (identity/attempt-store.ts): one row per
+    // counted attempt and counter, pending while its secret is being checked.
+    id: '0008-login-attempts',
+    sql: `
+CREATE TABLE login_attempts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  reservation TEXT,
+  rule TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  expires_at INTEGER
+);
+CREATE INDEX login_attempts_subject ON login_attempts (rule, subject, at);
+CREATE INDEX login_attempts_reservation ON login_attempts (reservation);
+`,
+  },
 ];

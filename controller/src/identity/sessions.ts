@@ -144,14 +144,23 @@ export class ApiSessions {
     for (const entry of this.cache.values()) if (entry.identity.id === identity.id) entry.identity = identity;
   }
 
-  /** Deletes idle sessions; run by the cron job. Returns how many were removed. */
+  /** Deletes idle sessions; run by the cron job, once per tick across the cluster. Returns how many were removed. */
   async sweep(): Promise<number> {
+    const cutoff = await this.forgetIdle();
+    return this.sessions.deleteIdleSince(cutoff.toISOString());
+  }
+
+  /**
+   * The part of sweep() every controller does for itself (the store's delete runs on one controller
+   * per tick): writes moved activity and drops idle sessions from the cache. Returns the idle cutoff.
+   */
+  async forgetIdle(): Promise<Date> {
     await this.flush();
     const cutoff = new Date(this.clock.now().getTime() - this.idleMs);
     for (const [hash, entry] of this.cache) {
       if (Date.parse(entry.session.lastActivityAt) <= cutoff.getTime()) this.cache.delete(hash);
     }
-    return this.sessions.deleteIdleSince(cutoff.toISOString());
+    return cutoff;
   }
 
   /** Writes every in-memory lastActivityAt that moved since it was stored. */

@@ -25,4 +25,14 @@ CREATE INDEX audit_time ON audit (time);
 CREATE INDEX audit_action ON audit (action, time);
 `,
   },
+  {
+    // Cron jobs every controller schedules: the tick each job last ran for (ops/cluster-jobs.ts).
+    id: '0202-cluster-jobs',
+    sql: `
+CREATE TABLE cluster_jobs (
+  name TEXT PRIMARY KEY,
+  last_tick TEXT
+);
+`,
+  },
 ];

@@ -48,4 +48,12 @@ CREATE TABLE sign_events (
 CREATE INDEX sign_events_server ON sign_events (server_id, id);
 `,
   },
+  {
+    // Tasks are leased (sign/tasks.ts): the controller running one and until when (ms) it holds it.
+    id: '0007-task-leases',
+    sql: `
+ALTER TABLE tasks ADD COLUMN lease_owner TEXT;
+ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+`,
+  },
 ];

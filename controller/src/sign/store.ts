@@ -3,6 +3,12 @@ import type { SignEvent, SignRecord, Task, Validity } from './model.js';
 
 type Row = Record<string, unknown>;
 
+/** Who runs a task, and until when (ms since the epoch) unless renewed. */
+export interface Lease {
+  owner: string;
+  until: number;
+}
+
 const toSign = (r: Row): SignRecord => ({
   id: r.id as number,
   serverId: r.server_id as string,
@@ -83,19 +89,35 @@ export class SignStore {
     ]);
   }
 
-  async insertTask(t: Task) {
+  /** A new task row, leased to `lease.owner` until `lease.until` (ms) when given (unleased: any controller may claim it). */
+  async insertTask(t: Task, lease?: Lease) {
     await this.db.run(
-      `INSERT INTO tasks (id, action, node_id, state, progress, created_at, started_at, finished_at, error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [t.id, t.action, t.nodeId, t.state, t.progress, t.createdAt, t.startedAt, t.finishedAt, t.error],
+      `INSERT INTO tasks (id, action, node_id, state, progress, created_at, started_at, finished_at, error, lease_owner,
+         lease_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        t.id,
+        t.action,
+        t.nodeId,
+        t.state,
+        t.progress,
+        t.createdAt,
+        t.startedAt,
+        t.finishedAt,
+        t.error,
+        lease?.owner ?? null,
+        lease?.until ?? null,
+      ],
     );
   }
 
-  async updateTask(t: Task) {
-    await this.db.run(
-      'UPDATE tasks SET state = ?, progress = ?, started_at = ?, finished_at = ?, error = ? WHERE id = ?',
-      [t.state, t.progress, t.startedAt, t.finishedAt, t.error, t.id],
+  /** Writes the task's state if `owner` still holds its lease; false when it does not (the task was taken over). */
+  async updateTask(t: Task, owner: string): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE tasks SET state = ?, progress = ?, started_at = ?, finished_at = ?, error = ?
+       WHERE id = ? AND lease_owner = ?`,
+      [t.state, t.progress, t.startedAt, t.finishedAt, t.error, t.id, owner],
     );
+    return r.changes === 1;
   }
 
   async getTask(id: string) {
@@ -103,10 +125,52 @@ export class SignStore {
     return r && toTask(r);
   }
 
-  async unfinishedTasks() {
-    return (
-      await this.db.all<Row>("SELECT * FROM tasks WHERE state IN ('PENDING', 'RUNNING') ORDER BY created_at")
-    ).map(toTask);
+  /**
+   * Leases to `lease.owner` the unfinished tasks nobody holds (no lease, or one that ran out before
+   * `now`), oldest first, skipping `skip` (tasks the owner runs already). One write job: writes are
+   * serialized across the cluster, so two controllers never claim the same task.
+   */
+  claimTasks(lease: Lease, now: number, skip: ReadonlySet<string>, max = 100): Promise<Task[]> {
+    return this.db.write(async (tx) => {
+      const rows = await tx.all<Row>(
+        `SELECT * FROM tasks WHERE state IN ('PENDING', 'RUNNING') AND (lease_until IS NULL OR lease_until < ?)
+         ORDER BY created_at, id LIMIT ?`,
+        [now, max + skip.size],
+      );
+      const claimed = rows.filter((r) => !skip.has(r.id as string)).slice(0, max);
+      for (const r of claimed)
+        await tx.run('UPDATE tasks SET lease_owner = ?, lease_until = ? WHERE id = ?', [
+          lease.owner,
+          lease.until,
+          r.id,
+        ]);
+      return claimed.map(toTask);
+    });
+  }
+
+  /** Extends the owner's leases on `ids`; answers the ids it no longer holds. */
+  renewLeases(lease: Lease, ids: readonly string[]): Promise<string[]> {
+    return this.db.write(async (tx) => {
+      const lost: string[] = [];
+      for (const id of ids) {
+        const r = await tx.run('UPDATE tasks SET lease_until = ? WHERE id = ? AND lease_owner = ?', [
+          lease.until,
+          id,
+          lease.owner,
+        ]);
+        if (r.changes !== 1) lost.push(id);
+      }
+      return lost;
+    });
+  }
+
+  /** Gives up the owner's unfinished tasks so that another controller claims them at its next poll. */
+  async releaseLeases(owner: string): Promise<void> {
+    await this.db.run(
+      `UPDATE tasks SET lease_owner = NULL, lease_until = NULL
+       WHERE lease_owner = ? AND state IN ('PENDING', 'RUNNING')`,
+      [owner],
+    );
   }
 
   async insertEvents(events: Array<Omit<SignEvent, 'id'>>) {

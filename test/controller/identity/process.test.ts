@@ -277,7 +277,10 @@ test('configuration precedence: flags > environment > config file (YAML)', async
   assert.is(limited.status, 429);
   assert.is(await stop(envWins.r), 0);
 
-  const flagWins = await run(['--listen-http', '127.0.0.4:0', '--session-idle-seconds', '777'], env);
+  // The failures above are in the database and outlive the restart: under the same limit of 2 the
+  // admin would still be refused, so this run leaves that one variable out.
+  const { VMWARDEN_LOGIN_MAX_FAILURES_PER_USERNAME: _limit, ...envButLimit } = env;
+  const flagWins = await run(['--listen-http', '127.0.0.4:0', '--session-idle-seconds', '777'], envButLimit);
   assert.is(flagWins.host, '127.0.0.4');
   assert.ok(flagWins.idle >= 776 && flagWins.idle <= 777, String(flagWins.idle));
   assert.is(await stop(flagWins.r), 0);
