@@ -57,6 +57,12 @@ export const auditUnavailable = () =>
  * The audit log. Every write is committed before it resolves (the store's group commit), so a
  * caller that awaits record() knows the row is durable. A write that fails throws AUDIT_UNAVAILABLE.
  */
+/**
+ * Audit text as written: a NUL (a hostile id) becomes the two characters `\0`, so the row is
+ * written on every store (PostgreSQL text cannot hold NUL) and a refusal is still recorded.
+ */
+const visible = (text: string | null | undefined) => (text == null ? null : text.replaceAll('\u0000', '\\0'));
+
 export class AuditLog {
   constructor(
     private readonly db: Database,
@@ -88,7 +94,10 @@ export class AuditLog {
 
   private async insert(runner: Pick<Tx, 'get'>, entry: AuditEntry): Promise<number> {
     try {
-      const row = await runner.get<{ id: number }>(`${INSERT_AUDIT} ${AUDIT_ROW} RETURNING id`, this.params(entry));
+      const row = await runner.get<{ id: number }>(
+        `${INSERT_AUDIT} ${AUDIT_ROW} RETURNING id`,
+        this.params(entry),
+      );
       this.metrics?.auditWrites.inc({ result: 'ok' });
       return row!.id;
     } catch {
@@ -101,13 +110,13 @@ export class AuditLog {
     return [
       this.clock.now().toISOString(),
       entry.actorId ?? null,
-      entry.actorName ?? null,
+      visible(entry.actorName),
       entry.sourceAddress ?? null,
-      entry.action,
-      entry.object ?? null,
+      visible(entry.action),
+      visible(entry.object),
       entry.outcome,
       entry.status ?? null,
-      entry.detail ?? null,
+      visible(entry.detail),
       entry.requestId ?? null,
     ];
   }
@@ -124,10 +133,10 @@ export class AuditLog {
         [
           update.outcome,
           update.status ?? null,
-          update.object ?? null,
-          update.detail ?? null,
+          visible(update.object),
+          visible(update.detail),
           update.actorId ?? null,
-          update.actorName ?? null,
+          visible(update.actorName),
           id,
         ],
       );

@@ -38,9 +38,12 @@ export interface AttemptThrottle {
 /** Keys longer than this are stored as their SHA-256, so a key costs bounded space. */
 const MAX_KEY_CHARS = 256;
 
-/** The stored form of a counter key. */
+/**
+ * The stored form of a counter key. Keys longer than MAX_KEY_CHARS (a Basic-auth username has no
+ * length limit of its own) and keys with control characters (the NUL between a username and an
+ * address; PostgreSQL text cannot hold NUL) are hashed.
+ */
 export function keyId(key: string): string {
-  if (key.length <= MAX_KEY_CHARS) return key;
-  // Long keys (a Basic-auth username has no length limit of its own) are hashed down.
+  if (key.length <= MAX_KEY_CHARS && !/[\u0000-\u001f]/.test(key)) return key;
   return `sha256:${createHash('sha256').update(key).digest('base64')}`;
 }

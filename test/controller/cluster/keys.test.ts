@@ -22,7 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../../lib/platform/clock.js';
 import { newKeyAndCsr, x509 } from '../../../lib/pki/x509.js';
-import { Database } from '../../../lib/store/database.js';
+import { Database, openDatabase } from '../../../lib/store/database.js';
+import { sharedCluster } from '../../helpers/postgres.js';
 import { migrate } from '../../../lib/store/migrations.js';
 import { allMigrations } from '../../../controller/src/store/registry.js';
 import { KeyEncryptionKey, KeyEncryptionKeyError } from '../../../controller/src/pki/kek.js';
@@ -60,17 +61,21 @@ test.after(() => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-/** One shared database file, migrated once (concurrent migrations are the store layer's concern). */
+/**
+ * One shared database (a SQLite file; a PostgreSQL database in the runner's PostgreSQL pass),
+ * migrated once (concurrent migrations are the store layer's concern, tested there).
+ */
 async function sharedDatabase(): Promise<string> {
-  const file = join(tempDir(), 'cluster.db');
-  const db = await Database.open(file);
+  const cluster = sharedCluster();
+  const location = cluster ? await cluster.createDatabase('keys') : join(tempDir(), 'cluster.db');
+  const db = await openDatabase(location);
   await migrate(db, allMigrations);
   await db.close();
-  return file;
+  return location;
 }
 
-async function openDb(file: string): Promise<Database> {
-  const db = await Database.open(file);
+async function openDb(location: string): Promise<Database> {
+  const db = await openDatabase(location);
   dbs.push(db);
   return db;
 }

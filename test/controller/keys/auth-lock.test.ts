@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startTestController, type TestController } from '../../helpers/controller.js';
-import { Connection } from '../../../lib/store/sqlite.js';
 import { ApiError } from '../../../controller/src/platform/errors.js';
 import { makeKey } from './keygen.js';
 import { authenticatorIdOf, basic, BASE, sshKeyRequest } from './api-helpers.js';
@@ -26,12 +25,7 @@ test.before(async () => {
 test.after(async () => c.destroy());
 
 async function sessionCount(): Promise<number> {
-  const db = await Connection.open(join(c.dataDir, 'controller.db'), 1 /* OPEN_READONLY */);
-  try {
-    return (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM api_sessions'))!.n;
-  } finally {
-    await db.close();
-  }
+  return (await c.controller.services.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM api_sessions'))!.n;
 }
 
 const addKey = (

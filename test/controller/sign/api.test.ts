@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { Database } from '../../../lib/store/database.js';
+import { openDatabase } from '../../../lib/store/database.js';
 import { SignStore } from '../../../controller/src/sign/store.js';
 import type { TestController } from '../../helpers/controller.js';
 import { type TestAgent, type TestDomain } from '../../helpers/agent.js';
@@ -244,7 +244,7 @@ test('two concurrent POSTs for one server: one 200, one 409, one signature', asy
 /** Stops the controller, writes a task row straight into its database, starts it again. */
 async function injectTask(state: 'PENDING' | 'RUNNING', action: 'activate' | 'deactivate'): Promise<string> {
   await c.stop();
-  const db = await Database.open(join(c.dataDir, 'controller.db'));
+  const db = await openDatabase(c.config.database || join(c.dataDir, 'controller.db'));
   const id = randomUUID();
   const now = new Date().toISOString();
   try {
