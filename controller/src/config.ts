@@ -50,6 +50,8 @@ export interface ControllerConfig {
   taskLeaseSeconds: number;
   /** How often a controller claims tasks that no controller holds (unleased or lease run out). */
   taskPollSeconds: number;
+  /** How often a controller re-reads the trust state (CA keys, KRL version) in case it missed a notification. */
+  trustSyncSeconds: number;
 }
 
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
@@ -86,6 +88,7 @@ const keys: Record<keyof ControllerConfig, SettingSpec> = {
   httpRequestTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_REQUEST_TIMEOUT_SECONDS' },
   taskLeaseSeconds: { kind: 'number', env: 'VMWARDEN_TASK_LEASE_SECONDS' },
   taskPollSeconds: { kind: 'number', env: 'VMWARDEN_TASK_POLL_SECONDS' },
+  trustSyncSeconds: { kind: 'number', env: 'VMWARDEN_TRUST_SYNC_SECONDS' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -118,6 +121,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     httpRequestTimeoutSeconds: 30,
     taskLeaseSeconds: 15,
     taskPollSeconds: 5,
+    trustSyncSeconds: 5,
   };
 }
 
@@ -152,6 +156,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
       throw new ConfigError(`${k} must be between 0 and 3600 seconds`);
   if (!(result.taskLeaseSeconds > 0 && result.taskLeaseSeconds <= 3600))
     throw new ConfigError('taskLeaseSeconds must be between 0 and 3600 seconds');
+  if (!(result.trustSyncSeconds > 0 && result.trustSyncSeconds <= 3600))
+    throw new ConfigError('trustSyncSeconds must be more than 0 and at most 3600');
   if (!(result.taskPollSeconds > 0 && result.taskPollSeconds <= result.taskLeaseSeconds))
     throw new ConfigError('taskPollSeconds must be more than 0 and at most taskLeaseSeconds');
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {

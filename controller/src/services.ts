@@ -22,6 +22,7 @@ import { TrustSync } from './access/trust-sync.js';
 import { AccessService } from './access/service.js';
 import { AccessSessions } from './access/sessions.js';
 import { GuestTrust } from './access/guest-trust.js';
+import { GuestTrustStore } from './access/guest-trust-store.js';
 import { Nodes } from './nodes/service.js';
 import { NodeStore } from './nodes/store.js';
 import { AgentClients } from './nodes/agent-clients.js';
@@ -99,7 +100,7 @@ export async function createServices(
   const accessStore = new SqliteAccessStore(db);
   const sshAuthority = await SshAuthority.open(accessStore, kek, clock, config.sshCaKeyType);
   const krl = new KrlPublisher(accessStore, sshAuthority, clock);
-  const trustSync = new TrustSync(db, sshAuthority, krl);
+  const trustSync = new TrustSync(db, sshAuthority, krl, config.trustSyncSeconds * 1000);
   const policy = {
     defaultTtlMinutes: config.certDefaultTtlMinutes,
     maxTtlMinutes: config.certMaxTtlMinutes,
@@ -163,6 +164,7 @@ export async function createServices(
     accessSessions,
     identityStore,
     inventory,
+    new GuestTrustStore(db),
     clock,
     config.defaultLoginUser,
   );

@@ -14,6 +14,7 @@ import type {
 import type { SshAuthority } from './authority.js';
 import type { KrlPublisher, PublishedKrl } from './krl-publisher.js';
 import type { AccessSessions } from './sessions.js';
+import type { GuestTrustStore } from './guest-trust-store.js';
 
 export interface GuestTrustStatus {
   serverId: string;
@@ -35,7 +36,6 @@ export interface GuestTrustStatus {
  */
 export class GuestTrust {
   private readonly nodes = new Map<number, Node>();
-  private readonly statuses = new Map<string, GuestTrustStatus>();
 
   constructor(
     private readonly krl: KrlPublisher,
@@ -44,6 +44,7 @@ export class GuestTrust {
     private readonly sessions: AccessSessions,
     private readonly identities: IdentityStore,
     private readonly inventory: Inventory,
+    private readonly statuses: GuestTrustStore,
     private readonly clock: Clock,
     private readonly loginUser: string,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
@@ -86,13 +87,14 @@ export class GuestTrust {
     this.remember(node);
     const now = this.clock.now().toISOString();
     const refused: RefusedEntryMsg[] = [];
+    const accepted: GuestTrustStatus[] = [];
     for (const g of guests) {
       const reason = await this.inventory.refusalFor(node.id, g.serverId);
       if (reason) {
         refused.push({ serverId: g.serverId, reason });
         continue;
       }
-      this.statuses.set(g.serverId.toLowerCase(), {
+      accepted.push({
         serverId: g.serverId.toLowerCase(),
         nodeId: node.id,
         state: g.state,
@@ -105,6 +107,7 @@ export class GuestTrust {
         reportedAt: now,
       });
     }
+    await this.statuses.save(accepted);
     return refused;
   }
 
@@ -112,9 +115,9 @@ export class GuestTrust {
    * What the agent last reported for this instance; "unknown" when nothing was reported, or when it
    * was reported by a node that no longer hosts the instance (`hostNodeId`, when given).
    */
-  status(serverId: string, hostNodeId?: number | null): GuestTrustStatus {
+  async status(serverId: string, hostNodeId?: number | null): Promise<GuestTrustStatus> {
     const id = serverId.toLowerCase();
-    const known = this.statuses.get(id);
+    const known = await this.statuses.get(id);
     return (
       (known && (hostNodeId === undefined || known.nodeId === hostNodeId) ? known : undefined) ?? {
         serverId: id,

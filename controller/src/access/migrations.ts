@@ -65,4 +65,21 @@ INSERT INTO krl_state (id, version, updated_at) VALUES (1, 1, strftime('%Y-%m-%d
     id: '0007-ssh-ca-sealed-key',
     sql: `ALTER TABLE ssh_cas ADD COLUMN private_key_sealed TEXT`,
   },
+  {
+    // What agents last reported about trust inside each guest: in the store, so every controller
+    // answers GET /v1/instances/{id}/trust the same whichever controller the agent reports to.
+    id: '0009-guest-trust-status',
+    sql: `CREATE TABLE guest_trust_status (
+  server_id TEXT PRIMARY KEY,
+  node_id INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  ca_fingerprints TEXT NOT NULL,
+  krl_version INTEGER NOT NULL,
+  last_success TEXT,
+  last_error TEXT,
+  login_user TEXT NOT NULL,
+  transport TEXT NOT NULL,
+  reported_at TEXT NOT NULL
+)`,
+  },
 ];

@@ -63,7 +63,7 @@ export const inventoryRoutes = routeGroup(wire.renderAccessError, async (app, s:
   // Trust installed inside the guest, as its agent last reported it.
   app.get('/:server_id/trust', { schema: params }, async (request, reply) => {
     const instance = await s.inventory.getFor(caller(request), serverId(request.params));
-    const t = s.guestTrust.status(instance.serverId, instance.nodeId);
+    const t = await s.guestTrust.status(instance.serverId, instance.nodeId);
     return wire.sendJson(reply, 200, {
       sandbox_id: instance.serverId,
       node_id: t.nodeId || null,

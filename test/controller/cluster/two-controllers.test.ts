@@ -14,6 +14,7 @@ import { startTestController, type TestController } from '../../helpers/controll
 import { sharedCluster, startPostgres, type PgCluster } from '../../helpers/postgres.js';
 import { startTestAgent, type TestAgent } from '../../helpers/agent.js';
 import { watchTrustPushes } from '../../helpers/trust-pushes.js';
+import { ControllerLink } from '../../../agent/src/controller-link.js';
 import { cleanUp } from '../../helpers/cleanup.js';
 import { waitFor, watchdog } from '../../helpers/wait.js';
 import {
@@ -43,7 +44,8 @@ test.before(async () => {
   const keyEncryptionKeyFile = join(dir.dir, 'cluster.key');
   writeFileSync(keyEncryptionKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
   // Started together: one initial admin, one CA, migrations applied once.
-  const config = { database, keyEncryptionKeyFile };
+  // The periodic catch-up is slow here, so the 2 s revocation test measures the notification path.
+  const config = { database, keyEncryptionKeyFile, trustSyncSeconds: 60 };
   [A, B] = await Promise.all([startTestController(config), startTestController(config)]);
   const password = A.adminPassword || B.adminPassword;
   assert.ok(password, 'one of the two made the initial admin');
@@ -136,6 +138,41 @@ test('a revocation on A reaches the agent connected to B within 2 s', async () =
   );
   const p = pushes.get(agent.nodeId)!;
   assert.ok(p.doneAt - t0 < 2000, `acknowledged ${p.doneAt - t0} ms after the revocation`);
+});
+
+test('the agent connected to B: its trust reports read the same on A, and A calls it (Sign API)', async () => {
+  assert.ok(agent, 'started by the previous test');
+  const admin = await A.adminToken();
+  const listed = await A.call('GET', '/v1/instances?limit=100', { token: admin });
+  const hosted = (listed.body.instances as Array<{ server_id: string; node_id: number | null }>).find(
+    (i) => i.node_id === agent!.nodeId,
+  );
+  assert.ok(hosted, `an instance of the agent's node on A: ${listed.text}`);
+  const link = new ControllerLink(agent.credentials);
+  try {
+    await link.reportTrust([
+      {
+        serverId: hosted.server_id,
+        state: 'installed',
+        caFingerprints: ['SHA256:cluster'],
+        krlVersion: '3',
+        lastSuccess: '2026-11-30T10:00:00.000Z',
+        lastError: '',
+        loginUser: 'vmwarden',
+        transport: 'guest-agent',
+      },
+    ]);
+  } finally {
+    link.close();
+  }
+  const trust = await A.call('GET', `/v1/instances/${hosted.server_id}/trust`, { token: admin });
+  assert.is(trust.status, 200, trust.text);
+  assert.is(trust.body.state, 'installed');
+  assert.equal(trust.body.ca_fingerprints, ['SHA256:cluster']);
+  // A dials the agent that enrolled through B (the node's address and the shared internal CA).
+  const signed = await A.call('POST', '/v1/sign', { token: admin, body: { server_id: hosted.server_id } });
+  assert.is(signed.status, 200, signed.text);
+  assert.is(signed.body.sign.server_id, hosted.server_id);
 });
 
 test("a CA rotation on B signs A's next certificate", async () => {
