@@ -13,7 +13,7 @@ const CHECKPOINT_MS = 200;
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   private readonly commits: GroupCommit;
-  private readonly events = new EventEmitter();
+  private readonly events: EventEmitter;
   private readonly checkpointTimer: NodeJS.Timeout;
   private checkpointing?: Promise<unknown>;
 
@@ -22,7 +22,9 @@ export class SqliteDatabase implements Database {
     private readonly reader: Connection,
     private readonly checkpointer: Connection,
     maxBatch: number,
+    path: string,
   ) {
+    this.events = busFor(path);
     const lane: WriteLane = {
       acquire: async () => ({ conn: writer, release: () => undefined }),
       begin: (conn) => conn.run('BEGIN IMMEDIATE').then(() => undefined),
@@ -30,7 +32,6 @@ export class SqliteDatabase implements Database {
       autocommitSingles: true,
     };
     this.commits = new GroupCommit(lane, maxBatch);
-    this.events.setMaxListeners(0);
     this.checkpointTimer = setInterval(() => this.checkpoint(), CHECKPOINT_MS);
     this.checkpointTimer.unref();
   }
@@ -54,7 +55,7 @@ export class SqliteDatabase implements Database {
     const checkpointer = await Connection.open(path);
     await checkpointer.exec('PRAGMA busy_timeout = 5000;');
     privateDbFiles(path, 'after');
-    return new SqliteDatabase(writer, reader, checkpointer, opts.maxBatch ?? 256);
+    return new SqliteDatabase(writer, reader, checkpointer, opts.maxBatch ?? 256, path);
   }
 
   private checkpoint(): void {
@@ -103,6 +104,19 @@ export class SqliteDatabase implements Database {
     await this.reader.close();
     await this.writer.close(); // the last connection closed checkpoints the WAL and removes it
   }
+}
+
+/** Notifications of one SQLite file: every handle this process opened on it hears them. */
+const buses = new Map<string, EventEmitter>();
+function busFor(path: string): EventEmitter {
+  const key = path === ':memory:' || path === '' ? Symbol('private').toString() + Math.random() : path;
+  let bus = buses.get(key);
+  if (!bus) {
+    bus = new EventEmitter();
+    bus.setMaxListeners(0);
+    buses.set(key, bus);
+  }
+  return bus;
 }
 
 /**

@@ -1,4 +1,6 @@
 /**
+ * @store once — about SQLite itself (round trips on its connections, WAL, literals); the behaviour
+ * every store shares is in store-contract.test.ts, which runs on both.
  * The SQLite store: group commit (a job's promise settles after COMMIT; a failing job rolls back
  * alone), appended rows (one round trip for a job that only appends; exact errors when it fails),
  * and the SQL literals that round trip relies on.
