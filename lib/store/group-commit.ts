@@ -1,5 +1,5 @@
 import type { SqlParams } from './sqlite.js';
-import type { Tx } from './database.js';
+import type { Tx } from './types.js';
 import { insertScript } from './sql-literal.js';
 
 /** One connection's statements (a sqlite3 connection, or a pooled PostgreSQL client). */

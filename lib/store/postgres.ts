@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, SqlParams, Tx } from './database.js';
+import type { Database, SqlParams, Tx } from './types.js';
 import { GroupCommit, type Conn, type WriteLane } from './group-commit.js';
 import { pgParams, toPostgres } from './postgres-sql.js';
 import { StoreUnavailableError, isConnectionError } from './errors.js';

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import { Connection, type SqlParams } from './sqlite.js';
 import { GroupCommit, type WriteLane } from './group-commit.js';
-import type { Database, Tx } from './database.js';
+import type { Database, Tx } from './types.js';
 
 const CHECKPOINT_MS = 200;
 

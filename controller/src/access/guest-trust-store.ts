@@ -1,5 +1,5 @@
 import type { Database } from '../../../lib/store/database.js';
-import type { GuestTrustStatus } from './guest-trust.js';
+import type { GuestTrustStatus } from './model.js';
 
 interface Row {
   server_id: string;

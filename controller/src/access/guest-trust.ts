@@ -15,19 +15,7 @@ import type { SshAuthority } from './authority.js';
 import type { KrlPublisher, PublishedKrl } from './krl-publisher.js';
 import type { AccessSessions } from './sessions.js';
 import type { GuestTrustStore } from './guest-trust-store.js';
-
-export interface GuestTrustStatus {
-  serverId: string;
-  nodeId: number;
-  state: string;
-  caFingerprints: string[];
-  krlVersion: number;
-  lastSuccess: string | null;
-  lastError: string | null;
-  loginUser: string;
-  transport: string;
-  reportedAt: string;
-}
+import type { GuestTrustStatus } from './model.js';
 
 /**
  * The controller's side of trust inside guests: the bundle agents install (trusted CA keys + KRL),

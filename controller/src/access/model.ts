@@ -64,3 +64,17 @@ export interface SessionQuery {
   limit: number;
   offset: number;
 }
+
+/** What an agent last reported about trust inside one guest. */
+export interface GuestTrustStatus {
+  serverId: string;
+  nodeId: number;
+  state: string;
+  caFingerprints: string[];
+  krlVersion: number;
+  lastSuccess: string | null;
+  lastError: string | null;
+  loginUser: string;
+  transport: string;
+  reportedAt: string;
+}
