@@ -258,3 +258,29 @@ export class GroupCommit {
     });
   }
 }
+
+/** Reads on `reader`, writes group-committed through `lane`: what both stores share. */
+export abstract class GroupCommittedStore<R extends Pick<Conn, 'get' | 'all'>> {
+  protected readonly commits: GroupCommit;
+
+  protected constructor(
+    protected readonly reader: R,
+    lane: WriteLane,
+    maxBatch: number,
+  ) {
+    this.commits = new GroupCommit(lane, maxBatch);
+  }
+
+  run(sql: string, params?: SqlParams) {
+    return this.commits.run(sql, params);
+  }
+  get<T>(sql: string, params?: SqlParams) {
+    return this.reader.get<T>(sql, params);
+  }
+  all<T>(sql: string, params?: SqlParams) {
+    return this.reader.all<T>(sql, params);
+  }
+  write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.commits.write(fn);
+  }
+}

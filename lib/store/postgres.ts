@@ -1,6 +1,6 @@
 import pg from 'pg';
-import type { Database, SqlParams, Tx } from './types.js';
-import { GroupCommit, type Conn, type WriteLane } from './group-commit.js';
+import type { Database, SqlParams } from './types.js';
+import { GroupCommittedStore, type Conn, type WriteLane } from './group-commit.js';
 import { pgParams, toPostgres } from './postgres-sql.js';
 import { StoreUnavailableError, isConnectionError } from './errors.js';
 
@@ -56,10 +56,8 @@ class PgConn implements Conn {
  * the cluster-wide write lock. Notifications are LISTEN/NOTIFY on one dedicated connection that
  * reconnects by itself; after a reconnect every handler hears `null` and catches up.
  */
-export class PostgresDatabase implements Database {
+export class PostgresDatabase extends GroupCommittedStore<PgConn> implements Database {
   readonly dialect = 'postgres' as const;
-  private readonly commits: GroupCommit;
-  private readonly reader: PgConn;
   private readonly handlers = new Map<string, Set<(payload: string | null) => void>>();
   private listener?: pg.Client;
   private listening?: Promise<void>;
@@ -71,7 +69,6 @@ export class PostgresDatabase implements Database {
     private readonly pool: pg.Pool,
     private readonly url: string,
   ) {
-    this.reader = new PgConn(pool);
     const lane: WriteLane = {
       acquire: async () => {
         const client = await checkOut(pool);
@@ -81,7 +78,7 @@ export class PostgresDatabase implements Database {
       begin: (conn) => conn.exec(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`),
       autocommitSingles: false,
     };
-    this.commits = new GroupCommit(lane, 256);
+    super(new PgConn(pool), lane, 256);
   }
 
   static async open(url: string): Promise<PostgresDatabase> {
@@ -103,18 +100,6 @@ export class PostgresDatabase implements Database {
     return db;
   }
 
-  run(sql: string, params?: SqlParams) {
-    return this.commits.run(sql, params);
-  }
-  get<T>(sql: string, params?: SqlParams) {
-    return this.reader.get<T>(sql, params);
-  }
-  all<T>(sql: string, params?: SqlParams) {
-    return this.reader.all<T>(sql, params);
-  }
-  write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.commits.write(fn);
-  }
   /** A schema script in one transaction, under the write lock (simple protocol: several statements). */
   async exec(sql: string): Promise<void> {
     const client = await checkOut(this.pool);

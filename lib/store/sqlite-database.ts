@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
-import { Connection, type SqlParams } from './sqlite.js';
-import { GroupCommit, type WriteLane } from './group-commit.js';
-import type { Database, Tx } from './types.js';
+import { Connection } from './sqlite.js';
+import { GroupCommittedStore, type WriteLane } from './group-commit.js';
+import type { Database } from './types.js';
 
 const CHECKPOINT_MS = 200;
 
@@ -10,28 +10,27 @@ const CHECKPOINT_MS = 200;
  * SQLite in WAL mode with one writer and one reader connection: the embedded store of a single
  * controller. Writes are group-committed (group-commit.ts); notifications stay in the process.
  */
-export class SqliteDatabase implements Database {
+export class SqliteDatabase extends GroupCommittedStore<Connection> implements Database {
   readonly dialect = 'sqlite' as const;
-  private readonly commits: GroupCommit;
   private readonly events: EventEmitter;
   private readonly checkpointTimer: NodeJS.Timeout;
   private checkpointing?: Promise<unknown>;
 
   private constructor(
     private readonly writer: Connection,
-    private readonly reader: Connection,
+    reader: Connection,
     private readonly checkpointer: Connection,
     maxBatch: number,
     path: string,
   ) {
-    this.events = busFor(path);
     const lane: WriteLane = {
       acquire: async () => ({ conn: writer, release: () => undefined }),
       begin: (conn) => conn.run('BEGIN IMMEDIATE').then(() => undefined),
       literalScript: { begin: 'BEGIN IMMEDIATE' },
       autocommitSingles: true,
     };
-    this.commits = new GroupCommit(lane, maxBatch);
+    super(reader, lane, maxBatch);
+    this.events = busFor(path);
     this.checkpointTimer = setInterval(() => this.checkpoint(), CHECKPOINT_MS);
     this.checkpointTimer.unref();
   }
@@ -63,19 +62,6 @@ export class SqliteDatabase implements Database {
       .get('PRAGMA wal_checkpoint(PASSIVE)')
       .catch(() => undefined) // busy or closing: the next one will do
       .finally(() => (this.checkpointing = undefined));
-  }
-
-  run(sql: string, params?: SqlParams) {
-    return this.commits.run(sql, params);
-  }
-  get<T>(sql: string, params?: SqlParams) {
-    return this.reader.get<T>(sql, params);
-  }
-  all<T>(sql: string, params?: SqlParams) {
-    return this.reader.all<T>(sql, params);
-  }
-  write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.commits.write(fn);
   }
 
   /** Schema changes run outside the batching queue, before the service starts. */
