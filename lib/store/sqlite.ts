@@ -48,12 +48,15 @@ export class Connection {
   get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
     return new Promise((resolve, reject) => {
       const stmt = this.statement(sql);
-      stmt.get(params, (err, row) => {
-        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away.
-        stmt.reset();
-        if (err) reject(err);
-        else resolve(row as T | undefined);
-      });
+      // A stepped-but-unfinished statement pins its read snapshot, and on the writer keeps COMMIT
+      // from succeeding ("SQL statements in progress"): it is reset before the caller goes on.
+      // reset() is queued on the thread pool like every call, so it is awaited, not just started.
+      stmt.get(params, (err, row) =>
+        stmt.reset(() => {
+          if (err) reject(err);
+          else resolve(row as T | undefined);
+        }),
+      );
     });
   }
 
