@@ -3,6 +3,7 @@ import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import { Connection, type SqlParams } from './sqlite.js';
 import { GroupCommit, type WriteLane } from './group-commit.js';
 import type { Database, Tx } from './database.js';
+import { insertScript } from './sql-literal.js';
 
 const CHECKPOINT_MS = 200;
 
@@ -26,7 +27,11 @@ export class SqliteDatabase implements Database {
     const lane: WriteLane = {
       acquire: async () => ({ conn: writer, release: () => undefined }),
       begin: (conn) => conn.run('BEGIN IMMEDIATE').then(() => undefined),
-      literalScript: { begin: 'BEGIN IMMEDIATE' },
+      literalScript: {
+        begin: 'BEGIN IMMEDIATE',
+        insert: insertScript,
+        exec: (conn, script) => conn.exec(script),
+      },
       autocommitSingles: true,
     };
     this.commits = new GroupCommit(lane, maxBatch);

@@ -447,11 +447,11 @@ async function serverSettings(url: string): Promise<Record<string, string>> {
   await client.connect();
   try {
     const names = ['server_version', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers'];
-    const r = await client.query<{ name: string; setting: string; unit: string | null }>(
-      'SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1) ORDER BY name',
+    const r = await client.query<{ name: string; setting: string }>(
+      'SELECT name, current_setting(name) AS setting FROM unnest($1::text[]) AS name ORDER BY name',
       [names],
     );
-    return Object.fromEntries(r.rows.map((x) => [x.name, x.unit ? `${x.setting}${x.unit}` : x.setting]));
+    return Object.fromEntries(r.rows.map((x) => [x.name, x.setting]));
   } finally {
     await client.end();
   }
