@@ -7,12 +7,15 @@
 //    http client took 0.4 of the 2 cores, CPU the controller needs. Then checks that every 200 is a
 //    committed record (GET /v1/access/certificates?limit=1 → total). Three modes in the same run:
 //    - sqlite: one controller on SQLite in its temp data dir (as in production: WAL, synchronous=NORMAL);
-//    - postgres1: one controller on PostgreSQL (a throwaway cluster, durable like production: fsync
-//      and synchronous_commit on, see startPostgres({ durable: true }); unix socket);
+//    - postgres1: one controller on PostgreSQL (a throwaway cluster, durable like production: fsync,
+//      full_page_writes and synchronous_commit on, see startPostgres({ durable: true }); unix socket;
+//      otherwise PostgreSQL's defaults: shared_buffers 128MB holds a run's few tens of MB, and a run
+//      writes far less WAL than max_wal_size, so no checkpoint tuning matters here);
 //    - postgres2: two controller processes on one PostgreSQL database (sharing the key-encryption key
 //      file), the same total concurrency split evenly over both; the total is counted once (shared database).
 //    For each mode, CPU seconds per 1,000 certificates of the controller process(es) and of PostgreSQL
-//    (the postmaster and its children: /proc/<pid>/stat, exited children included): where the time goes.
+//    (the postmaster and its children: /proc/<pid>/stat, exited children included): where the time goes;
+//    and, sampled in pg_stat_activity, how many controller connections wait for the write lock.
 // 2. The original implementation's way: one `ssh-keygen -s ca_key -I id -n principal -V +5m -z serial
 //    user.pub` process per certificate, same concurrency and duration: signs/s.
 // Targets: SQLite ≥ 3,000 certificates/s with every record committed and ≥ 12× the ssh-keygen rate;
@@ -152,6 +155,12 @@ interface ModeResult {
   clientCores: number;
   /** CPU seconds per 1,000 certificates. */
   cpuPer1000: { controllers: number; postgres?: number; loadGenerator: number };
+  /**
+   * Sampled every 50 ms in pg_stat_activity: controller connections waiting for the write lock
+   * (`advisory`) and running a statement, on average; waiting/running is the share of the database
+   * work that queues for the lock.
+   */
+  writeLock?: { waiting: number; active: number; samples: number };
   /** Cores busy on average during the measured window. */
   cores: { controllers: number; postgres?: number; loadGenerator: number };
 }
@@ -190,6 +199,7 @@ async function measure(setup: Setup, userPub: string): Promise<ModeResult> {
   const failures: Record<string, number> = {};
   let ok = 0;
   const controllerCpu = () => setup.controllerPids.reduce((sum, pid) => sum + procCpu(pid), 0);
+  const locks = setup.cluster ? await sampleLockWaits(setup.cluster) : undefined;
   const ctl0 = controllerCpu();
   const pg0 = setup.cluster ? clusterCpu(setup.cluster) : 0;
   const cpu0 = process.cpuUsage();
@@ -214,6 +224,7 @@ async function measure(setup: Setup, userPub: string): Promise<ModeResult> {
   const elapsed = (performance.now() - t0) / 1000;
   const ctlCpu = controllerCpu() - ctl0;
   const pgCpu = setup.cluster ? clusterCpu(setup.cluster) - pg0 : undefined;
+  const lockWaits = await locks?.stop();
   const clientCpu = process.cpuUsage(cpu0);
   const clientSeconds = (clientCpu.user + clientCpu.system) / 1e6;
   clients.forEach(({ client }) => client.close());
@@ -240,10 +251,42 @@ async function measure(setup: Setup, userPub: string): Promise<ModeResult> {
       ...(pgCpu === undefined ? {} : { postgres: per1000(pgCpu) }),
       loadGenerator: per1000(clientSeconds),
     },
+    ...(lockWaits && { writeLock: lockWaits }),
     cores: {
       controllers: r2(ctlCpu / elapsed),
       ...(pgCpu === undefined ? {} : { postgres: r2(pgCpu / elapsed) }),
       loadGenerator: r2(clientSeconds / elapsed),
+    },
+  };
+}
+
+/** Samples pg_stat_activity until stop(): how many controller connections wait for the write lock. */
+async function sampleLockWaits(cluster: PgCluster) {
+  const client = new pg.Client({ connectionString: cluster.url() });
+  await client.connect();
+  let waiting = 0;
+  let active = 0;
+  let samples = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const r = await client.query<{ waiting: number; active: number }>(
+        `SELECT count(*) FILTER (WHERE wait_event = 'advisory')::int AS waiting,
+                count(*) FILTER (WHERE state = 'active')::int AS active
+           FROM pg_stat_activity WHERE application_name = 'vmwarden-controller'`,
+      );
+      waiting += r.rows[0]!.waiting;
+      active += r.rows[0]!.active;
+      samples++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      await client.end();
+      return { waiting: r2(waiting / Math.max(1, samples)), active: r2(active / Math.max(1, samples)), samples };
     },
   };
 }
@@ -373,7 +416,10 @@ async function main() {
           `; committed: total ${m.committedTotal} = ${m.certificates} + ${m.warmup} warm-up: ${m.allCommitted ? 'yes' : 'NO'}; ` +
           `CPU s per 1000 certificates: controller${m.controllers > 1 ? 's' : ''} ${cpu.controllers}` +
           (cpu.postgres === undefined ? '' : `, postgres ${cpu.postgres}`) +
-          `, load generator ${cpu.loadGenerator}`,
+          `, load generator ${cpu.loadGenerator}` +
+          (m.writeLock
+            ? `; connections waiting for the write lock ${m.writeLock.waiting}, running a statement ${m.writeLock.active} (average)`
+            : ''),
       );
     }
     const sqlite = results.sqlite;
