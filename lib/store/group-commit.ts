@@ -1,6 +1,5 @@
 import type { SqlParams } from './sqlite.js';
 import type { Tx } from './types.js';
-import { insertScript } from './sql-literal.js';
 
 /** One connection's statements (a sqlite3 connection, or a pooled PostgreSQL client). */
 export interface Conn {
@@ -16,8 +15,17 @@ export interface WriteLane {
   acquire(): Promise<{ conn: Conn; release(err?: unknown): void }>;
   /** Opens the write transaction (and takes the cluster-wide write lock where there is one). */
   begin(conn: Conn): Promise<void>;
-  /** Statements of a job that only appended rows may go as one script with literal values (SQLite). */
-  literalScript?: { begin: string };
+  /**
+   * Statements of a job that only appended rows may go as one script with literal values: `begin`
+   * (opening the transaction and taking the write lock, if any), the INSERTs, COMMIT.
+   */
+  literalScript?: {
+    begin: string;
+    /** `head` followed by the rows as literals, in the database's own SQL. */
+    insert(head: string, rows: unknown[][]): string;
+    /** Sends the script as it is, in one round trip. */
+    exec(conn: Conn, script: string): Promise<void>;
+  };
   /** A lone one-statement job may run in autocommit (SQLite: it is serialised anyway). */
   autocommitSingles: boolean;
 }
@@ -36,9 +44,9 @@ interface RowGroup {
 /**
  * The Tx of one job. Every statement is a round trip, and each one waits for a turn of a busy event
  * loop: the fewer, the faster a group commit. So the transaction begins only with the first
- * statement, and on SQLite a job that only appended rows (a batch of certificates and their audit
- * rows) commits in ONE call: BEGIN, the INSERTs, COMMIT as a script with the values as literals
- * (sql-literal.ts). If that script fails, it is rolled back and the rows are sent again with bound
+ * statement, and a job that only appended rows (a batch of certificates and their audit rows)
+ * commits in ONE call: BEGIN (and the write lock), the INSERTs, COMMIT as a script with the values as
+ * literals (sql-literal.ts). If that script fails, it is rolled back and the rows are sent again with bound
  * parameters, one statement at a time, so the error says which insert failed.
  */
 class JobTx implements Tx {
@@ -91,9 +99,9 @@ class JobTx implements Tx {
   async commit(): Promise<void> {
     const script = this.lane.literalScript;
     if (script && !this.begun && this.pending.size) {
-      const inserts = [...this.pending.values()].map((g) => insertScript(g.head, g.rows));
+      const inserts = [...this.pending.values()].map((g) => script.insert(g.head, g.rows));
       try {
-        await this.conn.exec(`${script.begin}; ${inserts.join('; ')}; COMMIT`);
+        await script.exec(this.conn, `${script.begin}; ${inserts.join('; ')}; COMMIT`);
         this.pending.clear();
         return;
       } catch {

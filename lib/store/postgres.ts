@@ -2,10 +2,12 @@ import pg from 'pg';
 import type { Database, SqlParams } from './types.js';
 import { GroupCommittedStore, type Conn, type WriteLane } from './group-commit.js';
 import { pgParams, toPostgres } from './postgres-sql.js';
+import { pgInsertScript } from './sql-literal.js';
 import { StoreUnavailableError, isConnectionError } from './errors.js';
 
 /** The advisory lock every write transaction takes: writes are serialised across all controllers. */
 const WRITE_LOCK = 0x766d77; // "vmw"
+const BEGIN = `BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`;
 const POOL_SIZE = 10;
 const RELISTEN_MAX_MS = 5_000;
 
@@ -35,6 +37,10 @@ class PgConn implements Conn {
   }
   async exec(sql: string) {
     await this.query(toPostgres(sql));
+  }
+  /** PostgreSQL's SQL as it is (simple protocol: several statements, one round trip). */
+  async execRaw(sql: string) {
+    await this.query(sql);
   }
 
   private async query(sql: string, params?: unknown[]): Promise<pg.QueryResult> {
@@ -75,7 +81,14 @@ export class PostgresDatabase extends GroupCommittedStore<PgConn> implements Dat
         const conn = new PgConn(client);
         return { conn, release: (err?: unknown) => client.release(conn.broken || err ? true : undefined) };
       },
-      begin: (conn) => conn.exec(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`),
+      begin: (conn) => conn.exec(BEGIN),
+      // A batch of certificates and their audit rows in one round trip, not four (BEGIN and the lock,
+      // two INSERTs, COMMIT): the write lock is held for the server's work and the WAL flush only.
+      literalScript: {
+        begin: BEGIN,
+        insert: (head, rows) => pgInsertScript(toPostgres(head), rows),
+        exec: (conn, script) => (conn as PgConn).execRaw(script),
+      },
       autocommitSingles: false,
     };
     super(new PgConn(pool), lane, 256);

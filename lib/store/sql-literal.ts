@@ -31,3 +31,27 @@ export function sqlLiteral(v: unknown): string {
 export function insertScript(head: string, rows: unknown[][]): string {
   return `${head} ${rows.map((r) => `(${r.map(sqlLiteral).join(', ')})`).join(', ')}`;
 }
+
+/**
+ * The same for PostgreSQL (its group commit in one simple-protocol query, see PostgresDatabase). Text
+ * holding a backslash goes as an escape string (`E'…'`, backslashes doubled), so it reads the same
+ * whatever standard_conforming_strings says; text holding NUL (which PostgreSQL's text cannot hold)
+ * goes as its UTF-8 bytes converted on the server, which fails there as a bound parameter would (the
+ * job is then sent again with bound parameters, for the exact error); bytes go as `decode(hex)`.
+ */
+export function pgLiteral(v: unknown): string {
+  if (typeof v === 'string') {
+    if (v.includes('\0'))
+      return `convert_from(decode('${Buffer.from(v, 'utf8').toString('hex')}', 'hex'), 'UTF8')`;
+    const quoted = v.replaceAll("'", "''");
+    return v.includes('\\') ? `E'${quoted.replaceAll('\\', '\\\\')}'` : `'${quoted}'`;
+  }
+  if (v instanceof Uint8Array)
+    return `decode('${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}', 'hex')`;
+  return sqlLiteral(v);
+}
+
+/** `head (row literal), …` in PostgreSQL's literals. */
+export function pgInsertScript(head: string, rows: unknown[][]): string {
+  return `${head} ${rows.map((r) => `(${r.map(pgLiteral).join(', ')})`).join(', ')}`;
+}

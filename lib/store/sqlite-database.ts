@@ -3,6 +3,7 @@ import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import { Connection } from './sqlite.js';
 import { GroupCommittedStore, type WriteLane } from './group-commit.js';
 import type { Database } from './types.js';
+import { insertScript } from './sql-literal.js';
 
 const CHECKPOINT_MS = 200;
 
@@ -26,7 +27,11 @@ export class SqliteDatabase extends GroupCommittedStore<Connection> implements D
     const lane: WriteLane = {
       acquire: async () => ({ conn: writer, release: () => undefined }),
       begin: (conn) => conn.run('BEGIN IMMEDIATE').then(() => undefined),
-      literalScript: { begin: 'BEGIN IMMEDIATE' },
+      literalScript: {
+        begin: 'BEGIN IMMEDIATE',
+        insert: insertScript,
+        exec: (conn, script) => conn.exec(script),
+      },
       autocommitSingles: true,
     };
     super(reader, lane, maxBatch);

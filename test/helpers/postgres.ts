@@ -37,8 +37,19 @@ function asServerUser(cmd: string, args: string[]): void {
   execFileSync(process.getuid?.() === 0 ? 'runuser' : cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function clusterAt(dir: string, port: number, bin = binDir()): PgCluster {
+export interface StartOptions {
+  /**
+   * Durable like production: fsync, full_page_writes and synchronous_commit on (a commit returns
+   * after its WAL is flushed to disk). The default, for tests, turns fsync and full_page_writes off.
+   */
+  durable?: boolean;
+}
+
+function clusterAt(dir: string, port: number, bin = binDir(), opts: StartOptions = {}): PgCluster {
   const data = join(dir, 'data');
+  const safety = opts.durable
+    ? '-c fsync=on -c full_page_writes=on -c synchronous_commit=on'
+    : '-c fsync=off -c full_page_writes=off';
   const url = (db = 'postgres') => `postgres://postgres@/${db}?host=${encodeURIComponent(dir)}&port=${port}`;
   const startServer = () =>
     asServerUser(join(bin, 'pg_ctl'), [
@@ -50,7 +61,7 @@ function clusterAt(dir: string, port: number, bin = binDir()): PgCluster {
       '-t',
       '60',
       '-o',
-      `-k ${dir} -p ${port} -c listen_addresses='' -c fsync=off -c full_page_writes=off -c max_connections=300`,
+      `-k ${dir} -p ${port} -c listen_addresses='' ${safety} -c max_connections=300`,
       'start',
     ]);
   const stopServer = () => asServerUser(join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
@@ -82,7 +93,7 @@ function clusterAt(dir: string, port: number, bin = binDir()): PgCluster {
 }
 
 /** Starts a new cluster (a few seconds: initdb, then the server). */
-export function startPostgres(): PgCluster {
+export function startPostgres(opts: StartOptions = {}): PgCluster {
   const bin = binDir();
   const dir = mkdtempSync(join(tmpdir(), 'vmwarden-pg-'));
   if (process.getuid?.() === 0) {
@@ -100,9 +111,9 @@ export function startPostgres(): PgCluster {
     '--locale=C',
     '-E',
     'UTF8',
-    '--no-sync',
+    ...(opts.durable ? [] : ['--no-sync']),
   ]);
-  const cluster = clusterAt(dir, 5432, bin);
+  const cluster = clusterAt(dir, 5432, bin, opts);
   cluster.startServer();
   return cluster;
 }
