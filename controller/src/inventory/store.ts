@@ -46,29 +46,37 @@ const instanceValues = (i: Instance) => [
 ];
 
 const CACHED_INSTANCES = 10_000;
+/** How long an instance read from a store other controllers share is used without reading it again. */
+const SHARED_TTL_MS = 1_000;
 
 export class SqliteInventoryStore implements InventoryStore {
   /**
-   * Instances by server_id: every certificate request looks one up, and on SQLite only this store
-   * writes the table (no foreign key changes it behind our back), so a write here is all that
-   * invalidates. On a store other controllers share, they write it too: no cache there.
+   * Instances by server_id: every certificate request looks one up. On SQLite only this store writes
+   * the table (no foreign key changes it behind our back), so a write here is all that invalidates.
+   * On a store other controllers share, they write it too: an entry is trusted for SHARED_TTL_MS only,
+   * so a change made on another controller is seen here within that (as an API session is).
    */
-  private readonly cache = new Map<string, Instance>();
+  private readonly cache = new Map<string, { instance: Instance; at: number }>();
   /** Bumped around every write: a read that raced a write is not cached. */
   private generation = 0;
+  private readonly ttlMs: number;
 
-  constructor(private readonly db: Database) {}
+  constructor(private readonly db: Database) {
+    this.ttlMs = db.dialect === 'sqlite' ? Infinity : SHARED_TTL_MS;
+  }
 
   async get(serverId: string) {
     const hit = this.cache.get(serverId);
-    if (hit) return { ...hit };
+    if (hit && performance.now() - hit.at < this.ttlMs) return { ...hit.instance };
     const generation = this.generation;
+    const at = performance.now();
     const r = await this.db.get<Row>('SELECT * FROM instances WHERE server_id = ?', [serverId]);
     if (!r) return undefined;
     const instance = toInstance(r);
-    if (generation === this.generation && this.db.dialect === 'sqlite') {
+    if (generation === this.generation) {
+      this.cache.delete(serverId);
       if (this.cache.size >= CACHED_INSTANCES) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(serverId, instance);
+      this.cache.set(serverId, { instance, at });
     }
     return { ...instance };
   }
