@@ -109,6 +109,26 @@ test('certificates issued on A and B at once: all committed, serials unique, one
   assert.is(ca(fromA), ca(fromB));
 });
 
+test('an instance stopped through B: A refuses certificates for it within 1.5 s', async () => {
+  const key = await makeUserKey(dir.dir, 'id_stop', 'ed25519');
+  const vm = await createInstance(A);
+  const admin = await A.adminToken();
+  const body = { sandbox_id: vm.serverId, public_key: key.pub };
+  assert.is((await A.call('POST', '/v1/access/request', { token: admin, body })).status, 200);
+  const stopped = await B.call('PATCH', `/v1/instances/${vm.serverId}`, {
+    token: await B.adminToken(),
+    body: { state: 'shut off' },
+  });
+  assert.is(stopped.status, 200, stopped.text);
+  const t0 = Date.now();
+  await waitFor(
+    'A to refuse',
+    async () => (await A.call('POST', '/v1/access/request', { token: admin, body })).status !== 200,
+    { timeoutMs: 3000, intervalMs: 50 },
+  );
+  assert.ok(Date.now() - t0 < 1500, `refused after ${Date.now() - t0} ms`);
+});
+
 test('a revocation on A reaches the agent connected to B within 2 s', async () => {
   agent = await startTestAgent(B);
   const pushes = watchTrustPushes(B.controller.services.agents);
