@@ -178,6 +178,11 @@ export async function domainArtifacts(
       continue;
     }
     if (!disk.path) continue; // empty cdrom tray
+    if (disk.type === 'block' && (disk.device === 'cdrom' || disk.device === 'floppy')) {
+      // A host drive passed through: its medium changes under the guest, nothing to seal.
+      unsupported.push(`disk ${disk.target}: host ${disk.device} drive ${disk.path} not inspected`);
+      continue;
+    }
     if (disk.readonly || disk.device === 'cdrom') add('readonly-disk', disk.path);
     else if (disk.device === 'disk' && !disk.shareable) disks.push({ target: disk.target, path: disk.path });
     else {

@@ -24,7 +24,8 @@ const extra = `
       <source protocol='iscsi' name='iqn.2013-06.com.example:iscsi-pool/1'><host name='san1' port='3260'/></source>
       <target dev='vdf' bus='virtio'/>
     </disk>
-    <disk type='volume' device='disk'><source pool='default' volume='v1'/><target dev='vdg'/></disk>`;
+    <disk type='volume' device='disk'><source pool='default' volume='v1'/><target dev='vdg'/></disk>
+    <disk type='block' device='cdrom'><source dev='/dev/sr0'/><target dev='sdc' bus='sata'/><readonly/></disk>`;
 
 test('boot artifacts, writable disks and unsupported parts of a definition', async () => {
   const xml = domainXml(files, { name: 'a', extraDevices: extra }).replace(
@@ -46,7 +47,7 @@ test('boot artifacts, writable disks and unsupported parts of a definition', asy
     { target: 'vdb', path: files.data },
     { target: 'vde', path: '/dev/vg0/data' },
   ]);
-  assert.is(a.unsupported.length, 5, a.unsupported.join('\n'));
+  assert.is(a.unsupported.length, 6, a.unsupported.join('\n'));
   assert.is(a.unsupported[0], 'disk vdc: network disk (rbd pool/image) not inspected');
   assert.is(
     a.unsupported[1],
@@ -57,7 +58,8 @@ test('boot artifacts, writable disks and unsupported parts of a definition', asy
     'disk vdf: network disk (iscsi iqn.2013-06.com.example:iscsi-pool/1) not inspected',
   );
   assert.is(a.unsupported[3], 'disk vdg: storage volume default/v1 not inspected');
-  assert.match(a.unsupported[4]!, /disk vdd: backing chain of \/srv\/shared.img not inspected/);
+  assert.is(a.unsupported[4], 'disk sdc: host cdrom drive /dev/sr0 not inspected');
+  assert.match(a.unsupported[5]!, /disk vdd: backing chain of \/srv\/shared.img not inspected/);
 });
 
 test('backing chain follows several levels, relative names resolved', async () => {
