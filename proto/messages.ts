@@ -47,6 +47,8 @@ export interface VerdictMsg {
   isValid: Validity | string;
   checkedAt: string;
   differences: DifferenceMsg[];
+  /** Parts not inspected (network disks, …); absent from older agents. */
+  uninspected?: string[];
 }
 
 export interface ValidationProgressMsg {

@@ -30,6 +30,12 @@ export interface AgentConfig {
   unsignedPolicy: 'sign' | 'refuse';
   /** A running instance found tampered: alert the controller only, or also destroy it (then refused until re-signed). */
   tamperPolicy: 'alert' | 'shutdown';
+  /**
+   * Start of an instance whose verdict is "unknown" because parts of it cannot be inspected (network
+   * disks): allow it (what it checked matched), or refuse it. A difference in what was checked refuses
+   * either way.
+   */
+  uninspectedPolicy: 'allow' | 'refuse';
   /** The libvirt hook when the agent is unreachable while validation is active: refuse (closed) or allow (open). */
   hookFailPolicy: 'closed' | 'open';
   /**
@@ -42,6 +48,7 @@ export interface AgentConfig {
 const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
   unsignedPolicy: ['sign', 'refuse'],
   tamperPolicy: ['alert', 'shutdown'],
+  uninspectedPolicy: ['allow', 'refuse'],
   hookFailPolicy: ['closed', 'open'],
 };
 
@@ -68,6 +75,11 @@ const keys: Record<keyof AgentConfig, SettingSpec> = {
   rehashSchedule: { kind: 'string', env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
   unsignedPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
   tamperPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
+  uninspectedPolicy: {
+    kind: 'string',
+    env: 'VMWARDEN_AGENT_UNINSPECTED_POLICY',
+    flag: 'uninspected-policy',
+  },
   hookFailPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_HOOK_FAIL_POLICY', flag: 'hook-fail-policy' },
   sshProvisioning: { kind: 'object', env: 'VMWARDEN_AGENT_SSH_PROVISIONING' },
 };
@@ -89,6 +101,7 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     rehashSchedule: '0 3 * * *',
     unsignedPolicy: 'sign',
     tamperPolicy: 'alert',
+    uninspectedPolicy: 'allow',
     hookFailPolicy: 'closed',
     sshProvisioning: {},
   };

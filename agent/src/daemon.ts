@@ -86,10 +86,16 @@ export async function startAgent(
   const guard = new StartGuard(hypervisor);
   const metrics = new AgentMetrics(async () => {
     const v = await signatures.validation();
+    const signed = await signatures.list();
+    const uninspected = signed.reduce((n, r) => n + (r.manifest.unsupported?.length ?? 0), 0);
     return {
       vmwarden_agent_signed_instances: {
         help: 'Instances with a baseline.',
-        samples: [{ labels: {}, value: (await signatures.list()).length }],
+        samples: [{ labels: {}, value: signed.length }],
+      },
+      vmwarden_agent_uninspected_parts: {
+        help: 'Parts of signed instances no signature covers (network disks, ...): their verdicts are unknown.',
+        samples: [{ labels: {}, value: uninspected }],
       },
       vmwarden_agent_validation_active: {
         help: '1 while node validation is on.',

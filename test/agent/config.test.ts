@@ -47,6 +47,21 @@ test('malformed numbers, unknown settings and bad flags are refused', () => {
     (e: unknown) =>
       e instanceof AgentConfigError && /tamperPolicy must be one of alert, shutdown/.test(String(e)),
   );
+  // uninspectedPolicy: allow by default, refuse from a flag or the environment, nothing else
+  assert.is(loadAgentConfig(['run'], [], {}).config.uninspectedPolicy, 'allow');
+  assert.is(
+    loadAgentConfig(['run', '--uninspected-policy', 'refuse'], [], {}).config.uninspectedPolicy,
+    'refuse',
+  );
+  assert.is(
+    loadAgentConfig(['run'], [], { VMWARDEN_AGENT_UNINSPECTED_POLICY: 'refuse' }).config.uninspectedPolicy,
+    'refuse',
+  );
+  assert.throws(
+    () => loadAgentConfig(['run', '--uninspected-policy', 'maybe'], [], {}),
+    (e: unknown) =>
+      e instanceof AgentConfigError && /uninspectedPolicy must be one of allow, refuse/.test(String(e)),
+  );
 });
 
 test('sshProvisioning entries from the file or the environment (JSON), checked', () => {

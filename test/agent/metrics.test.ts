@@ -62,6 +62,9 @@ test('metrics follow signing, verification, gRPC calls and hook decisions', asyn
 
   const after = await scrape();
   assert.is(value(after, 'vmwarden_agent_signed_instances'), 1);
+  // every part of this instance was inspected (test/controller/sign/uninspected: one that is not)
+  assert.match(after, /^# TYPE vmwarden_agent_uninspected_parts gauge$/m);
+  assert.match(after, /^vmwarden_agent_uninspected_parts 0$/m);
   assert.ok(value(after, 'vmwarden_agent_verdicts_total{is_valid="true"}') >= 1, after);
   assert.ok(value(after, 'vmwarden_agent_hashed_bytes_total') > 0, 'signing read the files');
   assert.ok(value(after, 'vmwarden_agent_hash_seconds_total') > 0);

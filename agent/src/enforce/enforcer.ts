@@ -20,7 +20,8 @@ export interface EnforcerDeps {
   /** The plain hypervisor (destroy, states of running domains). */
   hypervisor: Hypervisor;
   events: EventEmitter;
-  config: Pick<AgentConfig, 'unsignedPolicy' | 'tamperPolicy' | 'hookFailPolicy'>;
+  config: Pick<AgentConfig, 'unsignedPolicy' | 'tamperPolicy' | 'hookFailPolicy'> &
+    Partial<Pick<AgentConfig, 'uninspectedPolicy'>>;
   dataDir: string;
   socket: string;
 }
@@ -42,6 +43,12 @@ export function describeDifference(d: Difference): string {
 }
 
 export const describeVerdict = (v: Verdict) => v.differences.map(describeDifference).join('; ');
+
+/** "unknown" is never "valid": it says what was not inspected. */
+const verdictWords = (v: Verdict) =>
+  v.uninspected?.length
+    ? `verdict ${v.isValid}: not inspected: ${v.uninspected.join('; ')}`
+    : `verdict ${v.isValid}`;
 
 const SEAL_WAIT_MS = 10_000;
 
@@ -139,15 +146,20 @@ export class Enforcer {
         // one event: the refusal carries the verdict (the controller records both from it)
         return this.refuse(uuid, name, `signature check failed: ${why}`, v);
       }
+      // "unknown" (parts not inspected, e.g. a network disk): what was inspected matched; the policy
+      // decides (default allow, as before such parts made the verdict unknown).
+      if (v.isValid === 'unknown' && this.d.config.uninspectedPolicy === 'refuse') {
+        return this.refuse(uuid, name, `signature ${verdictWords(v)} (uninspectedPolicy refuse)`, v);
+      }
       this.emit({
         kind: 'verdict',
         serverId: uuid,
         instanceName: name,
         action: 'allowed',
-        detail: `verdict ${v.isValid}`,
+        detail: verdictWords(v),
         verdict: v,
       });
-      return { allowed: true, reason: `signature verdict ${v.isValid}` };
+      return { allowed: true, reason: `signature ${verdictWords(v)}` };
     });
   }
 

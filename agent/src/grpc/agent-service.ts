@@ -74,6 +74,7 @@ export function verdictMsg(v: Verdict): VerdictMsg {
       chunks: d.chunks ?? [],
       reason: d.reason ?? '',
     })),
+    uninspected: v.uninspected ?? [],
   };
 }
 

@@ -1,6 +1,8 @@
 // What a domain definition points at on disk: the boot artifacts whose content is part of the
 // signature (kernel, initrd, firmware, NVRAM template, read-only images and every backing file) and
-// the writable disks that are sealed while the instance is shut off.
+// the writable disks that are sealed while the instance is shut off. File and block disks (LVM
+// volumes, /dev/…) are hashed alike; network disks (rbd, iscsi, nbd, …) and storage-pool volumes
+// cannot be read here and are listed as `unsupported`, which makes every verdict "unknown".
 import { execFile } from 'node:child_process';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,7 +27,7 @@ export interface WritableDisk {
 export interface DomainArtifacts {
   boot: BootArtifact[];
   disks: WritableDisk[];
-  /** Parts of the definition that are not covered by content hashes, in words. */
+  /** Parts of the definition that are not covered by content hashes, in words ("… not inspected"). */
   unsupported: string[];
 }
 
@@ -89,9 +91,9 @@ function readDisks(devices: XmlElement | undefined): DiskSource[] {
 function describeSource(type: string, source: XmlElement | undefined): string {
   if (!source) return `${type} (no source)`;
   const a = source.attrs;
-  if (type === 'network') return `network source (protocol ${a.protocol ?? '?'}, name ${a.name ?? '?'})`;
+  if (type === 'network') return `network disk (${a.protocol ?? '?'}${a.name ? ` ${a.name}` : ''})`;
   if (type === 'volume') return `storage volume ${a.pool ?? '?'}/${a.volume ?? '?'}`;
-  return `${type} source`;
+  return `${type} disk`;
 }
 
 export interface BackingChain {
@@ -172,15 +174,20 @@ export async function domainArtifacts(
     if (disk.type !== 'file' && disk.type !== 'block') {
       // A cdrom/floppy with no medium is not a gap; anything with a source we cannot hash is.
       if (disk.describe.endsWith('(no source)')) continue;
-      unsupported.push(`disk ${disk.target}: ${disk.describe} is not covered by the signature`);
+      unsupported.push(`disk ${disk.target}: ${disk.describe} not inspected`);
       continue;
     }
     if (!disk.path) continue; // empty cdrom tray
+    if (disk.type === 'block' && (disk.device === 'cdrom' || disk.device === 'floppy')) {
+      // A host drive passed through: its medium changes under the guest, nothing to seal.
+      unsupported.push(`disk ${disk.target}: host ${disk.device} drive ${disk.path} not inspected`);
+      continue;
+    }
     if (disk.readonly || disk.device === 'cdrom') add('readonly-disk', disk.path);
     else if (disk.device === 'disk' && !disk.shareable) disks.push({ target: disk.target, path: disk.path });
     else {
       unsupported.push(
-        `disk ${disk.target}: writable ${disk.shareable ? 'shareable ' : ''}${disk.device} ${disk.path} is not sealed`,
+        `disk ${disk.target}: writable ${disk.shareable ? 'shareable ' : ''}${disk.device} ${disk.path} not inspected (never sealed)`,
       );
     }
     backingOf.push({ disk, path: disk.path });

@@ -3,6 +3,11 @@
 //
 // Every file is hashed through the HashEngine with the cached previous digest of that path, so an
 // unchanged instance is re-checked from file identities alone (no bytes read), also after a restart.
+// Block devices are read at every check (a device node's identity does not follow its content).
+//
+// A verdict is "true" only when everything the definition names was inspected: a part that was not
+// (a network disk, a backing chain qemu-img could not read, …) is listed in the manifest's
+// `unsupported` and the verdict's `uninspected`, and makes a verdict without differences "unknown".
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +53,11 @@ export interface Verdict {
   isValid: VerdictValue;
   checkedAt: string;
   differences: Difference[];
+  /**
+   * Parts of the definition no content hash covers (the baseline's `unsupported` and what could not
+   * be inspected now): with no differences, the verdict is "unknown" instead of "true".
+   */
+  uninspected?: string[];
   /** Disks not compared, and why: in use by a running instance, or never sealed. Not a failure. */
   skipped?: Array<{ component: 'disk'; target: string; path: string; reason: 'in-use' | 'not-sealed' }>;
   /** Hashing work of this check: `bytesRead` is 0 when every file was re-checked from its identity. */
@@ -246,7 +256,7 @@ export class SignatureService {
     return d;
   }
 
-  /** Digest of the definition plus the files it points at; files that are not regular go to unsupported. */
+  /** Digest of the definition plus the files it points at; what cannot be hashed goes to unsupported. */
   private async coverage(uuid: string): Promise<Coverage> {
     const domain = this.hv.inactiveDefinition
       ? await this.hv.inactiveDefinition(uuid)
@@ -256,8 +266,8 @@ export class SignatureService {
     const hashable = async (path: string, what: string) => {
       try {
         const st = await stat(path);
-        if (st.isFile()) return true;
-        unsupported.push(`${what} ${path} is not a regular file and is not hashed`);
+        if (st.isFile() || st.isBlockDevice()) return true;
+        unsupported.push(`${what} ${path}: not a regular file or block device, not inspected`);
         return false;
       } catch {
         return true; // missing/unreadable: reported when hashing
@@ -345,7 +355,7 @@ export class SignatureService {
       signature: this.key.sign(manifest),
       createdAt: existing?.createdAt ?? now,
       updatedAt: existing ? now : null,
-      lastVerdict: 'true',
+      lastVerdict: cov.unsupported.length ? 'unknown' : 'true',
       lastVerifiedAt: now,
     };
     if (!(await this.store.putSignature(stored, files, { replace }))) throw new AlreadySignedError(uuid);
@@ -408,10 +418,11 @@ export class SignatureService {
       }
     }
 
+    const uninspected = [...new Set([...(m.unsupported ?? []), ...cov.unsupported])];
     const results = [...hashed.values()].filter((r): r is { ok: true; file: FileDigest } => r.ok);
     const verdict: Verdict = {
       serverId: uuid,
-      isValid: differences.length ? 'false' : 'true',
+      isValid: differences.length ? 'false' : uninspected.length ? 'unknown' : 'true',
       checkedAt: this.now(),
       differences,
       stats: {
@@ -421,6 +432,7 @@ export class SignatureService {
         ms: Math.round((performance.now() - t0) * 1000) / 1000,
       },
     };
+    if (uninspected.length) verdict.uninspected = uninspected;
     if (skipped.length) verdict.skipped = skipped;
     await this.store.recordVerdict(uuid, verdict.isValid, verdict.checkedAt);
     return verdict;

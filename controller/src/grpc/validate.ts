@@ -192,6 +192,9 @@ export function validEvent(e: EventMsg): EventMsg {
             chunks: list<number>(`differences[${n}].chunks`, d.chunks, 100_000),
             reason: text(`differences[${n}].reason`, d.reason, LIMITS.text, false, true),
           })),
+          uninspected: list<string>('verdict.uninspected', v.uninspected, LIMITS.differences).map((u, n) =>
+            text(`verdict.uninspected[${n}]`, u, LIMITS.text, false, true),
+          ),
         }
       : null,
   };

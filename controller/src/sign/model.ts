@@ -11,6 +11,8 @@ export interface SignRecord {
   createdAt: string;
   updatedAt: string | null;
   checkedAt: string | null;
+  /** Why a verdict is "unknown": the parts its agent could not inspect (detail views only). */
+  uninspected?: string[];
 }
 
 export type TaskState = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAILURE';

@@ -12,6 +12,37 @@ import type { TaskWork } from './tasks.js';
 
 const validity = (v: string): Validity => (v === 'true' || v === 'false' ? v : 'unknown');
 
+/** The parts a signed manifest says were not inspected (its `unsupported` list). */
+export function manifestGaps(manifestJson: string): string[] {
+  try {
+    const gaps = (JSON.parse(manifestJson) as { unsupported?: unknown }).unsupported;
+    return Array.isArray(gaps) ? gaps.filter((g): g is string => typeof g === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A verdict with what was not inspected: "true" only when nothing was left out. An agent from before
+ * this rule answers "true" for a manifest with gaps; the catalogue never records that as valid.
+ */
+export function judged(
+  isValid: string,
+  manifestJson: string,
+  uninspected: string[] = [],
+): { isValid: Validity; uninspected: string[] } {
+  const v = validity(isValid);
+  const gaps = [...new Set([...manifestGaps(manifestJson), ...uninspected])];
+  if (v === 'true' && gaps.length) return { isValid: 'unknown', uninspected: gaps };
+  return { isValid: v, uninspected: v === 'unknown' ? gaps : [] };
+}
+
+const withGaps = (r: SignRecord, j: { isValid: Validity; uninspected: string[] }): SignRecord => {
+  const out: SignRecord = { ...r, isValid: j.isValid };
+  if (j.uninspected.length) out.uninspected = j.uninspected;
+  return out;
+};
+
 /** The agent could not be asked (call() turns AgentUnavailableError into a 503 AGENT_UNAVAILABLE). */
 const unreachable = (err: unknown) =>
   err instanceof AgentUnavailableError || (err instanceof ApiError && err.code === 'AGENT_UNAVAILABLE');
@@ -38,8 +69,9 @@ export class SignService {
     try {
       const verdict = await this.verdictOf(record);
       const at = this.clock.now().toISOString();
-      await this.store.setVerdict(serverId, validity(verdict.isValid), at);
-      return { ...record, isValid: validity(verdict.isValid), checkedAt: at };
+      const j = judged(verdict.isValid, record.manifest, verdict.uninspected);
+      await this.store.setVerdict(serverId, j.isValid, at);
+      return withGaps({ ...record, checkedAt: at }, j);
     } catch (err) {
       if (unreachable(err)) return { ...record, isValid: 'unknown' };
       throw err;
@@ -63,12 +95,13 @@ export class SignService {
         return this.call(() => this.agents.for(node).getSignature(serverId));
       throw err;
     });
-    return this.store.insert(this.fromAgent(sig, node, null)).catch((err) => {
+    const record = await this.store.insert(this.fromAgent(sig, node, null)).catch((err) => {
       // a concurrent POST for the same server recorded it first
       if (/UNIQUE/.test(String((err as Error).message)))
         throw conflict('SIGNATURE_EXISTS', `server ${serverId} is already signed`);
       throw err;
     });
+    return withGaps(record, judged(record.isValid, record.manifest));
   }
 
   /** PUT /v1/sign: accept the instance's current state as its baseline. */
@@ -83,7 +116,7 @@ export class SignService {
       createdAt: existing.createdAt,
     };
     await this.store.replaceBaseline(record);
-    return record;
+    return withGaps(record, judged(record.isValid, record.manifest));
   }
 
   /** The signed manifest, and what differs from it now. */
@@ -97,7 +130,13 @@ export class SignService {
       if (unreachable(err)) return null;
       throw err;
     });
-    return { record, verdict, nodePublicKey: node.publicKeyPem ?? '' };
+    if (!verdict) return { record, verdict, nodePublicKey: node.publicKeyPem ?? '' };
+    const j = judged(verdict.isValid, record.manifest, verdict.uninspected);
+    return {
+      record,
+      verdict: { ...verdict, isValid: j.isValid, uninspected: j.uninspected },
+      nodePublicKey: node.publicKeyPem ?? '',
+    };
   }
 
   /** A verdict an agent pushed (file watcher, nightly re-hash, start check), refusal or tamper shutdown. */
@@ -111,11 +150,8 @@ export class SignService {
     if (record && record.nodeId !== node.id) return; // a node speaks only for its own instances
     await this.store.insertEvents(auditRecords(node, event, this.clock.now().toISOString()));
     if (!event.verdict || !record) return;
-    await this.store.setVerdict(
-      event.serverId,
-      validity(event.verdict.isValid),
-      this.clock.now().toISOString(),
-    );
+    const j = judged(event.verdict.isValid, record.manifest, event.verdict.uninspected);
+    await this.store.setVerdict(event.serverId, j.isValid, this.clock.now().toISOString());
   }
 
   /** GET /v1/sign/{server_id}/events: the audit trail, oldest first. */
@@ -176,7 +212,7 @@ export class SignService {
       serverId: sig.serverId,
       instanceName: sig.instanceName,
       nodeId: node.id,
-      isValid: validity(sig.isValid),
+      isValid: judged(sig.isValid, sig.manifestJson).isValid,
       manifest: sig.manifestJson,
       signature: sig.signature,
       createdAt: now,

@@ -30,6 +30,8 @@ export function sign(r: SignRecord) {
     is_valid: r.isValid,
     created_at: rfc1123(r.createdAt),
     updated_at: rfc1123(r.updatedAt),
+    // Beyond the document, only when is_valid is "unknown" for that reason: what was not inspected.
+    ...(r.uninspected?.length ? { uninspected: r.uninspected } : {}),
   };
 }
 
@@ -39,6 +41,7 @@ export function manifest(r: SignRecord, verdict: VerdictMsg | null, nodePublicKe
     node_id: r.nodeId,
     is_valid: verdict ? verdict.isValid : 'unknown',
     checked_at: rfc1123(verdict?.checkedAt || null),
+    uninspected: verdict?.uninspected ?? [],
     manifest: JSON.parse(r.manifest),
     signature: r.signature,
     signature_algorithm: 'ed25519',

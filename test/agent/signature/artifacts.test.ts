@@ -18,7 +18,14 @@ const extra = `
       <target dev='vdc' bus='virtio'/>
     </disk>
     <disk type='file' device='cdrom'><target dev='sdb' bus='sata'/><readonly/></disk>
-    <disk type='file' device='disk'><source file='/srv/shared.img'/><target dev='vdd'/><shareable/></disk>`;
+    <disk type='file' device='disk'><source file='/srv/shared.img'/><target dev='vdd'/><shareable/></disk>
+    <disk type='block' device='disk'><driver name='qemu' type='raw'/><source dev='/dev/vg0/data'/><target dev='vde'/></disk>
+    <disk type='network' device='disk'>
+      <source protocol='iscsi' name='iqn.2013-06.com.example:iscsi-pool/1'><host name='san1' port='3260'/></source>
+      <target dev='vdf' bus='virtio'/>
+    </disk>
+    <disk type='volume' device='disk'><source pool='default' volume='v1'/><target dev='vdg'/></disk>
+    <disk type='block' device='cdrom'><source dev='/dev/sr0'/><target dev='sdc' bus='sata'/><readonly/></disk>`;
 
 test('boot artifacts, writable disks and unsupported parts of a definition', async () => {
   const xml = domainXml(files, { name: 'a', extraDevices: extra }).replace(
@@ -34,14 +41,25 @@ test('boot artifacts, writable disks and unsupported parts of a definition', asy
     { role: 'readonly-disk', path: files.seed },
     { role: 'backing-file', path: files.base },
   ]);
+  // a block device (LVM volume) is a writable disk like a file; network and pool volumes are not inspected
   assert.equal(a.disks, [
     { target: 'vda', path: files.overlay },
     { target: 'vdb', path: files.data },
+    { target: 'vde', path: '/dev/vg0/data' },
   ]);
-  assert.is(a.unsupported.length, 3, a.unsupported.join('\n'));
-  assert.match(a.unsupported[0]!, /disk vdc: network source \(protocol rbd, name pool\/image\)/);
-  assert.match(a.unsupported[1]!, /disk vdd: writable shareable disk \/srv\/shared.img is not sealed/);
-  assert.match(a.unsupported[2]!, /disk vdd: backing chain of \/srv\/shared.img not inspected/);
+  assert.is(a.unsupported.length, 6, a.unsupported.join('\n'));
+  assert.is(a.unsupported[0], 'disk vdc: network disk (rbd pool/image) not inspected');
+  assert.is(
+    a.unsupported[1],
+    'disk vdd: writable shareable disk /srv/shared.img not inspected (never sealed)',
+  );
+  assert.is(
+    a.unsupported[2],
+    'disk vdf: network disk (iscsi iqn.2013-06.com.example:iscsi-pool/1) not inspected',
+  );
+  assert.is(a.unsupported[3], 'disk vdg: storage volume default/v1 not inspected');
+  assert.is(a.unsupported[4], 'disk sdc: host cdrom drive /dev/sr0 not inspected');
+  assert.match(a.unsupported[5]!, /disk vdd: backing chain of \/srv\/shared.img not inspected/);
 });
 
 test('backing chain follows several levels, relative names resolved', async () => {

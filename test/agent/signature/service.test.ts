@@ -2,8 +2,8 @@
 // whole file (the test driver keeps its state per connection), real files, real qemu-img.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomUUID } from 'node:crypto';
-import { mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/hypervisor.js';
@@ -15,6 +15,9 @@ import { NodeKey, verifyManifest } from '../../../agent/src/signature/node-key.j
 import { SignatureService, type Verdict } from '../../../agent/src/signature/service.js';
 import { domainXml, flipByte, makeVmFiles, MiB, type VmFiles } from './fixtures.js';
 import { sleep } from '../../helpers/wait.js';
+import { attachLoop, detachAll, loopUnavailable } from '../../helpers/loop.js';
+
+const loopSkip = loopUnavailable();
 
 let hv: Hypervisor;
 let files: VmFiles;
@@ -62,6 +65,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  detachAll(); // loop devices, also when a test failed half-way
   await store.close();
   await engine.close();
   await hv.close();
@@ -301,7 +305,7 @@ test('signing a running instance records its disks in use; sealing later covers 
   }
 });
 
-test('network disks are reported unsupported in the manifest', async () => {
+test('a network disk is not inspected: the verdict is unknown with its reason, never true', async () => {
   const files3 = makeVmFiles();
   const uuid3 = randomUUID();
   try {
@@ -312,14 +316,83 @@ test('network disks are reported unsupported in the manifest', async () => {
       <target dev='vdc' bus='virtio'/>
     </disk>`;
     await hv.defineXml(domainXml(files3, { name: 'vm3', uuid: uuid3, extraDevices: net }));
+    await sleep(120);
     const rec = await svc.sign(uuid3);
-    assert.equal(rec.manifest.unsupported, [
-      'disk vdc: network source (protocol nbd, name export1) is not covered by the signature',
-    ]);
+    const reason = 'disk vdc: network disk (nbd export1) not inspected';
+    assert.equal(rec.manifest.unsupported, [reason]);
     assert.ok(!rec.manifest.disks.some((d) => d.target === 'vdc'));
-    assert.is((await svc.verify(uuid3)).isValid, 'true');
+    assert.is(rec.lastVerdict, 'unknown');
+    const v = await svc.verify(uuid3);
+    assert.is(v.isValid, 'unknown', summary(v));
+    assert.equal(v.uninspected, [reason]);
+    assert.equal(v.differences, []);
+    assert.is((await svc.get(uuid3))!.lastVerdict, 'unknown');
+    // what is inspected still counts: a changed kernel is false
+    flipByte(files3.kernel, 7);
+    const bad = await svc.verify(uuid3);
+    assert.is(bad.isValid, 'false');
+    assert.equal(bad.uninspected, [reason]);
+    flipByte(files3.kernel, 7);
+    assert.is((await svc.verify(uuid3)).isValid, 'unknown');
   } finally {
     files3.remove();
+  }
+});
+
+test('a block-device disk (loop device) is sealed and verified like a file disk', async () => {
+  if (loopSkip) return console.log(`# block device test skipped: ${loopSkip}`);
+  const files4 = makeVmFiles();
+  const uuid4 = randomUUID();
+  try {
+    const image = join(files4.dir, 'lv.img');
+    writeFileSync(image, randomBytes(3 * MiB));
+    const dev = attachLoop(image);
+    const block = `
+    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source dev='${dev}'/>
+      <target dev='vdc' bus='virtio'/>
+    </disk>`;
+    await hv.defineXml(domainXml(files4, { name: 'vm4', uuid: uuid4, extraDevices: block }));
+    await sleep(120);
+    const rec = await svc.sign(uuid4);
+    assert.is(rec.manifest.unsupported, undefined);
+    assert.is(rec.lastVerdict, 'true');
+    const disk = rec.manifest.disks.find((d) => d.target === 'vdc')!;
+    assert.ok(disk && isSealed(disk), JSON.stringify(rec.manifest.disks));
+    assert.is(disk.path, dev);
+    assert.is(isSealed(disk) && disk.size, 3 * MiB);
+
+    const v = await svc.verify(uuid4);
+    assert.is(v.isValid, 'true', summary(v));
+    assert.is(v.uninspected, undefined);
+    // the device is read at every check; the files are re-checked from their identity
+    assert.is(v.stats!.bytesRead, 3 * MiB);
+    assert.is(v.stats!.reused, v.stats!.files - 1);
+
+    flipByte(dev, MiB + 3);
+    const bad = await svc.verify(uuid4);
+    assert.is(bad.isValid, 'false');
+    assert.equal(
+      bad.differences.map((d) => [d.component, d.target, d.path, d.chunks]),
+      [['disk', 'vdc', dev, [1]]],
+    );
+    flipByte(dev, MiB + 3);
+    assert.is((await svc.verify(uuid4)).isValid, 'true');
+
+    // in use while running; changed then sealed at shutdown into the baseline
+    await hv.start(uuid4);
+    flipByte(dev, 5);
+    const running = await svc.verify(uuid4);
+    assert.is(running.isValid, 'true');
+    assert.ok(running.skipped!.some((s) => s.target === 'vdc' && s.reason === 'in-use'));
+    await hv.destroy(uuid4);
+    assert.is((await svc.verify(uuid4)).isValid, 'false');
+    await svc.sealDisks(uuid4);
+    assert.is((await svc.verify(uuid4)).isValid, 'true');
+  } finally {
+    detachAll();
+    files4.remove();
   }
 });
 

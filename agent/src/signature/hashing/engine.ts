@@ -1,6 +1,9 @@
 // HashEngine: chunked, parallel, sparse-aware file hashing with a fast identity re-check.
 // Digest layout: see digest.ts. One engine owns a pool of worker threads reused across files; idle
 // workers are unref'd (an idle engine never keeps the process alive); close() ends them.
+// Block devices (LVM volumes, /dev/…) are hashed like files, but always densely (SEEK_DATA finds no
+// holes in a device) and never re-checked from their identity (writes to a device do not touch the
+// device node's mtime/ctime): every check reads them.
 import { availableParallelism } from 'node:os';
 import { close as fsClose, fstat, open as fsOpen, type BigIntStats } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -14,6 +17,7 @@ import {
   composeFileDigest,
   zeroChunkDigest,
 } from './digest.js';
+import { blockDeviceSize } from './block-device.js';
 import { holeChunkMask, zeroExtents } from './extents.js';
 import { identityOf, isRacy, sameIdentity, type FileIdentity } from './identity.js';
 import type { BatchReply, BatchRequest } from './protocol.js';
@@ -158,13 +162,21 @@ export class HashEngine {
     }
     try {
       const before = await fstatP(fd, { bigint: true });
-      if (!before.isFile()) throw fileError(path, new Error('not a regular file'));
-      const size = Number(before.size);
+      const block = before.isBlockDevice();
+      if (!before.isFile() && !block) {
+        throw fileError(path, new Error('not a regular file or block device'));
+      }
+      const size = block
+        ? await blockDeviceSize(path, before).catch((e: unknown) => {
+            throw fileError(path, e);
+          })
+        : Number(before.size);
       const cs = this.chunkSize;
       const n = chunkCount(size, cs);
       const sparse = opts.sparse ?? 'auto';
       let holes: Uint8Array | null = null;
       if (
+        !block &&
         this.qemuImg &&
         n > 0 &&
         (sparse === 'always' || (sparse === 'auto' && size >= this.sparseThreshold))
@@ -203,7 +215,7 @@ export class HashEngine {
         chunks,
         identity,
         reused: false,
-        stable: !isRacy(before, startNs),
+        stable: !block && !isRacy(before, startNs),
         stats: {
           bytesRead: job.bytesRead,
           holeChunks,

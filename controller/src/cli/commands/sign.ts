@@ -1,6 +1,14 @@
 import { arg, emit, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
 import { keyValues, table } from '../output.js';
 
+/** A sign object; an "unknown" verdict is followed by the parts that were not inspected. */
+function signText(s: Record<string, unknown>): string {
+  const { uninspected, ...rest } = s;
+  const gaps = Array.isArray(uninspected) ? (uninspected as string[]) : [];
+  if (!gaps.length) return keyValues(rest);
+  return `${keyValues(rest)}not inspected (why is_valid is ${String(s.is_valid)}):\n${gaps.map((g) => `  - ${g}\n`).join('')}`;
+}
+
 export async function sign(ctx: Ctx): Promise<void> {
   const client = session(ctx);
   const sub = arg(ctx, 0, 'subcommand (list|get|create|update|manifest)');
@@ -15,11 +23,11 @@ export async function sign(ctx: Ctx): Promise<void> {
   const path = `/v1/sign/${encodeURIComponent(id)}`;
   if (sub === 'get') {
     const s = (await client.call('GET', path)).body.sign;
-    return emit(ctx, s, () => keyValues(s));
+    return emit(ctx, s, () => signText(s));
   }
   if (sub === 'create' || sub === 'update') {
     const s = (await client.call(sub === 'create' ? 'POST' : 'PUT', '/v1/sign', { server_id: id })).body.sign;
-    return emit(ctx, s, () => keyValues(s));
+    return emit(ctx, s, () => signText(s));
   }
   if (sub === 'manifest') {
     const m = (await client.call('GET', `${path}/manifest`)).body;
