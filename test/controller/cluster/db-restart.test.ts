@@ -74,7 +74,8 @@ test('database restart under load: 503s while it is down, no 500, no crash, reco
               role: 'user',
             });
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
-      if ((r.status >= 500 || r.status === 0 || r.status === 400) && bodies.length < 5) bodies.push(`${r.status} ${r.text}`);
+      if ((r.status >= 500 || r.status === 0 || r.status === 400) && bodies.length < 5)
+        bodies.push(`${r.status} ${r.text}`);
     }
   };
   const workers = Array.from({ length: 4 }, (_, i) => worker(i));
@@ -98,7 +99,11 @@ test('database restart under load: 503s while it is down, no 500, no crash, reco
   const unavailable = bodies.find((b) => b.startsWith('503'));
   assert.ok(!bodies.some((b) => /^(0|400|500) /.test(b)), bodies.join(' | '));
   assert.ok(unavailable && /unavailable/i.test(unavailable), unavailable);
-  for (const s of statuses.keys()) assert.ok([200, 201, 503].includes(s), `status ${s}: ${JSON.stringify([...statuses])} ${bodies.join(' | ')}`);
+  for (const s of statuses.keys())
+    assert.ok(
+      [200, 201, 503].includes(s),
+      `status ${s}: ${JSON.stringify([...statuses])} ${bodies.join(' | ')}`,
+    );
   // Works again: the session (in the database) still holds, a write commits.
   const after = await call('POST', '/identities', token, {
     name: 'after-restart',

@@ -27,7 +27,9 @@ test.before(async () => {
   cluster = startPostgres();
   url = await cluster.createDatabase('lit');
   db = await openDatabase(url);
-  await db.exec('CREATE TABLE lit (id INTEGER PRIMARY KEY AUTOINCREMENT, t TEXT, n REAL, i INTEGER, b BLOB, s TEXT)');
+  await db.exec(
+    'CREATE TABLE lit (id INTEGER PRIMARY KEY AUTOINCREMENT, t TEXT, n REAL, i INTEGER, b BLOB, s TEXT)',
+  );
 });
 test.after(() => cleanUp({ db: () => db?.close(), pg: () => cluster?.stop() }));
 test.before.each(async () => {
