@@ -49,10 +49,10 @@ export class Connection {
     return new Promise((resolve, reject) => {
       const stmt = this.statement(sql);
       stmt.get(params, (err, row) => {
-        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away.
-        stmt.reset();
-        if (err) reject(err);
-        else resolve(row as T | undefined);
+        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away, and
+        // answer only once it is reset: an `INSERT … RETURNING` not yet reset when its transaction
+        // commits fails the COMMIT with SQLITE_BUSY ("SQL statements in progress").
+        stmt.reset(() => (err ? reject(err) : resolve(row as T | undefined)));
       });
     });
   }
