@@ -164,7 +164,7 @@ export async function startTestController(
     listenHttp: '127.0.0.1:0',
     listenHttps: '127.0.0.1:0',
     listenGrpc: '127.0.0.1:0',
-    logLevel: (process.env.VMWARDEN_TEST_LOG as any) ?? 'silent',
+    logLevel: 'silent',
     loginMaxFailuresPerUsername: 1000,
     loginMaxFailuresPerAddress: 1000,
     loginMaxFailuresPerUsernameAnyAddress: 1000,
