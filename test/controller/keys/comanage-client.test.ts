@@ -191,4 +191,20 @@ test('a lock stays per person: locking Alice leaves Bob adding keys with the sam
   );
 });
 
+test("a client still sending the person's older per-person authenticator id keeps working", async () => {
+  const mine = await call('GET', '/authenticators.json', basic('bob-co', 'bob-password'));
+  const olderId: string = mine.body.AuthenticatorStatuses[0].Id;
+  const coId: string = mine.body.SshKeyAuthenticators[0].Id;
+  assert.is.not(olderId, coId);
+  const added = await call(
+    'POST',
+    '/ssh_keys.json',
+    basic('bob-co', 'bob-password'),
+    sshKeys(bob.id, olderId, makeKey('ed25519')),
+  );
+  assert.is(added.status, 201, JSON.stringify(added.body));
+  const one = await call('GET', `/ssh_keys/${added.body.Id}.json`, basic('bob-co', 'bob-password'));
+  assert.is(one.body.SshKeys[0].SshKeyAuthenticatorId, coId);
+});
+
 test.run();
