@@ -155,7 +155,7 @@ export async function createServices(
     leaseMs: config.taskLeaseSeconds * 1000,
     pollMs: config.taskPollSeconds * 1000,
   });
-  const accessSessions = new AccessSessions(accessStore, inventory, clock);
+  const accessSessions = new AccessSessions(accessStore, inventory, identityStore, clock);
   storeGauges(metrics, { accessSessions, sessions, access, sign });
   const guestTrust = new GuestTrust(
     krl,

@@ -77,8 +77,9 @@ export class AccessService {
     const userId = await this.requester(caller, req.user_id);
     if (this.locked.has(userId)) throw forbidden(`identity ${userId} is disabled or deleted`);
     // The inventory store keeps instances in memory (invalidated by its own writes): no I/O here.
-    const instance = await this.inventory.get(req.sandbox_id);
-    if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, req.sandbox_id);
+    // sandbox_id: the server_id or the libvirt name (resolved by the inventory, as every route does).
+    const instance = await this.inventory.resolve(req.sandbox_id);
+    if (caller.identity.role !== 'admin') await this.inventory.getFor(caller, instance.serverId);
     if (instance.state !== 'running') {
       throw conflict(
         'INSTANCE_NOT_RUNNING',
@@ -153,7 +154,8 @@ export class AccessService {
     return cert;
   }
 
-  list(caller: Principal, query: CertificateQuery) {
+  async list(caller: Principal, query: CertificateQuery) {
+    query = await resolveFilters(this.inventory, this.identities, query);
     if (caller.identity.role !== 'admin') {
       if (query.userId !== undefined && query.userId !== caller.identity.id) {
         throw forbidden('only admins can list certificates of other identities');
@@ -217,12 +219,12 @@ export class AccessService {
   }
 
   private async requester(caller: Principal, userId: string | undefined): Promise<string> {
-    if (userId === undefined || userId === '' || userId === caller.identity.id) return caller.identity.id;
-    if (caller.identity.role !== 'admin') {
+    const self = caller.identity;
+    if (userId === undefined || userId === '' || userId === self.id || userId === self.name) return self.id;
+    if (self.role !== 'admin') {
       throw forbidden('only admins can request access on behalf of another identity');
     }
-    const identity =
-      (await this.identities.getIdentity(userId)) ?? (await this.identities.getIdentityByName(userId));
+    const identity = await findIdentity(this.identities, userId);
     if (!identity) throw notFound(`no identity ${userId}`);
     if (identity.disabled) throw forbidden(`identity ${identity.name} is disabled`);
     return identity.id;
@@ -252,6 +254,27 @@ export class AccessService {
       throw err;
     }
   }
+}
+
+/** An identity by id or name. */
+export async function findIdentity(identities: IdentityStore, ref: string) {
+  return (await identities.getIdentity(ref)) ?? (await identities.getIdentityByName(ref));
+}
+
+/**
+ * Listing filters as stored ids: `sandbox_id` a server_id or libvirt name, `user_id` an identity id or
+ * name. An unknown value stays as sent (it matches nothing).
+ */
+export async function resolveFilters<Q extends { sandboxId?: string; userId?: string }>(
+  inventory: Inventory,
+  identities: IdentityStore,
+  query: Q,
+): Promise<Q> {
+  const next = { ...query };
+  if (next.sandboxId !== undefined) next.sandboxId = await inventory.resolveFilter(next.sandboxId);
+  if (next.userId !== undefined)
+    next.userId = (await findIdentity(identities, next.userId))?.id ?? next.userId;
+  return next;
 }
 
 /** Random, non-zero 64-bit serial (zero cannot be revoked by serial in a KRL). */

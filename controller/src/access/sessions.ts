@@ -5,6 +5,8 @@ import type { Principal } from '../identity/model.js';
 import type { Inventory } from '../inventory/service.js';
 import type { AccessSession, SessionQuery } from './model.js';
 import type { AccessStore } from './store.js';
+import type { IdentityStore } from '../identity/store.js';
+import { resolveFilters } from './service.js';
 
 const newSessionId = () => `SESS-${randomBytes(4).toString('hex').toUpperCase()}`;
 
@@ -13,6 +15,7 @@ export class AccessSessions {
   constructor(
     private readonly store: AccessStore,
     private readonly inventory: Inventory,
+    private readonly identities: IdentityStore,
     private readonly clock: Clock,
   ) {}
 
@@ -90,7 +93,8 @@ export class AccessSessions {
     return (await this.store.getSession(sessionId))!;
   }
 
-  list(caller: Principal, query: SessionQuery) {
+  async list(caller: Principal, query: SessionQuery) {
+    query = await resolveFilters(this.inventory, this.identities, query);
     if (caller.identity.role === 'user') {
       if (query.userId !== undefined && query.userId !== caller.identity.id) {
         throw forbidden('only admins can list sessions of other identities');

@@ -135,7 +135,8 @@ export const schemas = {
     type: 'object',
     required: ['sandbox_id'],
     properties: {
-      sandbox_id: { type: 'string', minLength: 1, maxLength: 64 },
+      // server_id (UUID) or the libvirt name (instance_name)
+      sandbox_id: { type: 'string', minLength: 1, maxLength: 255 },
       user_id: { type: 'string', maxLength: 100 },
       public_key: { type: 'string', minLength: 1, maxLength: 16384 },
       ssh_key_id: { type: ['string', 'integer'] },

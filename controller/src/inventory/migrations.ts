@@ -25,4 +25,9 @@ CREATE TABLE instance_grants (
 CREATE INDEX instance_grants_identity ON instance_grants (identity_id);
 `,
   },
+  {
+    // Access routes take a libvirt name wherever they take a server_id (Inventory.resolve).
+    id: '0010-instance-name-index',
+    sql: 'CREATE INDEX instances_name ON instances (instance_name);',
+  },
 ];

@@ -25,6 +25,8 @@ export interface InventorySync {
   released: string[];
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Why `nodeId` may not speak for `current`, or null when it may (it hosts it, or may adopt it). */
 function refusalFor(current: Instance, nodeId: number): string | null {
   if (current.nodeId === nodeId) return null;
@@ -140,6 +142,35 @@ export class Inventory {
     if (current.nodeId === nodeId) return null;
     if (opts.unknown) return refusalFor(current, nodeId);
     return refusalFor(current, nodeId) ?? `instance ${serverId} is not hosted by node ${nodeId}`;
+  }
+
+  /**
+   * An instance by server_id (UUID) or libvirt name, for every route that takes a sandbox id. Names
+   * are not unique in the store (two nodes may each host a domain "web"): a name resolves only when
+   * exactly one instance has it, else 409 AMBIGUOUS_SANDBOX; none → 404.
+   */
+  async resolve(ref: string): Promise<Instance> {
+    const found = await this.lookup(ref);
+    if (!found) throw notFound(`no instance with server_id or name ${ref}`);
+    return found;
+  }
+
+  /** A listing filter's sandbox id as a server_id: a name is resolved; an unknown one stays (no match). */
+  async resolveFilter(ref: string): Promise<string> {
+    return (await this.lookup(ref))?.serverId ?? ref;
+  }
+
+  private async lookup(ref: string): Promise<Instance | undefined> {
+    const byId =
+      (await this.store.get(ref)) ?? (UUID.test(ref) ? await this.store.get(ref.toLowerCase()) : undefined);
+    if (byId) return byId;
+    const named = await this.store.findByName(ref, 2);
+    if (named.length > 1)
+      throw conflict(
+        'AMBIGUOUS_SANDBOX',
+        `more than one instance is named ${ref}: use its server_id (UUID) instead`,
+      );
+    return named[0];
   }
 
   async get(serverId: string): Promise<Instance> {

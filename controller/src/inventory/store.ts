@@ -3,6 +3,8 @@ import type { Grant, Instance } from './model.js';
 
 export interface InventoryStore {
   get(serverId: string): Promise<Instance | undefined>;
+  /** Instances with this libvirt name (at most `limit`): names are not unique in the store. */
+  findByName(name: string, limit: number): Promise<Instance[]>;
   listByNode(nodeId: number): Promise<Instance[]>;
   list(opts: {
     grantedTo?: string;
@@ -79,6 +81,14 @@ export class SqliteInventoryStore implements InventoryStore {
       this.cache.set(serverId, { instance, at });
     }
     return { ...instance };
+  }
+
+  async findByName(name: string, limit: number) {
+    const rows = await this.db.all<Row>(
+      'SELECT * FROM instances WHERE instance_name = ? ORDER BY server_id LIMIT ?',
+      [name, limit],
+    );
+    return rows.map(toInstance);
   }
 
   private async changing<T>(serverId: string, write: () => Promise<T>): Promise<T> {

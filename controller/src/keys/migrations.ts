@@ -33,4 +33,16 @@ CREATE INDEX ssh_keys_identity ON ssh_keys (identity_id, deleted);
 CREATE UNIQUE INDEX ssh_keys_live_fingerprint ON ssh_keys (identity_id, fingerprint) WHERE deleted = 0;
 `,
   },
+  {
+    // The CO's SSH key authenticator: one id for the deployment (COmanage's SshKeyAuthenticatorId).
+    // The per-person rows above stay: they hold each person's lock and keep their old ids working.
+    id: '0102-ssh-key-co-authenticator',
+    sql: `
+CREATE TABLE ssh_key_co_authenticator (
+  id INTEGER PRIMARY KEY,
+  description TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+`,
+  },
 ];

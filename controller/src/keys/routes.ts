@@ -50,6 +50,12 @@ export interface KeyRouteDeps {
   sessions: ApiSessions;
 }
 
+/** COmanage's reason phrases on success status lines (`201 Added`, `200 Deleted`). */
+function withReason(reply: FastifyReply, status: number, reason: string) {
+  reply.raw.statusMessage = reason;
+  return reply.status(status);
+}
+
 const audited = (action: string, object: AuditSpec['object']) => ({ config: { audit: { action, object } } });
 const keyRef = (r: FastifyRequest) => String(param('ref')(r)).replace(/\.json$/, '');
 
@@ -89,7 +95,7 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
     { ...bodyOpts, ...audited('key.add', (_r, res) => res?.Id) },
     async (request, reply) => {
       const id = await keys.add(who(request), wire.parseSshKeyRequest(request.body));
-      return reply.status(201).send(wire.newObjectResponse(id));
+      return withReason(reply, 201, 'Added').send(wire.newObjectResponse(id));
     },
   );
 
@@ -98,12 +104,13 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
     const query = request.query as Record<string, unknown>;
     const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
     if (unknownParam) throw invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
-    if (query.copersonid === undefined) return wire.sshKeysResponse(await keys.list(caller));
+    const co = (await keys.co()).id;
+    if (query.copersonid === undefined) return wire.sshKeysResponse(await keys.list(caller), co);
     if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
       throw invalidField('copersonid', 'copersonid must be one CO Person id');
     const list = await keys.listForPerson(caller, query.copersonid.trim());
     if (list.length === 0) return reply.status(204).send();
-    return wire.sshKeysResponse(list);
+    return wire.sshKeysResponse(list, co);
   });
 
   const refuseFormat = async (request: FastifyRequest) => {
@@ -120,7 +127,7 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
 
   app.get('/ssh_keys/:ref', async (request) => {
     const caller = who(request);
-    return wire.sshKeysResponse([await keys.get(caller, keyId(request))]);
+    return wire.sshKeysResponse([await keys.get(caller, keyId(request))], (await keys.co()).id);
   });
 
   app.put('/ssh_keys/:ref', { ...bodyOpts, ...audited('key.update', keyRef) }, async (request, reply) => {
@@ -133,10 +140,10 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
   app.delete('/ssh_keys/:ref', audited('key.remove', keyRef), async (request, reply) => {
     const caller = who(request);
     await keys.remove(caller, keyId(request));
-    return reply.status(200).send();
+    return withReason(reply, 200, 'Deleted').send();
   });
 
-  // --- SSH key authenticators (one per person): discovery, lock, unlock ---------------------------
+  // --- The CO's SSH key authenticator and per-person locks: discovery, lock, unlock ---------------------------
   app.get('/authenticators.json', async (request) => {
     const caller = who(request);
     const query = request.query as Record<string, unknown>;
@@ -145,13 +152,13 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
     if (query.copersonid === undefined) return wire.authenticatorsResponse(await keys.authenticators(caller));
     if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
       throw invalidField('copersonid', 'copersonid must be one CO Person id');
-    return wire.authenticatorsResponse([await keys.authenticatorFor(caller, query.copersonid.trim())]);
+    return wire.authenticatorsResponse(await keys.authenticatorFor(caller, query.copersonid.trim()));
   });
 
   app.get('/authenticators/:ref', async (request) => {
     const caller = who(request);
     const id = wire.parseIdRef((request.params as { ref: string }).ref, authenticatorUnknown);
-    return wire.authenticatorsResponse([await keys.getAuthenticator(caller, id)]);
+    return wire.authenticatorsResponse(await keys.getAuthenticator(caller, id));
   });
 
   for (const action of ['lock', 'unlock'] as const) {
@@ -163,7 +170,12 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
         let ref = (request.params as { id: string }).id;
         if (!ref.includes('.')) ref += '.json';
         const id = wire.parseIdRef(ref, authenticatorUnknown);
-        return wire.authenticatorsResponse([await keys.setLocked(caller, id, action === 'lock')]);
+        const person = (request.query as Record<string, unknown>).copersonid;
+        if (person !== undefined && (typeof person !== 'string' || !person.trim()))
+          throw invalidField('copersonid', 'copersonid must be one CO Person id');
+        return wire.authenticatorsResponse(
+          await keys.setLocked(caller, id, action === 'lock', person?.trim()),
+        );
       },
     );
   }

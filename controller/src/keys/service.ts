@@ -3,7 +3,7 @@ import type { Clock } from '../../../lib/platform/clock.js';
 import type { Identity } from '../identity/model.js';
 import type { IdentityStore } from '../identity/store.js';
 import { openSshLine, type ParsedKey } from './key-material.js';
-import type { SshKey, SshKeyAuthenticator, SshKeyStore, SshKeyTx } from './store.js';
+import type { CoAuthenticator, SshKey, SshKeyAuthenticator, SshKeyStore, SshKeyTx } from './store.js';
 import {
   authenticatorUnknown,
   invalidField,
@@ -20,6 +20,12 @@ export interface SshKeyRequest {
   comment: string;
   /** The Id the body carried (a PUT may echo the object it got from GET). */
   id?: string;
+}
+
+/** The CO's authenticator and the per-person lock states (SshKeyAuthenticator rows) the caller may see. */
+export interface AuthenticatorsView {
+  co: CoAuthenticator;
+  statuses: SshKeyAuthenticator[];
 }
 
 /** A registered key, ready for an access request (certificate signing). */
@@ -76,11 +82,22 @@ export class SshKeys {
     return this.store.transaction((tx) => tx.ensureAuthenticator(identityId, this.now()));
   }
 
-  private checkAuthenticator(a: SshKeyAuthenticator, req: SshKeyRequest) {
-    if (a.id !== req.authenticatorId)
+  private coCache?: CoAuthenticator;
+
+  /** The CO's SSH key authenticator: its id is the SshKeyAuthenticatorId of every request and key. */
+  async co(): Promise<CoAuthenticator> {
+    return (this.coCache ??= await this.store.coAuthenticator(this.now()));
+  }
+
+  /**
+   * The request must name the CO's authenticator, or (as before there was one) the person's own
+   * per-person authenticator id; a locked person is refused.
+   */
+  private checkAuthenticator(co: CoAuthenticator, a: SshKeyAuthenticator, req: SshKeyRequest) {
+    if (req.authenticatorId !== co.id && req.authenticatorId !== a.id)
       throw invalidField(
         'SshKeyAuthenticatorId',
-        `SshKeyAuthenticatorId ${req.authenticatorId} is not the SSH key authenticator of this CO Person; theirs is ${a.id} (see GET /ssh_key_authenticator/authenticators.json?copersonid=${req.personId})`,
+        `SshKeyAuthenticatorId ${req.authenticatorId} is not the CO's SSH key authenticator, which is ${co.id} (GET /ssh_key_authenticator/authenticators.json)`,
       );
     if (a.locked) throw lockedError();
   }
@@ -101,12 +118,13 @@ export class SshKeys {
   async add(caller: Identity, req: SshKeyRequest): Promise<number> {
     this.mayActFor(caller, req.personId);
     await this.person(req.personId);
+    const co = await this.co();
     const a = await this.ensureAuthenticator(req.personId);
-    this.checkAuthenticator(a, req);
+    this.checkAuthenticator(co, a, req);
     return this.writeMappingDuplicate(() =>
       this.store.transaction(async (tx) => {
         const current = (await tx.getAuthenticator(a.id))!;
-        this.checkAuthenticator(current, req);
+        this.checkAuthenticator(co, current, req);
         await this.refuseDuplicate(tx, req.personId, req.key.fingerprint);
         return tx.insertKey(req.personId, a.id, this.material(req), this.now());
       }),
@@ -120,12 +138,13 @@ export class SshKeys {
       throw invalidField('Id', `Id ${req.id.slice(0, 20)} does not match the SshKey in the URL (${id})`);
     if (req.personId !== existing.identityId)
       throw invalidField('Person', 'An SshKey cannot be moved to another CO Person');
+    const co = await this.co();
     await this.writeMappingDuplicate(() =>
       this.store.transaction(async (tx) => {
         const key = await tx.getKey(id);
         if (!key || key.deleted) throw sshKeyUnknown();
         const a = (await tx.getAuthenticator(key.authenticatorId))!;
-        this.checkAuthenticator(a, req);
+        this.checkAuthenticator(co, a, req);
         await this.refuseDuplicate(tx, key.identityId, req.key.fingerprint, id);
         await tx.updateKey(id, this.material(req), this.now());
       }),
@@ -162,8 +181,8 @@ export class SshKeys {
     return this.store.listLive(personId);
   }
 
-  /** A person's SSH key authenticator (created on first use), so clients learn its id. */
-  async authenticatorFor(caller: Identity, personId: string): Promise<SshKeyAuthenticator> {
+  /** A person's lock state (their per-person authenticator row, created on first use). */
+  private async statusOf(caller: Identity, personId: string): Promise<SshKeyAuthenticator> {
     this.mayActFor(caller, personId);
     const identity = await this.identities.getIdentity(personId);
     if (!identity) throw personUnknown();
@@ -171,29 +190,55 @@ export class SshKeys {
     return (await this.store.authenticatorOf(personId)) ?? this.ensureAuthenticator(personId);
   }
 
-  /** Every authenticator that exists (admins), or one's own. */
-  async authenticators(caller: Identity): Promise<SshKeyAuthenticator[]> {
-    if (isAdmin(caller)) return this.store.listAuthenticators();
-    return [await this.authenticatorFor(caller, caller.id)];
+  /** The CO's authenticator with one person's lock state. */
+  async authenticatorFor(caller: Identity, personId: string): Promise<AuthenticatorsView> {
+    return { co: await this.co(), statuses: [await this.statusOf(caller, personId)] };
   }
 
-  async getAuthenticator(caller: Identity, id: number): Promise<SshKeyAuthenticator> {
+  /** The CO's authenticator with every person's lock state (admins), or one's own. */
+  async authenticators(caller: Identity): Promise<AuthenticatorsView> {
+    if (isAdmin(caller)) return { co: await this.co(), statuses: await this.store.listAuthenticators() };
+    return this.authenticatorFor(caller, caller.id);
+  }
+
+  /** The CO's authenticator (as the listing), or one person's lock state by its own (older) id. */
+  async getAuthenticator(caller: Identity, id: number): Promise<AuthenticatorsView> {
+    const co = await this.co();
+    if (id === co.id) return this.authenticators(caller);
     const a = await this.store.getAuthenticator(id);
     if (!a) throw authenticatorUnknown();
     this.mayActFor(caller, a.identityId);
-    return a;
+    return { co, statuses: [a] };
   }
 
-  /** Admins lock or unlock a person's SSH key authenticator. */
-  async setLocked(caller: Identity, id: number, locked: boolean): Promise<SshKeyAuthenticator> {
+  /**
+   * Admins lock or unlock one person: `id` the CO's authenticator with `personId`, or the person's
+   * own authenticator id (the older form).
+   */
+  async setLocked(
+    caller: Identity,
+    id: number,
+    locked: boolean,
+    personId?: string,
+  ): Promise<AuthenticatorsView> {
     if (!isAdmin(caller))
       throw forbidden('Locking and unlocking SSH key authenticators needs the admin role');
-    return this.store.transaction(async (tx) => {
+    const co = await this.co();
+    if (id === co.id) {
+      if (personId === undefined)
+        throw invalidField(
+          'copersonid',
+          `Locks are per CO Person: add ?copersonid=<id> to lock them on authenticator ${id}`,
+        );
+      id = (await this.statusOf(caller, personId)).id;
+    }
+    const status = await this.store.transaction(async (tx) => {
       const a = await tx.getAuthenticator(id);
       if (!a) throw authenticatorUnknown();
       if (a.locked !== locked) await tx.setLocked(id, locked, this.now());
       return (await tx.getAuthenticator(id))!;
     });
+    return { co, statuses: [status] };
   }
 
   /**

@@ -8,6 +8,15 @@ export interface SshKeyAuthenticator {
   updatedAt: string;
 }
 
+/** The CO's authenticator (one per deployment): the SshKeyAuthenticatorId of every key. */
+export interface CoAuthenticator {
+  id: number;
+  description: string;
+  createdAt: string;
+}
+
+export const CO_AUTHENTICATOR_ID = 1;
+
 export interface SshKey {
   id: number;
   identityId: string;
@@ -87,6 +96,24 @@ export class SshKeyStore {
       identityId,
     ]);
     return r && toAuthenticator(r);
+  }
+
+  /** The CO's authenticator, created on first use. */
+  async coAuthenticator(now: string): Promise<CoAuthenticator> {
+    const read = () =>
+      this.db.get<Row>('SELECT * FROM ssh_key_co_authenticator WHERE id = ?', [CO_AUTHENTICATOR_ID]);
+    let r = await read();
+    if (!r) {
+      await this.db.write((tx) =>
+        tx.run(
+          `INSERT INTO ssh_key_co_authenticator (id, description, created_at) VALUES (?, ?, ?)
+           ON CONFLICT (id) DO NOTHING`,
+          [CO_AUTHENTICATOR_ID, 'SSH Key Authenticator', now],
+        ),
+      );
+      r = await read();
+    }
+    return { id: r!.id as number, description: r!.description as string, createdAt: r!.created_at as string };
   }
 
   async listAuthenticators(): Promise<SshKeyAuthenticator[]> {

@@ -8,7 +8,8 @@ import { parsePositiveId } from '../platform/ids.js';
 import { KeyMaterialError, MAX_SKEY_CHARS, parseKeyMaterial, type ParsedKey } from './key-material.js';
 import { InvalidFieldsError, invalidField } from './errors.js';
 import type { SshKeyRequest } from './service.js';
-import type { SshKey, SshKeyAuthenticator } from './store.js';
+import type { CoAuthenticator, SshKey, SshKeyAuthenticator } from './store.js';
+import type { AuthenticatorsView } from './service.js';
 
 export const VERSION = '1.0';
 export const MAX_COMMENT_CHARS = 256;
@@ -26,6 +27,8 @@ export const jsonOnly = (format: string) =>
 
 /** HTTP reason phrases COmanage uses for its errors. */
 const STATUS_TEXT: Record<string, string> = {
+  REQUEST_NOT_PROVIDED: 'Bad Request',
+  UNAUTHORIZED: 'Unauthorized',
   INVALID_FIELDS: 'Invalid Fields',
   SSHKEY_UNKNOWN: 'SshKey Unknown',
   COPERSON_UNKNOWN: 'CO Person Unknown',
@@ -54,7 +57,8 @@ export const comanageDate = (iso: string) => iso.slice(0, 19).replace('T', ' ');
 
 const person = (identityId: string) => ({ Type: 'CO', Id: identityId });
 
-export function sshKeyView(k: SshKey) {
+/** `SshKeyAuthenticatorId` is the CO's authenticator, whichever per-person row holds the key's lock. */
+export function sshKeyView(k: SshKey, coAuthenticatorId: number) {
   return {
     Version: VERSION,
     Id: String(k.id),
@@ -66,15 +70,15 @@ export function sshKeyView(k: SshKey) {
     Modified: comanageDate(k.modifiedAt),
     Revision: String(k.revision),
     Deleted: k.deleted,
-    SshKeyAuthenticatorId: String(k.authenticatorId),
+    SshKeyAuthenticatorId: String(coAuthenticatorId),
     Fingerprint: k.fingerprint,
   };
 }
 
-export const sshKeysResponse = (keys: SshKey[]) => ({
+export const sshKeysResponse = (keys: SshKey[], coAuthenticatorId: number) => ({
   ResponseType: 'SshKeys',
   Version: VERSION,
-  SshKeys: keys.map(sshKeyView),
+  SshKeys: keys.map((k) => sshKeyView(k, coAuthenticatorId)),
 });
 
 export const newObjectResponse = (id: number, objectType = 'SshKey') => ({
@@ -84,10 +88,21 @@ export const newObjectResponse = (id: number, objectType = 'SshKey') => ({
   Id: String(id),
 });
 
-export function authenticatorView(a: SshKeyAuthenticator) {
+export const coAuthenticatorView = (a: CoAuthenticator) => ({
+  Version: VERSION,
+  Id: String(a.id),
+  Description: a.description,
+  Status: 'Active',
+  Created: comanageDate(a.createdAt),
+  Modified: comanageDate(a.createdAt),
+});
+
+/** One person's lock on the CO's authenticator (COmanage's AuthenticatorStatus); Id is the older per-person id. */
+export function authenticatorStatusView(a: SshKeyAuthenticator, coAuthenticatorId: number) {
   return {
     Version: VERSION,
     Id: String(a.id),
+    SshKeyAuthenticatorId: String(coAuthenticatorId),
     Person: person(a.identityId),
     Locked: a.locked,
     Created: comanageDate(a.createdAt),
@@ -95,10 +110,11 @@ export function authenticatorView(a: SshKeyAuthenticator) {
   };
 }
 
-export const authenticatorsResponse = (list: SshKeyAuthenticator[]) => ({
+export const authenticatorsResponse = (v: AuthenticatorsView) => ({
   ResponseType: 'SshKeyAuthenticators',
   Version: VERSION,
-  SshKeyAuthenticators: list.map(authenticatorView),
+  SshKeyAuthenticators: [coAuthenticatorView(v.co)],
+  AuthenticatorStatuses: v.statuses.map((a) => authenticatorStatusView(a, v.co.id)),
 });
 
 /** Response fields a client may echo back from a GET; ignored (Id is checked against the URL). */
@@ -130,7 +146,10 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
  */
 export function parseSshKeyRequest(body: unknown): SshKeyRequest {
   if (body === undefined || body === null || body === '')
-    throw invalidField('SshKeys', 'SSH Key Request not provided in POST body');
+    throw new ApiError(400, 'REQUEST_NOT_PROVIDED', 'SSH Key Request not provided in POST body', {
+      field: 'SshKeys',
+      reason: 'SSH Key Request not provided in POST body',
+    });
   if (!isObject(body)) throw invalidField('SshKeys', 'the body must be a JSON object (an SshKeys request)');
   const problems: Record<string, string[]> = {};
   const add = (field: string, message: string) => (problems[field] ??= []).push(message);

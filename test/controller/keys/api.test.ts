@@ -293,7 +293,16 @@ test('400 InvalidFields for bad requests, never 500', async () => {
   await invalid(item({ Skey: 'A'.repeat(16 * 1024 + 1) }), 'Skey', /16384/);
   await invalid(item({ SshKeyAuthenticatorId: undefined }), 'SshKeyAuthenticatorId');
   await invalid(item({ SshKeyAuthenticatorId: 'abc' }), 'SshKeyAuthenticatorId');
-  await invalid(item({ SshKeyAuthenticatorId: bobAuth }), 'SshKeyAuthenticatorId', /theirs is/);
+  // Only the CO's authenticator, or (ids from before there was one) the person's own per-person id.
+  await invalid(
+    item({ SshKeyAuthenticatorId: '999' }),
+    'SshKeyAuthenticatorId',
+    /CO's SSH key authenticator, which is 1/,
+  );
+  const bobLegacy = (
+    await c.call('GET', `${BASE}/authenticators.json?copersonid=${bob.id}`, { token: admin })
+  ).body.AuthenticatorStatuses[0].Id;
+  await invalid(item({ SshKeyAuthenticatorId: bobLegacy }), 'SshKeyAuthenticatorId', /which is 1/);
   await invalid(item({ Colour: 'blue' }), 'Colour', /Unknown field/);
   await invalid({ ...good(), Extra: 1 }, 'Extra');
   await invalid([good()], 'SshKeys');

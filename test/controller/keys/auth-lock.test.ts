@@ -121,37 +121,61 @@ test('failed Basic logins are rate limited like /authenticate', async () => {
   }
 });
 
-test('authenticator discovery: own for users, anyone for admins', async () => {
+test('authenticator discovery: the CO authenticator for all, lock states own for users, anyone for admins', async () => {
+  // The CO's authenticator is one id for everyone (what every SshKey request names); each person's
+  // lock is an AuthenticatorStatus (its Id is the per-person id older clients used).
   const own = await c.call('GET', `${BASE}/authenticators.json`, { token: alice.token });
   assert.is(own.status, 200);
   assert.equal(
     own.body.SshKeyAuthenticators.map((a: any) => a.Id),
     [aliceAuth],
   );
-  assert.is(own.body.SshKeyAuthenticators[0].Locked, false);
+  assert.is(own.body.SshKeyAuthenticators[0].Status, 'Active');
+  assert.is(own.body.AuthenticatorStatuses.length, 1);
+  const aliceStatus = own.body.AuthenticatorStatuses[0];
+  assert.is(aliceStatus.Locked, false);
+  assert.is(aliceStatus.SshKeyAuthenticatorId, aliceAuth);
+  assert.equal(aliceStatus.Person, { Type: 'CO', Id: alice.id });
+  const bobs = await c.call('GET', `${BASE}/authenticators.json`, { token: bob.token });
+  assert.equal(
+    bobs.body.SshKeyAuthenticators.map((a: any) => a.Id),
+    [aliceAuth],
+  );
+  assert.equal(bobs.body.AuthenticatorStatuses[0].Person, { Type: 'CO', Id: bob.id });
+
   const one = await c.call('GET', `${BASE}/authenticators/${aliceAuth}.json`, { token: alice.token });
   assert.is(one.status, 200);
-  assert.equal(one.body.SshKeyAuthenticators[0].Person, { Type: 'CO', Id: alice.id });
-  assert.is(
-    (await c.call('GET', `${BASE}/authenticators/${aliceAuth}.json`, { token: bob.token })).status,
-    403,
-  );
+  assert.equal(one.body.AuthenticatorStatuses[0].Person, { Type: 'CO', Id: alice.id });
+  const byOldId = await c.call('GET', `${BASE}/authenticators/${aliceStatus.Id}.json`, {
+    token: alice.token,
+  });
+  assert.is(byOldId.status, 200);
+  assert.equal(byOldId.body.AuthenticatorStatuses, [aliceStatus]);
+  if (aliceStatus.Id !== aliceAuth)
+    assert.is(
+      (await c.call('GET', `${BASE}/authenticators/${aliceStatus.Id}.json`, { token: bob.token })).status,
+      403,
+    );
   assert.is(
     (await c.call('GET', `${BASE}/authenticators.json?copersonid=${alice.id}`, { token: bob.token })).status,
     403,
   );
-  assert.is(
-    (await c.call('GET', `${BASE}/authenticators.json?copersonid=${alice.id}`, { token: admin })).body
-      .SshKeyAuthenticators[0].Id,
-    aliceAuth,
-  );
+  const forAlice = await c.call('GET', `${BASE}/authenticators.json?copersonid=${alice.id}`, {
+    token: admin,
+  });
+  assert.is(forAlice.body.SshKeyAuthenticators[0].Id, aliceAuth);
+  assert.equal(forAlice.body.AuthenticatorStatuses, [aliceStatus]);
   const unknown = await c.call('GET', `${BASE}/authenticators.json?copersonid=nobody`, { token: admin });
   assert.is(unknown.status, 404);
   assert.is(unknown.body.Error, 'CO Person Unknown');
   assert.is((await c.call('GET', `${BASE}/authenticators/424242.json`, { token: admin })).status, 404);
   assert.is((await c.call('GET', `${BASE}/authenticators/1.xml`, { token: admin })).status, 415);
   const all = await c.call('GET', `${BASE}/authenticators.json`, { token: admin });
-  assert.ok(all.body.SshKeyAuthenticators.some((a: any) => a.Id === aliceAuth));
+  assert.equal(
+    all.body.SshKeyAuthenticators.map((a: any) => a.Id),
+    [aliceAuth],
+  );
+  assert.ok(all.body.AuthenticatorStatuses.some((a: any) => a.Id === aliceStatus.Id));
 });
 
 test('a locked authenticator freezes its keys (add, edit, delete, use) until unlocked', async () => {
@@ -160,14 +184,23 @@ test('a locked authenticator freezes its keys (add, edit, delete, use) until unl
   assert.is(added.status, 201);
   const url = `${BASE}/ssh_keys/${added.body.Id}.json`;
 
-  const byUser = await c.call('POST', `${BASE}/authenticators/${aliceAuth}/lock`, { token: alice.token });
+  const lockUrl = (action: string) => `${BASE}/authenticators/${aliceAuth}/${action}?copersonid=${alice.id}`;
+  const byUser = await c.call('POST', lockUrl('lock'), { token: alice.token });
   assert.is(byUser.status, 403);
   assert.is(byUser.body.ResponseType, 'ErrorResponse');
 
-  const lock = await c.call('POST', `${BASE}/authenticators/${aliceAuth}/lock`, { token: admin });
+  // The CO's authenticator without a person: locks are per person.
+  const noPerson = await c.call('POST', `${BASE}/authenticators/${aliceAuth}/lock`, { token: admin });
+  assert.is(noPerson.status, 400, noPerson.text);
+  assert.ok(noPerson.body.InvalidFields.copersonid);
+  const lock = await c.call('POST', lockUrl('lock'), { token: admin });
   assert.is(lock.status, 200, lock.text);
-  assert.is(lock.body.SshKeyAuthenticators[0].Locked, true);
-  assert.is((await c.call('POST', `${BASE}/authenticators/${aliceAuth}/lock`, { token: admin })).status, 200);
+  assert.is(lock.body.AuthenticatorStatuses[0].Locked, true);
+  assert.equal(lock.body.AuthenticatorStatuses[0].Person, { Type: 'CO', Id: alice.id });
+  assert.is((await c.call('POST', lockUrl('lock'), { token: admin })).status, 200);
+  // Bob is not locked by Alice's lock.
+  const bobs = await c.call('GET', `${BASE}/authenticators.json?copersonid=${bob.id}`, { token: admin });
+  assert.is(bobs.body.AuthenticatorStatuses[0].Locked, false);
 
   for (const token of [alice.token, admin]) {
     const add = await addKey(token, { Type: 'ssh-ed25519', Skey: makeKey('ed25519').body });
@@ -193,9 +226,11 @@ test('a locked authenticator freezes its keys (add, edit, delete, use) until unl
     assert.is((err as ApiError).status, 403);
   }
 
-  const unlock = await c.call('POST', `${BASE}/authenticators/${aliceAuth}/unlock`, { token: admin });
-  assert.is(unlock.status, 200);
-  assert.is(unlock.body.SshKeyAuthenticators[0].Locked, false);
+  const unlock = await c.call('POST', lockUrl('unlock'), { token: admin });
+  assert.is(unlock.status, 200, unlock.text);
+  assert.is(unlock.body.AuthenticatorStatuses[0].Locked, false);
+  const after = await c.call('GET', `${BASE}/authenticators.json?copersonid=${alice.id}`, { token: admin });
+  assert.is(after.body.AuthenticatorStatuses[0].Locked, false);
   const put = await c.call('PUT', url, {
     token: alice.token,
     body: sshKeyRequest(alice.id, aliceAuth, { Type: 'ssh-ed25519', Skey: k.body, Comment: 'after' }),
@@ -205,7 +240,17 @@ test('a locked authenticator freezes its keys (add, edit, delete, use) until unl
 
   assert.is((await c.call('POST', `${BASE}/authenticators/999999/lock`, { token: admin })).status, 404);
   assert.is((await c.call('POST', `${BASE}/authenticators/abc/unlock`, { token: admin })).status, 400);
-  assert.is((await c.call('POST', `${BASE}/authenticators/${aliceAuth}/lock`)).status, 401);
+  assert.is((await c.call('POST', lockUrl('lock'))).status, 401);
+
+  // The older form: a person's own authenticator id (from before the CO authenticator) still locks them.
+  const bobOld = (await c.call('GET', `${BASE}/authenticators.json?copersonid=${bob.id}`, { token: admin }))
+    .body.AuthenticatorStatuses[0].Id;
+  assert.is.not(bobOld, aliceAuth);
+  const bobLock = await c.call('POST', `${BASE}/authenticators/${bobOld}/lock`, { token: admin });
+  assert.is(bobLock.status, 200, bobLock.text);
+  assert.equal(bobLock.body.AuthenticatorStatuses[0].Person, { Type: 'CO', Id: bob.id });
+  assert.is(bobLock.body.AuthenticatorStatuses[0].Locked, true);
+  assert.is((await c.call('POST', `${BASE}/authenticators/${bobOld}/unlock`, { token: admin })).status, 200);
 });
 
 test('resolveUsableKey: an OpenSSH line and fingerprint for the owner; 404 otherwise', async () => {

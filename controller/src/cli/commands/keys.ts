@@ -26,9 +26,9 @@ export async function keys(ctx: Ctx): Promise<void> {
     noMoreArgs(ctx, 2);
     const line = readPublicKey(file);
     const me = await myIdentityId(client);
-    const auth = await client.call('GET', `${KEYS}/authenticators.json?copersonid=${encodeURIComponent(me)}`);
+    const auth = await client.call('GET', `${KEYS}/authenticators.json`);
     const authenticatorId = auth.body?.SshKeyAuthenticators?.[0]?.Id;
-    if (!authenticatorId) throw new CliError('the registry has no SSH key authenticator for you');
+    if (!authenticatorId) throw new CliError('the registry has no SSH key authenticator');
     const item: Record<string, unknown> = {
       Version: '1.0',
       Person: { Type: 'CO', Id: me },
