@@ -251,6 +251,7 @@ export function buildHttpApp(
         url: route.url,
         schema: route.schema as CollectedRoute['schema'],
         public: (route.config as { public?: boolean } | undefined)?.public === true,
+        responses: (route.config as { responses?: CollectedRoute['responses'] } | undefined)?.responses,
       });
   });
   app.addHook('onResponse', async (request, reply) => {
