@@ -251,7 +251,8 @@ export function buildHttpApp(
         url: route.url,
         schema: route.schema as CollectedRoute['schema'],
         public: (route.config as { public?: boolean } | undefined)?.public === true,
-        responses: (route.config as { responses?: CollectedRoute['responses'] } | undefined)?.responses,
+        responses: route.config?.responses,
+        refusal: route.config?.refusal === true,
       });
   });
   app.addHook('onResponse', async (request, reply) => {

@@ -5,6 +5,7 @@ import { bodyField, param } from '../http/audit-hooks.js';
 import type { ApiSessions } from '../identity/sessions.js';
 import type { GuestTrust } from '../access/guest-trust.js';
 import type { Nodes } from '../nodes/service.js';
+import type { RouteResponses } from '../ops/openapi.js';
 import * as wire from '../access/wire.js';
 import type { Inventory, InstancePatch } from './service.js';
 import { readPage } from '../http/pagination.js';
@@ -18,7 +19,7 @@ export interface InventoryRouteDeps {
   nodes: Nodes;
 }
 
-const audited = (action: string, responses: object) => ({
+const audited = (action: string, responses: RouteResponses) => ({
   audit: { action, object: param('server_id') },
   responses,
 });

@@ -11,12 +11,22 @@
  */
 export type RouteResponses = Record<number, object | null>;
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the route answers, for /openapi.json (see RouteResponses). */
+    responses?: RouteResponses;
+    /** The route only ever refuses (e.g. a format other than JSON): documented without a 2xx. */
+    refusal?: boolean;
+  }
+}
+
 export interface CollectedRoute {
   method: string;
   url: string;
   schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown };
   public: boolean;
   responses?: RouteResponses;
+  refusal?: boolean;
 }
 
 /** A non-JSON answer for `config.responses`. */
@@ -207,7 +217,7 @@ function responsesOf(r: CollectedRoute, path: string, group: Group) {
         content: { 'application/json': { schema: toOas(value) } },
       };
   }
-  if (!Object.keys(out).some((k) => k.startsWith('2'))) out['2XX'] = { description: 'success' };
+  if (!r.refusal && !Object.keys(out).some((k) => k.startsWith('2'))) out['2XX'] = { description: 'success' };
   const auto = [400, ...(r.public ? [] : [401, 403]), ...(pathParams(path).length ? [404] : [])];
   for (const status of auto) out[String(status)] ??= error(status);
   out.default = {
@@ -243,6 +253,7 @@ export function buildOpenApi(routes: CollectedRoute[], version: string) {
         ...parameters('query', r.schema?.querystring, path),
       ],
       responses: responsesOf(r, path, group),
+      ...(r.refusal ? { 'x-vmwarden-refusal': true } : {}),
       security: r.public ? [] : group.security.map((name) => ({ [name]: [] })),
     };
     if (r.schema?.body && method !== 'get')

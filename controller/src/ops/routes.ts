@@ -6,7 +6,7 @@ import { renderAccessError } from '../access/wire.js';
 import type { ApiSessions } from '../identity/sessions.js';
 import type { AuditLog, AuditQuery } from './audit-log.js';
 import type { Metrics } from './metrics.js';
-import { buildOpenApi, type CollectedRoute } from './openapi.js';
+import { buildOpenApi, type CollectedRoute, type RouteResponses } from './openapi.js';
 import { responses } from './wire.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
 
@@ -55,7 +55,7 @@ const auditRoutes = routeGroup(renderAccessError, (app, s: OpsRouteDeps) => {
 });
 
 export function opsRoutes(app: FastifyInstance, services: OpsRouteDeps) {
-  const pub = (r: object) => ({ config: { public: true, responses: r } });
+  const pub = (r: RouteResponses) => ({ config: { public: true, responses: r } });
   app.get('/healthz', pub(responses.healthz), async () => ({ status: 'ok' }));
 
   app.get('/readyz', pub(responses.readyz), async (_request, reply) => {
