@@ -114,7 +114,10 @@ function conforms(method: string, template: string, r: Reply) {
   const op = doc.paths[template]?.[method.toLowerCase()];
   assert.ok(op, `${method} ${template} not documented`);
   const resp = op.responses[String(r.status)];
-  assert.ok(resp, `${method} ${template}: status ${r.status} not documented (${Object.keys(op.responses)})`);
+  assert.ok(
+    resp,
+    `${method} ${template}: status ${r.status} not documented (${Object.keys(op.responses)}): ${r.text.slice(0, 300)}`,
+  );
   const media = Object.keys(resp.content ?? {});
   if (!media.length) {
     assert.is(r.text, '', `${method} ${template} ${r.status}: documented without a body`);
