@@ -105,6 +105,7 @@ function toOas(schema: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
     if (k === '$id' || k === '$schema') continue;
+    if (k === 'required' && Array.isArray(v) && v.length === 0) continue; // 3.0: at least one name
     if (k === 'const') {
       out.enum = [v];
       continue;

@@ -22,16 +22,13 @@ test.before(async () => {
 test.after(async () => c?.destroy());
 
 test('swagger-parser validates the document', async () => {
-  // A dev dependency: import by name at run time so the build does not need its types.
+  // A dev dependency (package.json), imported by name at run time.
   const name = '@apidevtools/swagger-parser';
-  let SwaggerParser: any;
-  try {
-    SwaggerParser = (await import(name)).default;
-  } catch {
-    console.warn(`\n  ${name} is not installed: the OpenAPI 3.0 schema validation did not run\n`);
-    return;
-  }
-  const api = await SwaggerParser.validate(structuredClone(doc));
+  const SwaggerParser = (await import(name)).default;
+  // Its error carries a large `details` array uvu cannot print: report the message only.
+  const api = await SwaggerParser.validate(structuredClone(doc)).catch((e: Error) => {
+    throw new Error(e.message.slice(0, 4000));
+  });
   assert.is(api.openapi, '3.0.3');
 });
 
