@@ -3,7 +3,6 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, chmodSync, rmSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../proto/load.js';
 import { CertificateSource, grpcServerOptions, serverTls } from '../../proto/grpc-tls.js';
 import cron from 'node-cron';
@@ -23,6 +22,8 @@ import { StartGuard } from './enforce/start-guard.js';
 import { startHookEndpoint } from './enforce/hook-endpoint.js';
 import { AgentMetrics, serveMetrics } from './metrics.js';
 import { instrumentGrpc } from '../../lib/metrics/grpc.js';
+import { HealthService } from '../../lib/grpc/health.js';
+import { addReflection } from '../../lib/grpc/reflection.js';
 import { hookSocketPath } from './enforce/state-file.js';
 import { GuestTrustManager } from './guest/manager.js';
 import { HostKeyPins } from './guest/host-keys.js';
@@ -151,10 +152,10 @@ export async function startAgent(
     };
   };
 
-  const { Agent, Health, definition } = vmwardenServices();
-  const health = {
-    check: (_c: unknown, cb: grpc.sendUnaryData<{ status: string }>) => cb(null, { status: 'SERVING' }),
-  };
+  const { Agent } = vmwardenServices();
+  // Both listeners serve the Agent service only; health and reflection say so.
+  const served = { files: ['vmwarden/agent/v1/agent.proto'], services: ['vmwarden.agent.v1.Agent'] };
+  const health = new HealthService(served.services);
   const tcp = new grpc.Server(grpcServerOptions);
   tcp.addService(
     Agent.service,
@@ -163,8 +164,8 @@ export async function startAgent(
       metrics,
     ) as never,
   );
-  tcp.addService(Health.service, health);
-  new ReflectionService(definition).addToServer(tcp);
+  health.addTo(tcp);
+  addReflection(tcp, served.files, served.services);
   const { host, port } = parseHostPort(config.listenGrpc);
   const boundPort = await bind(tcp, `${host}:${port}`, serverTls(certs, true));
   const grpcAddress = `${host}:${boundPort}`;
@@ -177,7 +178,8 @@ export async function startAgent(
       metrics,
     ) as never,
   );
-  local.addService(Health.service, health);
+  health.addTo(local);
+  addReflection(local, served.files, served.services);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
   if (existsSync(socket)) rmSync(socket);
   await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
@@ -247,6 +249,7 @@ export async function startAgent(
       await enforcer.stop();
       await guests?.stop();
       events.off('event', forward);
+      health.shutdown();
       await Promise.race([
         Promise.all([shutdown(tcp), shutdown(local), hook.close(), metricsServer?.close()]),
         new Promise((r) => setTimeout(r, 5000)),

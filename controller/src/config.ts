@@ -52,6 +52,8 @@ export interface ControllerConfig {
   taskPollSeconds: number;
   /** How often a controller re-reads the trust state (CA keys, KRL version) in case it missed a notification. */
   trustSyncSeconds: number;
+  /** Browser origins allowed to call the REST API (CORS); empty: CORS off, no CORS headers. */
+  corsOrigins: string[];
 }
 
 const keys: Record<keyof ControllerConfig, SettingSpec> = {
@@ -89,6 +91,7 @@ const keys: Record<keyof ControllerConfig, SettingSpec> = {
   taskLeaseSeconds: { kind: 'number', env: 'VMWARDEN_TASK_LEASE_SECONDS' },
   taskPollSeconds: { kind: 'number', env: 'VMWARDEN_TASK_POLL_SECONDS' },
   trustSyncSeconds: { kind: 'number', env: 'VMWARDEN_TRUST_SYNC_SECONDS' },
+  corsOrigins: { kind: 'list', env: 'VMWARDEN_CORS_ORIGINS' },
 };
 
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
@@ -122,6 +125,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     taskLeaseSeconds: 15,
     taskPollSeconds: 5,
     trustSyncSeconds: 5,
+    corsOrigins: [],
   };
 }
 
@@ -163,6 +167,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }
+  for (const origin of result.corsOrigins)
+    if (!/^https?:\/\/[^/\s]+\/?$/i.test(origin.trim()))
+      throw new ConfigError(`corsOrigins: '${origin}' is not an origin (scheme://host[:port])`);
   return result;
 }
 

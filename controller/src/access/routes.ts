@@ -31,30 +31,40 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
   const now = () => s.clock.now();
 
   // The CA public keys are what guests must trust: public by nature, as in the original API.
-  app.get('/ca-pubkey', { config: { public: true } }, async (_req, reply) =>
-    wire.sendJson(reply, 200, {
-      public_key: s.sshAuthority.active().key.openssh,
-      usage:
-        'Add to the TrustedUserCAKeys file of sshd on every instance; logins also need AuthorizedPrincipalsFile with vm-<server_id>.',
-    }),
+  app.get(
+    '/ca-pubkey',
+    { config: { public: true, responses: wire.responses.caPubkey } },
+    async (_req, reply) =>
+      wire.sendJson(reply, 200, {
+        public_key: s.sshAuthority.active().key.openssh,
+        usage:
+          'Add to the TrustedUserCAKeys file of sshd on every instance; logins also need AuthorizedPrincipalsFile with vm-<server_id>.',
+      }),
   );
 
-  app.get('/ca-pubkeys', { config: { public: true } }, async (_req, reply) => {
-    const trusted = s.sshAuthority.trusted();
-    return wire.sendJson(reply, 200, {
-      public_keys: trusted.map((ca) => ({
-        id: ca.id,
-        public_key: ca.publicKey,
-        fingerprint: ca.fingerprint,
-        status: ca.status,
-        created_at: ca.createdAt,
-      })),
-      trusted_user_ca_keys: trusted.map((ca) => `${ca.publicKey}\n`).join(''),
-    });
-  });
+  app.get(
+    '/ca-pubkeys',
+    { config: { public: true, responses: wire.responses.caPubkeys } },
+    async (_req, reply) => {
+      const trusted = s.sshAuthority.trusted();
+      return wire.sendJson(reply, 200, {
+        public_keys: trusted.map((ca) => ({
+          id: ca.id,
+          public_key: ca.publicKey,
+          fingerprint: ca.fingerprint,
+          status: ca.status,
+          created_at: ca.createdAt,
+        })),
+        trusted_user_ca_keys: trusted.map((ca) => `${ca.publicKey}\n`).join(''),
+      });
+    },
+  );
 
   const rotate = {
-    config: { audit: { action: 'ca.rotate', object: (_r: unknown, res?: any) => res?.id } },
+    config: {
+      audit: { action: 'ca.rotate', object: (_r: unknown, res?: any) => res?.id },
+      responses: wire.responses.caRotate,
+    },
     schema: { body: wire.schemas.rotate },
   };
   app.post('/ca/rotate', rotate, async (request, reply) => {
@@ -70,7 +80,7 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
   });
 
   const retire = {
-    config: { audit: { action: 'ca.retire', object: param('id') } },
+    config: { audit: { action: 'ca.retire', object: param('id') }, responses: wire.responses.caRetire },
     schema: { params: wire.schemas.caParams },
   };
   app.post('/ca/:id/retire', retire, async (request, reply) => {
@@ -80,7 +90,7 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
     return wire.sendJson(reply, 200, { message: 'CA key retired', id: String(id) });
   });
 
-  app.get('/krl', async (request, reply) => {
+  app.get('/krl', { config: { responses: wire.responses.krl } }, async (request, reply) => {
     const krl = await s.krl.current();
     const etag = `"${krl.version}"`;
     void reply.header('etag', etag).header('x-krl-version', String(krl.version));
@@ -92,6 +102,7 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
     // Audited inside the certificate's transaction (below): the hooks only record refusals.
     config: {
       audit: { action: 'certificate.issue', inline: true, object: bodyField('sandbox_id') },
+      responses: wire.responses.request,
     },
     schema: { body: wire.schemas.request },
   };
@@ -117,7 +128,10 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
 
   app.get(
     '/certificates',
-    { schema: { querystring: wire.schemas.certificatesQuery } },
+    {
+      config: { responses: wire.responses.certificates },
+      schema: { querystring: wire.schemas.certificatesQuery },
+    },
     async (request, reply) => {
       const q = request.query as Q;
       const { limit, offset } = readPage(q, wire.PAGE);
@@ -137,15 +151,22 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
     },
   );
 
-  app.get('/certificate/:certID', { schema: { params: wire.schemas.certParams } }, async (request, reply) => {
-    const cert = await s.access.get(caller(request), (request.params as { certID: string }).certID);
-    return wire.sendJson(reply, 200, wire.certificateResponse(cert, now()));
-  });
+  app.get(
+    '/certificate/:certID',
+    { config: { responses: wire.responses.certificate }, schema: { params: wire.schemas.certParams } },
+    async (request, reply) => {
+      const cert = await s.access.get(caller(request), (request.params as { certID: string }).certID);
+      return wire.sendJson(reply, 200, wire.certificateResponse(cert, now()));
+    },
+  );
 
   app.delete(
     '/certificate/:certID',
     {
-      config: { audit: { action: 'certificate.revoke', object: param('certID') } },
+      config: {
+        audit: { action: 'certificate.revoke', object: param('certID') },
+        responses: wire.responses.revoke,
+      },
       schema: { params: wire.schemas.certParams, body: wire.schemas.revoke },
     },
     async (request, reply) => {
@@ -162,6 +183,7 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
         action: 'session.start',
         object: (r: FastifyRequest, res?: any) => res?.session_id ?? bodyField('certificate_id')(r),
       },
+      responses: wire.responses.sessionStart,
     },
     schema: { body: wire.schemas.sessionStart },
   };
@@ -176,7 +198,10 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
   });
 
   const end = {
-    config: { audit: { action: 'session.end', object: bodyField('session_id') } },
+    config: {
+      audit: { action: 'session.end', object: bodyField('session_id') },
+      responses: wire.responses.sessionEnd,
+    },
     schema: { body: wire.schemas.sessionEnd },
   };
   app.post('/session/end', end, async (request, reply) => {
@@ -185,18 +210,22 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
     return wire.sendJson(reply, 200, { message: 'session ended', session_id: session.id });
   });
 
-  app.get('/sessions', { schema: { querystring: wire.schemas.sessionsQuery } }, async (request, reply) => {
-    const q = request.query as Q;
-    const { limit, offset } = readPage(q, wire.PAGE);
-    const { rows, total } = await s.accessSessions.list(caller(request), {
-      sandboxId: q.sandbox_id,
-      certificateId: q.certificate_id,
-      userId: q.user_id,
-      activeOnly: q.active_only,
-      limit,
-      offset,
-    });
-    const at = now();
-    return wire.sendJson(reply, 200, { sessions: rows.map((x) => wire.sessionResponse(x, at)), total });
-  });
+  app.get(
+    '/sessions',
+    { config: { responses: wire.responses.sessions }, schema: { querystring: wire.schemas.sessionsQuery } },
+    async (request, reply) => {
+      const q = request.query as Q;
+      const { limit, offset } = readPage(q, wire.PAGE);
+      const { rows, total } = await s.accessSessions.list(caller(request), {
+        sandboxId: q.sandbox_id,
+        certificateId: q.certificate_id,
+        userId: q.user_id,
+        activeOnly: q.active_only,
+        limit,
+        offset,
+      });
+      const at = now();
+      return wire.sendJson(reply, 200, { sessions: rows.map((x) => wire.sessionResponse(x, at)), total });
+    },
+  );
 });

@@ -220,3 +220,134 @@ export const schemas = {
     properties: { identity_id: uuid },
   },
 } as const;
+
+// ---- response schemas (documentation: /openapi.json reads them from the routes' config.responses) ----
+
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  required,
+  properties,
+});
+const str = { type: 'string' };
+const time = { type: 'string', format: 'date-time' };
+const nullable = (t: string) => ({ type: [t, 'null'] });
+
+const certificateSchema = obj({
+  id: str,
+  sandbox_id: str,
+  user_id: str,
+  vm_id: str,
+  identity: str,
+  serial_number: { type: 'integer', format: 'uint64' },
+  principals: { type: 'array', items: str },
+  valid_after: time,
+  valid_before: time,
+  status: { type: 'string', enum: ['ACTIVE', 'EXPIRED', 'REVOKED'] },
+  issued_at: time,
+  is_expired: { type: 'boolean' },
+  ttl_seconds: { type: 'integer' },
+  public_key_fingerprint: str,
+  ssh_key_id: nullable('string'),
+  revoked_at: nullable('string'),
+  revoke_reason: nullable('string'),
+});
+
+const sessionSchema = obj({
+  id: str,
+  certificate_id: str,
+  sandbox_id: str,
+  user_id: str,
+  vm_id: str,
+  vm_ip_address: str,
+  source_ip: str,
+  started_at: time,
+  ended_at: { type: 'string', description: "'' while active" },
+  duration_seconds: { type: 'integer' },
+  status: { type: 'string', enum: ['ACTIVE', 'ENDED', 'REVOKED'] },
+  end_reason: str,
+});
+
+const caKeySchema = obj({
+  id: { type: 'integer' },
+  public_key: str,
+  fingerprint: str,
+  status: str,
+  created_at: time,
+});
+
+const instanceSchema = obj({
+  server_id: str,
+  instance_name: str,
+  node_id: nullable('integer'),
+  ip_address: str,
+  ssh_port: { type: 'integer' },
+  login_user: str,
+  state: { type: 'string', enum: ['running', 'shut off', 'paused', 'crashed', 'unknown'] },
+  source: { type: 'string', enum: ['manual', 'agent'] },
+  principal: str,
+  created_at: time,
+  updated_at: time,
+});
+
+const grantSchema = obj({ server_id: str, identity_id: str, created_at: time });
+const message = (...ids: string[]) => obj({ message: str, ...Object.fromEntries(ids.map((k) => [k, str])) });
+
+export const responses = {
+  caPubkey: { 200: obj({ public_key: str, usage: str }) },
+  caPubkeys: { 200: obj({ public_keys: { type: 'array', items: caKeySchema }, trusted_user_ca_keys: str }) },
+  caRotate: { 200: caKeySchema },
+  caRetire: { 200: message('id'), 404: null, 409: null },
+  krl: {
+    200: {
+      description: 'the KRL (OpenSSH PROTOCOL.krl); ETag and X-KRL-Version carry its version',
+      content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+    },
+    304: null,
+  },
+  request: {
+    200: obj({
+      certificate_id: str,
+      certificate: { type: 'string', description: 'OpenSSH certificate (…-cert.pub line)' },
+      vm_ip_address: str,
+      ssh_port: { type: 'integer' },
+      username: str,
+      valid_until: time,
+      ttl_seconds: { type: 'integer' },
+      connect_command: str,
+      instructions: str,
+    }),
+    404: null,
+  },
+  certificates: {
+    200: obj({ certificates: { type: 'array', items: certificateSchema }, total: { type: 'integer' } }),
+  },
+  certificate: { 200: certificateSchema },
+  revoke: { 200: message('id') },
+  sessionStart: { 200: obj({ session_id: str }), 404: null, 409: null },
+  sessionEnd: { 200: message('session_id'), 404: null },
+  sessions: { 200: obj({ sessions: { type: 'array', items: sessionSchema }, total: { type: 'integer' } }) },
+  // /v1/instances
+  instanceCreate: { 201: instanceSchema, 409: null },
+  instances: {
+    200: obj({ instances: { type: 'array', items: instanceSchema }, total: { type: 'integer' } }),
+  },
+  instance: { 200: instanceSchema },
+  instanceTrust: {
+    200: obj({
+      sandbox_id: str,
+      node_id: nullable('integer'),
+      state: str,
+      ca_fingerprints: { type: 'array', items: str },
+      krl_version: { type: 'integer' },
+      login_user: nullable('string'),
+      transport: nullable('string'),
+      last_success: nullable('string'),
+      last_error: nullable('string'),
+      reported_at: nullable('string'),
+    }),
+  },
+  instanceDelete: { 200: message('server_id') },
+  grants: { 200: obj({ grants: { type: 'array', items: grantSchema }, total: { type: 'integer' } }) },
+  grantCreate: { 201: grantSchema, 409: null },
+  grantDelete: { 200: message('server_id', 'identity_id') },
+};

@@ -1,10 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
 import { vmwardenServices } from '../../../proto/load.js';
 import { grpcServerOptions, serverTls } from '../../../proto/grpc-tls.js';
 import type { ControllerServices } from '../services.js';
 import { controllerService } from './controller-service.js';
 import { instrumentGrpc } from '../../../lib/metrics/grpc.js';
+import { HealthService } from '../../../lib/grpc/health.js';
+import { addReflection } from '../../../lib/grpc/reflection.js';
+
+const CONTROLLER_SERVICE = 'vmwarden.controller.v1.Controller';
+const healthOf = new WeakMap<grpc.Server, HealthService>();
 
 export interface GrpcTls {
   key: string;
@@ -15,7 +19,8 @@ export interface GrpcTls {
 /**
  * The controller's gRPC server over TLS with the internal CA's server certificate. Client
  * certificates are requested but optional (an agent enrolls before it has one); agent calls check
- * theirs. Serves vmwarden.controller.v1.Controller, the standard health service, and reflection.
+ * theirs. Serves vmwarden.controller.v1.Controller, the standard health service, and reflection
+ * (which lists only these).
  */
 export async function startGrpcServer(
   host: string,
@@ -25,7 +30,7 @@ export async function startGrpcServer(
   restUrl: () => string,
 ): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server(grpcServerOptions);
-  const { Controller, Health, definition } = vmwardenServices();
+  const { Controller } = vmwardenServices();
   server.addService(
     Controller.service,
     instrumentGrpc(
@@ -33,11 +38,10 @@ export async function startGrpcServer(
       services.metrics,
     ) as grpc.UntypedServiceImplementation,
   );
-  server.addService(Health.service, {
-    check: (_call: unknown, callback: grpc.sendUnaryData<{ status: string }>) =>
-      callback(null, { status: 'SERVING' }),
-  });
-  new ReflectionService(definition).addToServer(server);
+  const health = new HealthService([CONTROLLER_SERVICE]);
+  health.addTo(server);
+  healthOf.set(server, health);
+  addReflection(server, ['vmwarden/controller/v1/controller.proto'], [CONTROLLER_SERVICE]);
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
@@ -50,6 +54,8 @@ export async function startGrpcServer(
 }
 
 export function stopGrpcServer(server: grpc.Server, deadlineMs: number): Promise<void> {
+  // Health watchers hear NOT_SERVING and their streams end: tryShutdown would wait for them.
+  healthOf.get(server)?.shutdown();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();

@@ -15,6 +15,7 @@ import { signRoutes } from '../sign/routes.js';
 import { captureRender, ErrorFormats, handleErrorsWith, notFoundWith, type RenderError } from './errors.js';
 import { installJsonParser } from './json-body.js';
 import { installAudit } from './audit-hooks.js';
+import { installCors } from './cors.js';
 import { opsRoutes } from '../ops/routes.js';
 import type { CollectedRoute } from '../ops/openapi.js';
 
@@ -221,6 +222,7 @@ export function buildHttpApp(
   }) as unknown as FastifyInstance;
 
   app.setValidatorCompiler(validators());
+  installCors(app, services.config.corsOrigins);
   installJsonParser(app);
   app.decorateRequest('principal', null);
   handleErrorsWith(app, renderByPath);
@@ -249,6 +251,8 @@ export function buildHttpApp(
         url: route.url,
         schema: route.schema as CollectedRoute['schema'],
         public: (route.config as { public?: boolean } | undefined)?.public === true,
+        responses: route.config?.responses,
+        refusal: route.config?.refusal === true,
       });
   });
   app.addHook('onResponse', async (request, reply) => {

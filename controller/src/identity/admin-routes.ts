@@ -7,6 +7,7 @@ import type { IdentityStore } from './store.js';
 import { authenticatorFields, identityFields } from './store.js';
 import { listWindow } from './list-window.js';
 import type { IdentityPatch, NewIdentity } from './identities.js';
+import type { RouteResponses } from '../ops/openapi.js';
 import * as wire from './wire.js';
 
 export interface IdentityAdminDeps {
@@ -15,7 +16,10 @@ export interface IdentityAdminDeps {
   ca: Pick<InternalCa, 'certPem'>;
 }
 
-const audited = (action: string) => ({ audit: { action, object: param('id') } });
+const audited = (action: string, responses: RouteResponses = wire.responses.emptyFound) => ({
+  audit: { action, object: param('id') },
+  responses,
+});
 
 /** /identities: admin management of identities (same OpenZiti envelopes as the rest of the group). */
 export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdminDeps) {
@@ -35,6 +39,7 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdm
         action: 'identity.create',
         object: (r: FastifyRequest, res?: any) => res?.data?.id ?? bodyField('name')(r),
       },
+      responses: wire.responses.created,
     },
     schema: { body: wire.schemas.identityCreate },
   };
@@ -44,17 +49,25 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdm
     return reply.status(201).send(wire.createdEnvelope(identity.id, 'identities'));
   });
 
-  app.get('/identities', { schema: { querystring: wire.schemas.listQuery } }, async (request) => {
-    requireAdmin(request);
-    const page = await s.identities.list(listWindow(request.query, identityFields));
-    const rows = await Promise.all(page.rows.map((i) => detail(i.id)));
-    return wire.listEnvelope({ ...page, rows }, (r) => r, Object.keys(identityFields));
-  });
+  app.get(
+    '/identities',
+    { config: { responses: wire.responses.identities }, schema: { querystring: wire.schemas.listQuery } },
+    async (request) => {
+      requireAdmin(request);
+      const page = await s.identities.list(listWindow(request.query, identityFields));
+      const rows = await Promise.all(page.rows.map((i) => detail(i.id)));
+      return wire.listEnvelope({ ...page, rows }, (r) => r, Object.keys(identityFields));
+    },
+  );
 
-  app.get('/identities/:id', { schema: idParams }, async (request) => {
-    requireAdmin(request);
-    return wire.envelope(await detail((request.params as { id: string }).id));
-  });
+  app.get(
+    '/identities/:id',
+    { config: { responses: wire.responses.identity }, schema: idParams },
+    async (request) => {
+      requireAdmin(request);
+      return wire.envelope(await detail((request.params as { id: string }).id));
+    },
+  );
 
   app.patch(
     '/identities/:id',
@@ -79,7 +92,7 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdm
   app.post(
     '/identities/:id/certificate',
     {
-      config: audited('identity.certificate'),
+      config: audited('identity.certificate', wire.responses.certificate),
       schema: { ...idParams, body: wire.schemas.certificateRequest },
     },
     async (request, reply) => {

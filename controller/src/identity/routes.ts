@@ -42,13 +42,16 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
     });
   };
 
-  app.get('/version', { config: { public: true } }, async () => wire.envelope(wire.versionInfo(s.version)));
+  app.get('/version', { config: { public: true, responses: wire.responses.version } }, async () =>
+    wire.envelope(wire.versionInfo(s.version)),
+  );
 
   app.post(
     '/authenticate',
     {
       config: {
         public: true,
+        responses: wire.responses.authenticate,
         audit: {
           action: (r) => `login.${(r.query as { method?: string }).method ?? 'unknown'}`,
           object: bodyField('username'),
@@ -89,14 +92,20 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
     },
   );
 
-  app.get('/current-api-session', async (request) => wire.envelope(await sessionView(caller(request))));
+  app.get('/current-api-session', { config: { responses: wire.responses.apiSession } }, async (request) =>
+    wire.envelope(await sessionView(caller(request))),
+  );
 
-  app.delete('/current-api-session', { config: { audit: { action: 'logout' } } }, async (request) => {
-    await s.sessions.end(caller(request).session);
-    return wire.emptyEnvelope();
-  });
+  app.delete(
+    '/current-api-session',
+    { config: { audit: { action: 'logout' }, responses: wire.responses.empty } },
+    async (request) => {
+      await s.sessions.end(caller(request).session);
+      return wire.emptyEnvelope();
+    },
+  );
 
-  app.get('/current-identity', async (request) => {
+  app.get('/current-identity', { config: { responses: wire.responses.identity } }, async (request) => {
     const p = caller(request);
     const auths = await s.authenticators.list(p, listWindow({ limit: 500 }, authenticatorFields));
     return wire.envelope(wire.identityDetail(p.identity, auths.rows, true));
@@ -104,7 +113,7 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
 
   app.get(
     '/current-identity/authenticators',
-    { schema: { querystring: wire.schemas.listQuery } },
+    { config: { responses: wire.responses.authenticators }, schema: { querystring: wire.schemas.listQuery } },
     async (request) => {
       const p = caller(request);
       const page = await s.authenticators.list(p, listWindow(request.query, authenticatorFields));
@@ -117,17 +126,24 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
   );
 
   const idParams = { params: wire.schemas.idParams };
-  app.get('/current-identity/authenticators/:id', { schema: idParams }, async (request) => {
-    const p = caller(request);
-    const a = await s.authenticators.get(p, (request.params as { id: string }).id);
-    return wire.envelope(wire.authenticatorDetail(a, p.identity));
-  });
+  app.get(
+    '/current-identity/authenticators/:id',
+    { config: { responses: wire.responses.authenticator }, schema: idParams },
+    async (request) => {
+      const p = caller(request);
+      const a = await s.authenticators.get(p, (request.params as { id: string }).id);
+      return wire.envelope(wire.authenticatorDetail(a, p.identity));
+    },
+  );
 
   for (const method of ['PUT', 'PATCH'] as const) {
     app.route({
       method,
       url: '/current-identity/authenticators/:id',
-      config: { audit: { action: 'authenticator.update', object: param('id') } },
+      config: {
+        audit: { action: 'authenticator.update', object: param('id') },
+        responses: wire.responses.emptyFound,
+      },
       schema: {
         ...idParams,
         body: method === 'PUT' ? wire.schemas.authenticatorUpdate : wire.schemas.authenticatorPatch,
@@ -152,7 +168,10 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
   app.post(
     '/current-identity/authenticators/:id/extend',
     {
-      config: { audit: { action: 'authenticator.extend', object: param('id') } },
+      config: {
+        audit: { action: 'authenticator.extend', object: param('id') },
+        responses: wire.responses.extend,
+      },
       schema: { ...idParams, body: wire.schemas.extendRequest },
     },
     async (request) => {
@@ -170,7 +189,10 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
   app.post(
     '/current-identity/authenticators/:id/extend-verify',
     {
-      config: { audit: { action: 'authenticator.extend-verify', object: param('id') } },
+      config: {
+        audit: { action: 'authenticator.extend-verify', object: param('id') },
+        responses: wire.responses.emptyFound,
+      },
       schema: { ...idParams, body: wire.schemas.extendVerifyRequest },
     },
     async (request) => {

@@ -256,3 +256,157 @@ export const schemas = {
     properties: { csr: { type: 'string', minLength: 1, maxLength: 65536 } },
   },
 } as const;
+
+// ---- response schemas (documentation: /openapi.json reads them from the routes' config.responses) ----
+
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  required,
+  properties,
+});
+const str = { type: 'string' };
+const bool = { type: 'boolean' };
+const time = { type: 'string', format: 'date-time' };
+const links = { type: 'object', additionalProperties: { type: 'object', properties: { href: str } } };
+const entityRef = obj({ _links: links, entity: str, id: str, name: str });
+const metaSchema = obj({ apiVersion: str, apiEnrollmentVersion: str }, []);
+const data = (schema: object) => obj({ meta: metaSchema, data: schema });
+const listMeta = obj({
+  apiVersion: str,
+  apiEnrollmentVersion: str,
+  filterableFields: { type: 'array', items: str },
+  pagination: obj({
+    limit: { type: 'integer' },
+    offset: { type: 'integer' },
+    totalCount: { type: 'integer' },
+  }),
+});
+const list = (item: object) => obj({ meta: listMeta, data: { type: 'array', items: item } });
+const empty = obj({ meta: { type: 'object' }, data: { type: 'object' } });
+
+const apiSessionSchema = obj(
+  {
+    _links: links,
+    id: str,
+    createdAt: time,
+    updatedAt: time,
+    tags: { type: 'object' },
+    token: str,
+    identity: entityRef,
+    identityId: str,
+    authenticatorId: str,
+    configTypes: { type: 'array', items: str },
+    ipAddress: str,
+    authQueries: { type: 'array', items: { type: 'object' } },
+    isMfaRequired: bool,
+    isMfaComplete: bool,
+    isCertExtendable: bool,
+    isCertExtendRequested: bool,
+    isCertKeyRollRequested: bool,
+    improperClientCertChain: bool,
+    lastActivityAt: time,
+    cachedLastActivityAt: time,
+    cachedUpdatedAt: time,
+    expiresAt: time,
+    expirationSeconds: { type: 'integer' },
+  },
+  ['id', 'token', 'identity', 'identityId', 'expiresAt', 'expirationSeconds'],
+);
+
+const authenticatorSchema = obj(
+  {
+    _links: links,
+    id: str,
+    createdAt: time,
+    updatedAt: time,
+    tags: { type: 'object' },
+    method: { type: 'string', enum: ['updb', 'cert'] },
+    identityId: str,
+    identity: entityRef,
+    username: { type: 'string', description: 'updb only' },
+    certPem: { type: 'string', description: 'cert only' },
+    fingerprint: { type: 'string', description: 'cert only' },
+    isIssuedByNetwork: bool,
+    isExtendRequested: bool,
+    isKeyRollRequested: bool,
+    extendRequestedAt: { type: ['string', 'null'] },
+    lastAuthResolvedToRoot: bool,
+    lastExtendRolledKeys: { type: ['boolean', 'null'] },
+  },
+  ['id', 'method', 'identityId', 'identity'],
+);
+
+const identitySchema = obj(
+  {
+    _links: links,
+    id: str,
+    createdAt: time,
+    updatedAt: time,
+    tags: { type: 'object' },
+    name: str,
+    role: { type: 'string', enum: ['admin', 'user', 'agent'] },
+    type: entityRef,
+    typeId: str,
+    isAdmin: bool,
+    isDefaultAdmin: bool,
+    authenticators: {
+      type: 'object',
+      properties: {
+        updb: obj({ id: str, username: str }),
+        cert: obj({ id: str, fingerprint: str }),
+      },
+    },
+    enrollment: { type: 'object' },
+    envInfo: { type: 'object' },
+    sdkInfo: { type: 'object' },
+    roleAttributes: { type: 'array', items: str },
+    hasEdgeRouterConnection: bool,
+    edgeRouterConnectionStatus: str,
+    hasApiSession: bool,
+    isMfaEnabled: bool,
+    serviceHostingPrecedences: { type: 'object' },
+    serviceHostingCosts: { type: 'object' },
+    defaultHostingCost: { type: 'integer' },
+    defaultHostingPrecedence: str,
+    authPolicyId: str,
+    authPolicy: entityRef,
+    externalId: { type: ['string', 'null'] },
+    disabled: bool,
+    disabledAt: { type: ['string', 'null'] },
+    disabledUntil: { type: ['string', 'null'] },
+    permissions: { type: 'array', items: str },
+  },
+  ['id', 'name', 'role', 'isAdmin', 'authenticators', 'disabled'],
+);
+
+export const responses = {
+  version: {
+    200: data(
+      obj({
+        version: str,
+        revision: str,
+        buildDate: str,
+        runtimeVersion: str,
+        apiVersions: { type: 'object' },
+      }),
+    ),
+  },
+  authenticate: { 200: data(apiSessionSchema), 401: null, 429: null },
+  apiSession: { 200: data(apiSessionSchema) },
+  empty: { 200: empty },
+  emptyFound: { 200: empty, 404: null },
+  identity: { 200: data(identitySchema), 404: null },
+  identities: { 200: list(identitySchema) },
+  authenticators: { 200: list(authenticatorSchema) },
+  authenticator: { 200: data(authenticatorSchema), 404: null },
+  extend: { 200: data(obj({ clientCert: str, ca: str })), 404: null },
+  created: {
+    201: data(obj({ id: str, _links: links })),
+    409: null,
+  },
+  certificate: {
+    201: data(obj({ authenticatorId: str, certificate: str, ca: str })),
+    404: null,
+    409: null,
+  },
+};

@@ -7,6 +7,7 @@ import type { Identity } from '../identity/model.js';
 import type { Logins } from '../identity/logins.js';
 import type { ApiSessions } from '../identity/sessions.js';
 import type { SshKeys } from './service.js';
+import type { RouteResponses } from '../ops/openapi.js';
 import * as wire from './wire.js';
 import { authenticatorUnknown, invalidField, sshKeyUnknown } from './errors.js';
 
@@ -56,7 +57,9 @@ function withReason(reply: FastifyReply, status: number, reason: string) {
   return reply.status(status);
 }
 
-const audited = (action: string, object: AuditSpec['object']) => ({ config: { audit: { action, object } } });
+const audited = (action: string, object: AuditSpec['object'], responses: RouteResponses) => ({
+  config: { audit: { action, object }, responses },
+});
 const keyRef = (r: FastifyRequest) => String(param('ref')(r)).replace(/\.json$/, '');
 
 /** SSH key registry group (COmanage Registry SshKey API semantics, JSON only). */
@@ -92,14 +95,14 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
   // --- SshKey collection: /ssh_keys.json (other suffixes, or none, are refused) ---------------------
   app.post(
     '/ssh_keys.json',
-    { ...bodyOpts, ...audited('key.add', (_r, res) => res?.Id) },
+    { ...bodyOpts, ...audited('key.add', (_r, res) => res?.Id, wire.responses.add) },
     async (request, reply) => {
       const id = await keys.add(who(request), wire.parseSshKeyRequest(request.body));
       return withReason(reply, 201, 'Added').send(wire.newObjectResponse(id));
     },
   );
 
-  app.get('/ssh_keys.json', async (request, reply) => {
+  app.get('/ssh_keys.json', { config: { responses: wire.responses.list } }, async (request, reply) => {
     const caller = who(request);
     const query = request.query as Record<string, unknown>;
     const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
@@ -118,53 +121,76 @@ export const keyRoutes = routeGroup(renderComanageError, async (app, s: KeyRoute
     throw wire.jsonOnly((request.params as { format?: string }).format ?? '');
   };
   for (const url of ['/ssh_keys', '/ssh_keys.:format']) {
-    app.route({ method: ['GET', 'POST'], url, ...bodyOpts, handler: refuseFormat });
+    app.route({
+      method: ['GET', 'POST'],
+      url,
+      ...bodyOpts,
+      config: { responses: wire.responses.refused, refusal: true },
+      handler: refuseFormat,
+    });
   }
 
   // --- One SshKey: /ssh_keys/<id>.json ------------------------------------------------------------
   const keyId = (request: FastifyRequest) =>
     wire.parseIdRef((request.params as { ref: string }).ref, sshKeyUnknown);
 
-  app.get('/ssh_keys/:ref', async (request) => {
+  app.get('/ssh_keys/:ref', { config: { responses: wire.responses.one } }, async (request) => {
     const caller = who(request);
     return wire.sshKeysResponse([await keys.get(caller, keyId(request))], (await keys.co()).id);
   });
 
-  app.put('/ssh_keys/:ref', { ...bodyOpts, ...audited('key.update', keyRef) }, async (request, reply) => {
-    const caller = who(request);
-    const id = keyId(request);
-    await keys.edit(caller, id, wire.parseSshKeyRequest(request.body));
-    return reply.status(200).send();
-  });
+  app.put(
+    '/ssh_keys/:ref',
+    { ...bodyOpts, ...audited('key.update', keyRef, wire.responses.empty) },
+    async (request, reply) => {
+      const caller = who(request);
+      const id = keyId(request);
+      await keys.edit(caller, id, wire.parseSshKeyRequest(request.body));
+      return reply.status(200).send();
+    },
+  );
 
-  app.delete('/ssh_keys/:ref', audited('key.remove', keyRef), async (request, reply) => {
-    const caller = who(request);
-    await keys.remove(caller, keyId(request));
-    return withReason(reply, 200, 'Deleted').send();
-  });
+  app.delete(
+    '/ssh_keys/:ref',
+    audited('key.remove', keyRef, wire.responses.empty),
+    async (request, reply) => {
+      const caller = who(request);
+      await keys.remove(caller, keyId(request));
+      return withReason(reply, 200, 'Deleted').send();
+    },
+  );
 
   // --- The CO's SSH key authenticator and per-person locks: discovery, lock, unlock ---------------------------
-  app.get('/authenticators.json', async (request) => {
-    const caller = who(request);
-    const query = request.query as Record<string, unknown>;
-    const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
-    if (unknownParam) throw invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
-    if (query.copersonid === undefined) return wire.authenticatorsResponse(await keys.authenticators(caller));
-    if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
-      throw invalidField('copersonid', 'copersonid must be one CO Person id');
-    return wire.authenticatorsResponse(await keys.authenticatorFor(caller, query.copersonid.trim()));
-  });
+  app.get(
+    '/authenticators.json',
+    { config: { responses: wire.responses.authenticators } },
+    async (request) => {
+      const caller = who(request);
+      const query = request.query as Record<string, unknown>;
+      const unknownParam = Object.keys(query).find((k) => k !== 'copersonid');
+      if (unknownParam) throw invalidField(unknownParam.slice(0, 64), 'Unknown query parameter');
+      if (query.copersonid === undefined)
+        return wire.authenticatorsResponse(await keys.authenticators(caller));
+      if (typeof query.copersonid !== 'string' || !query.copersonid.trim())
+        throw invalidField('copersonid', 'copersonid must be one CO Person id');
+      return wire.authenticatorsResponse(await keys.authenticatorFor(caller, query.copersonid.trim()));
+    },
+  );
 
-  app.get('/authenticators/:ref', async (request) => {
-    const caller = who(request);
-    const id = wire.parseIdRef((request.params as { ref: string }).ref, authenticatorUnknown);
-    return wire.authenticatorsResponse(await keys.getAuthenticator(caller, id));
-  });
+  app.get(
+    '/authenticators/:ref',
+    { config: { responses: wire.responses.authenticator } },
+    async (request) => {
+      const caller = who(request);
+      const id = wire.parseIdRef((request.params as { ref: string }).ref, authenticatorUnknown);
+      return wire.authenticatorsResponse(await keys.getAuthenticator(caller, id));
+    },
+  );
 
   for (const action of ['lock', 'unlock'] as const) {
     app.post(
       `/authenticators/:id/${action}`,
-      { ...bodyOpts, ...audited(`keys.${action}`, param('id')) },
+      { ...bodyOpts, ...audited(`keys.${action}`, param('id'), wire.responses.authenticator) },
       async (request) => {
         const caller = who(request);
         let ref = (request.params as { id: string }).id;

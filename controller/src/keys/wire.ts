@@ -256,3 +256,70 @@ export function errorIdFor(method: string, url: string, params: unknown): string
   if (method === 'POST' && /\/ssh_keys(\.[^/?]*)?(\?|$)/.test(url)) return 'New';
   return undefined;
 }
+
+// ---- response schemas (documentation: /openapi.json reads them from the routes' config.responses) ----
+
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  required,
+  properties,
+});
+const str = { type: 'string' };
+const idString = { type: 'string', pattern: '^[0-9]+$' };
+const comanageTime = { type: 'string', description: 'UTC, YYYY-MM-DD hh:mm:ss' };
+const personSchema = obj({ Type: { type: 'string', enum: ['CO'] }, Id: str });
+
+const sshKeySchema = obj({
+  Version: str,
+  Id: idString,
+  Person: personSchema,
+  Comment: str,
+  Type: str,
+  Skey: str,
+  Created: comanageTime,
+  Modified: comanageTime,
+  Revision: idString,
+  Deleted: { type: 'boolean' },
+  SshKeyAuthenticatorId: idString,
+  Fingerprint: str,
+});
+
+const authenticatorSchema = obj({
+  Version: str,
+  Id: idString,
+  Person: personSchema,
+  Locked: { type: 'boolean' },
+  Created: comanageTime,
+  Modified: comanageTime,
+});
+
+const sshKeys = obj({
+  ResponseType: { type: 'string', enum: ['SshKeys'] },
+  Version: str,
+  SshKeys: { type: 'array', items: sshKeySchema },
+});
+const authenticators = obj({
+  ResponseType: { type: 'string', enum: ['SshKeyAuthenticators'] },
+  Version: str,
+  SshKeyAuthenticators: { type: 'array', items: authenticatorSchema },
+});
+
+export const responses = {
+  add: {
+    201: obj({
+      ResponseType: { type: 'string', enum: ['NewObject'] },
+      Version: str,
+      ObjectType: { type: 'string', enum: ['SshKey'] },
+      Id: idString,
+    }),
+    415: null,
+  },
+  list: { 200: sshKeys, 204: null, 404: null },
+  one: { 200: sshKeys, 404: null, 415: null },
+  /** PUT and DELETE answer 200 with no body, as COmanage does. */
+  empty: { 200: null, 404: null, 415: null },
+  authenticators: { 200: authenticators, 404: null },
+  authenticator: { 200: authenticators, 404: null, 415: null },
+  /** /ssh_keys and /ssh_keys.<format> other than .json: only ever refused. */
+  refused: { 415: null },
+};

@@ -3,12 +3,36 @@
  * the very schemas it validates requests with (collected by an onRoute hook in buildHttpApp).
  */
 
+/**
+ * What a route answers, declared in its `config.responses` (documentation only: fastify's
+ * `schema.response` would re-serialize replies and drop what a schema does not list). Status → a
+ * JSON Schema of the application/json body, `null` for no body, or `{ content: { type: schema } }`
+ * for other media types. A 4xx/5xx status listed as `null` is an error in the group's format.
+ */
+export type RouteResponses = Record<number, object | null>;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** What the route answers, for /openapi.json (see RouteResponses). */
+    responses?: RouteResponses;
+    /** The route only ever refuses (e.g. a format other than JSON): documented without a 2xx. */
+    refusal?: boolean;
+  }
+}
+
 export interface CollectedRoute {
   method: string;
   url: string;
   schema?: { body?: unknown; querystring?: unknown; params?: unknown; headers?: unknown };
   public: boolean;
+  responses?: RouteResponses;
+  refusal?: boolean;
 }
+
+/** A non-JSON answer for `config.responses`. */
+export const mediaResponse = (type: string, schema: object = { type: 'string' }) => ({
+  content: { [type]: { schema } },
+});
 
 interface Group {
   tag: string;
@@ -81,6 +105,7 @@ function toOas(schema: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
     if (k === '$id' || k === '$schema') continue;
+    if (k === 'required' && Array.isArray(v) && v.length === 0) continue; // 3.0: at least one name
     if (k === 'const') {
       out.enum = [v];
       continue;
@@ -159,6 +184,52 @@ const ERROR_SCHEMAS = {
   SignError: { type: 'object', required: ['error'], properties: { error: { type: 'string' } } },
 };
 
+const REASONS: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  202: 'Accepted',
+  204: 'No Content',
+  400: 'Bad request: the body, query or path parameters are invalid',
+  401: 'No valid session token',
+  403: 'Not allowed for this identity',
+  404: 'No such object',
+  409: 'Conflicts with an existing object',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  429: 'Too many attempts',
+  503: 'Not ready / store unavailable',
+};
+
+function responsesOf(r: CollectedRoute, path: string, group: Group) {
+  const out: Record<string, unknown> = {};
+  const error = (status: number) => ({
+    description: `${REASONS[status] ?? 'error'} (${group.tag} error format)`,
+    content: { 'application/json': { schema: { $ref: `#/components/schemas/${group.error}` } } },
+  });
+  for (const [key, value] of Object.entries(r.responses ?? {})) {
+    const status = Number(key);
+    if (status >= 400 && value === null) out[key] = error(status);
+    else if (value === null) out[key] = { description: REASONS[status] ?? 'success' };
+    else if ('content' in value && !('type' in value))
+      out[key] = { description: REASONS[status] ?? 'success', ...toOasDeep(value) };
+    else
+      out[key] = {
+        description: REASONS[status] ?? 'success',
+        content: { 'application/json': { schema: toOas(value) } },
+      };
+  }
+  if (!r.refusal && !Object.keys(out).some((k) => k.startsWith('2'))) out['2XX'] = { description: 'success' };
+  const auto = [400, ...(r.public ? [] : [401, 403]), ...(pathParams(path).length ? [404] : [])];
+  for (const status of auto) out[String(status)] ??= error(status);
+  out.default = {
+    description: `unexpected error (${group.tag} error format)`,
+    content: { 'application/json': { schema: { $ref: `#/components/schemas/${group.error}` } } },
+  };
+  return out;
+}
+
+const toOasDeep = (v: object) => toOas(v) as Record<string, unknown>;
+
 export function buildOpenApi(routes: CollectedRoute[], version: string) {
   const paths: Record<string, Record<string, unknown>> = {};
   const seen = new Set<string>();
@@ -182,13 +253,8 @@ export function buildOpenApi(routes: CollectedRoute[], version: string) {
         ...parameters('path', r.schema?.params, path),
         ...parameters('query', r.schema?.querystring, path),
       ],
-      responses: {
-        '2XX': { description: `success, in the ${group.tag} group's format` },
-        default: {
-          description: `error, in the ${group.tag} group's format`,
-          content: { 'application/json': { schema: { $ref: `#/components/schemas/${group.error}` } } },
-        },
-      },
+      responses: responsesOf(r, path, group),
+      ...(r.refusal ? { 'x-vmwarden-refusal': true } : {}),
       security: r.public ? [] : group.security.map((name) => ({ [name]: [] })),
     };
     if (r.schema?.body && method !== 'get')

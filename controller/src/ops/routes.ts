@@ -6,7 +6,8 @@ import { renderAccessError } from '../access/wire.js';
 import type { ApiSessions } from '../identity/sessions.js';
 import type { AuditLog, AuditQuery } from './audit-log.js';
 import type { Metrics } from './metrics.js';
-import { buildOpenApi, type CollectedRoute } from './openapi.js';
+import { buildOpenApi, type CollectedRoute, type RouteResponses } from './openapi.js';
+import { responses } from './wire.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
 
 const AUDIT_PAGE: PageRules = { defaultLimit: 100, maxLimit: 1000 };
@@ -40,20 +41,24 @@ export interface OpsRouteDeps {
 
 const auditRoutes = routeGroup(renderAccessError, (app, s: OpsRouteDeps) => {
   app.addHook('onRequest', requireSession(s.sessions));
-  app.get('', { schema: { querystring: auditQuery } }, async (request) => {
-    requireAdmin(request);
-    const q = request.query as AuditQuery;
-    if (q.since && q.until && q.since > q.until)
-      throw badRequest('INVALID_RANGE', "'since' is after 'until'");
-    return s.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
-  });
+  app.get(
+    '',
+    { config: { responses: responses.audit }, schema: { querystring: auditQuery } },
+    async (request) => {
+      requireAdmin(request);
+      const q = request.query as AuditQuery;
+      if (q.since && q.until && q.since > q.until)
+        throw badRequest('INVALID_RANGE', "'since' is after 'until'");
+      return s.audit.list({ ...q, ...readPage(q, AUDIT_PAGE) });
+    },
+  );
 });
 
 export function opsRoutes(app: FastifyInstance, services: OpsRouteDeps) {
-  const pub = { config: { public: true } };
-  app.get('/healthz', pub, async () => ({ status: 'ok' }));
+  const pub = (r: RouteResponses) => ({ config: { public: true, responses: r } });
+  app.get('/healthz', pub(responses.healthz), async () => ({ status: 'ok' }));
 
-  app.get('/readyz', pub, async (_request, reply) => {
+  app.get('/readyz', pub(responses.readyz), async (_request, reply) => {
     try {
       await services.audit.check();
       return { status: 'ready', checks: { store: 'ok' } };
@@ -62,12 +67,12 @@ export function opsRoutes(app: FastifyInstance, services: OpsRouteDeps) {
     }
   });
 
-  app.get('/metrics', pub, async (_request, reply) =>
+  app.get('/metrics', pub(responses.metrics), async (_request, reply) =>
     reply.type('text/plain; version=0.0.4; charset=utf-8').send(await services.metrics.render()),
   );
 
   let doc: string | undefined;
-  app.get('/openapi.json', pub, async (_request, reply) =>
+  app.get('/openapi.json', pub(responses.openapi), async (_request, reply) =>
     reply
       .type('application/json; charset=utf-8')
       .send((doc ??= JSON.stringify(buildOpenApi(services.routes(), services.version)))),

@@ -46,30 +46,52 @@ export interface SignRouteDeps {
 }
 
 const serverBody = { body: wire.schemas.serverBody };
+const listOptions = {
+  config: { responses: wire.responses.signList },
+  schema: { querystring: wire.schemas.listQuery },
+};
 
 /** /v1/sign: instance signatures, and the validation actions on nodes. */
 function signatureRoutes(app: FastifyInstance, s: SignRouteDeps) {
-  app.get('', { schema: { querystring: wire.schemas.listQuery } }, (request) => list(s, request));
+  app.get('', listOptions, (request) => list(s, request));
 
-  app.get('/:server_id', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
-    sign: wire.sign(await s.sign.get((request.params as { server_id: string }).server_id)),
-  }));
+  app.get(
+    '/:server_id',
+    { config: { responses: wire.responses.signOne }, schema: { params: wire.schemas.serverParams } },
+    async (request) => ({
+      sign: wire.sign(await s.sign.get((request.params as { server_id: string }).server_id)),
+    }),
+  );
 
-  app.get('/:server_id/manifest', { schema: { params: wire.schemas.serverParams } }, async (request) => {
-    const m = await s.sign.manifest((request.params as { server_id: string }).server_id);
-    return wire.manifest(m.record, m.verdict, m.nodePublicKey);
-  });
+  app.get(
+    '/:server_id/manifest',
+    { config: { responses: wire.responses.manifest }, schema: { params: wire.schemas.serverParams } },
+    async (request) => {
+      const m = await s.sign.manifest((request.params as { server_id: string }).server_id);
+      return wire.manifest(m.record, m.verdict, m.nodePublicKey);
+    },
+  );
 
-  app.get('/:server_id/events', { schema: { params: wire.schemas.serverParams } }, async (request) => ({
-    events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
-  }));
+  app.get(
+    '/:server_id/events',
+    { config: { responses: wire.responses.events }, schema: { params: wire.schemas.serverParams } },
+    async (request) => ({
+      events: (await s.sign.events((request.params as { server_id: string }).server_id)).map(wire.signEvent),
+    }),
+  );
 
-  const create = { audit: { action: 'signature.create', object: bodyField('server_id') } };
+  const create = {
+    audit: { action: 'signature.create', object: bodyField('server_id') },
+    responses: wire.responses.signWrite,
+  };
   app.post('', { config: create, schema: serverBody }, async (request) => ({
     sign: wire.sign(await s.sign.create((request.body as { server_id: string }).server_id)),
   }));
 
-  const update = { audit: { action: 'signature.update', object: bodyField('server_id') } };
+  const update = {
+    audit: { action: 'signature.update', object: bodyField('server_id') },
+    responses: wire.responses.signWrite,
+  };
   app.put('', { config: update, schema: serverBody }, async (request) => ({
     sign: wire.sign(await s.sign.update((request.body as { server_id: string }).server_id)),
   }));
@@ -87,6 +109,7 @@ function signatureRoutes(app: FastifyInstance, s: SignRouteDeps) {
         `validation.${bodyField('action')(r) ?? (r.query as { action?: string }).action ?? 'unknown'}`,
       object: param('node_id'),
     },
+    responses: wire.responses.nodeAction,
   };
   app.post('/node/:node_id/action', { config: validation }, nodeAction);
   app.get('/node/:node_id/action', { config: validation }, nodeAction);
@@ -100,12 +123,14 @@ const list = async (s: SignRouteDeps, request: FastifyRequest) => {
 
 /** /sign: the list, under the path the Sign API's own examples use. */
 function legacyListRoutes(app: FastifyInstance, s: SignRouteDeps) {
-  app.get('', { schema: { querystring: wire.schemas.listQuery } }, (request) => list(s, request));
+  app.get('', listOptions, (request) => list(s, request));
 }
 
 function taskRoutes(app: FastifyInstance, s: SignRouteDeps) {
-  app.get('/:task_id', { schema: { params: wire.schemas.taskParams } }, async (request) =>
-    wire.task(await s.tasks.get((request.params as { task_id: string }).task_id)),
+  app.get(
+    '/:task_id',
+    { config: { responses: wire.responses.task }, schema: { params: wire.schemas.taskParams } },
+    async (request) => wire.task(await s.tasks.get((request.params as { task_id: string }).task_id)),
   );
 }
 
@@ -115,6 +140,7 @@ function nodeRoutes(app: FastifyInstance, s: SignRouteDeps) {
       action: 'node.create',
       object: (r: FastifyRequest, res?: any) => res?.node_id ?? bodyField('name')(r),
     },
+    responses: wire.responses.nodeCreate,
   };
   app.post('', { config: create, schema: { body: wire.schemas.nodeCreate } }, async (request, reply) => {
     const { node, token } = await s.nodes.create((request.body as { name: string }).name);
@@ -124,9 +150,11 @@ function nodeRoutes(app: FastifyInstance, s: SignRouteDeps) {
       .send({ node_id: node.id, name: node.name, enrollment_token: token, expires_at: expiresAt });
   });
 
-  app.get('', async () => ({ nodes: (await s.nodes.list()).map(wire.node) }));
+  app.get('', { config: { responses: wire.responses.nodeList } }, async () => ({
+    nodes: (await s.nodes.list()).map(wire.node),
+  }));
 
-  app.get('/:node_id', async (request) => ({
+  app.get('/:node_id', { config: { responses: wire.responses.nodeOne } }, async (request) => ({
     node: wire.node(await s.nodes.get(Nodes.parseId((request.params as { node_id: string }).node_id))),
   }));
 }

@@ -129,3 +129,121 @@ export const schemas = {
     properties: { task_id: { type: 'string', maxLength: 64 } },
   },
 } as const;
+
+// ---- response schemas (documentation: /openapi.json reads them from the routes' config.responses) ----
+
+const date = { type: ['string', 'null'], description: 'RFC 1123, e.g. Mon, 03 Jun 2024 10:45:36 GMT' };
+const validity = { type: 'string', enum: ['true', 'false', 'unknown'] };
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  required,
+  properties,
+});
+
+const signSchema = obj({
+  id: { type: 'integer' },
+  instance_name: { type: 'string' },
+  server_id: { type: 'string' },
+  node_id: { type: 'integer' },
+  is_valid: validity,
+  created_at: date,
+  updated_at: date,
+});
+
+const nodeSchema = obj({
+  id: { type: 'integer' },
+  name: { type: 'string' },
+  hostname: { type: ['string', 'null'] },
+  enrolled: { type: 'boolean' },
+  enrolled_at: date,
+  agent_address: { type: ['string', 'null'] },
+  libvirt_uri: { type: ['string', 'null'] },
+  validation_active: { type: 'boolean' },
+  public_key_pem: { type: ['string', 'null'] },
+  last_seen_at: date,
+  created_at: date,
+});
+
+const difference = obj(
+  {
+    component: { type: 'string' },
+    role: { type: 'string' },
+    target: { type: 'string' },
+    path: { type: 'string' },
+    expected: { type: 'string' },
+    actual: { type: 'string' },
+    chunks: { type: 'array', items: {} },
+    reason: { type: 'string' },
+  },
+  ['component'],
+);
+
+export const responses = {
+  signOne: { 200: obj({ sign: signSchema }), 404: null },
+  signList: { 200: obj({ signs: { type: 'array', items: signSchema } }) },
+  signWrite: { 200: obj({ sign: signSchema }), 404: null, 409: null },
+  manifest: {
+    200: obj({
+      server_id: { type: 'string' },
+      node_id: { type: 'integer' },
+      is_valid: validity,
+      checked_at: date,
+      manifest: { type: 'object', description: 'the signed manifest, as the agent wrote it' },
+      signature: { type: 'string' },
+      signature_algorithm: { type: 'string', enum: ['ed25519'] },
+      node_public_key: { type: 'string' },
+      differences: { type: 'array', items: difference },
+    }),
+    404: null,
+  },
+  events: {
+    200: obj({
+      events: {
+        type: 'array',
+        items: obj({
+          time: date,
+          component: { type: ['string', 'null'] },
+          old_digest: { type: ['string', 'null'] },
+          new_digest: { type: ['string', 'null'] },
+          action: { type: 'string', enum: ['alert', 'refused', 'destroyed', 'allowed', 'signed'] },
+          detail: { type: 'string' },
+        }),
+      },
+    }),
+    404: null,
+  },
+  nodeAction: {
+    200: obj({
+      action: { type: 'string', enum: ['activate', 'deactivate'] },
+      node_id: { type: 'integer' },
+      success: { type: 'boolean' },
+      task_id: { type: 'string' },
+    }),
+    404: null,
+  },
+  task: {
+    200: obj({
+      task_id: { type: 'string' },
+      action: { type: 'string', enum: ['activate', 'deactivate'] },
+      node_id: { type: 'integer' },
+      state: { type: 'string', enum: ['PENDING', 'RUNNING', 'SUCCESS', 'FAILURE'] },
+      progress: { type: 'number' },
+      created_at: date,
+      started_at: date,
+      finished_at: date,
+      error: { type: ['string', 'null'] },
+    }),
+    404: null,
+  },
+  nodeCreate: {
+    201: obj({
+      node_id: { type: 'integer' },
+      name: { type: 'string' },
+      enrollment_token: { type: 'string' },
+      expires_at: date,
+    }),
+    409: null,
+  },
+  nodeList: { 200: obj({ nodes: { type: 'array', items: nodeSchema } }) },
+  nodeOne: { 200: obj({ node: nodeSchema }), 404: null },
+};
