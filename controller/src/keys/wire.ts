@@ -284,9 +284,20 @@ const sshKeySchema = obj({
   Fingerprint: str,
 });
 
+/** The CO's one SSH key authenticator. */
 const authenticatorSchema = obj({
   Version: str,
   Id: idString,
+  Description: str,
+  Status: str,
+  Created: comanageTime,
+  Modified: comanageTime,
+});
+/** One person's lock on it (Id: the person's older per-person authenticator id). */
+const authenticatorStatusSchema = obj({
+  Version: str,
+  Id: idString,
+  SshKeyAuthenticatorId: idString,
   Person: personSchema,
   Locked: { type: 'boolean' },
   Created: comanageTime,
@@ -302,6 +313,7 @@ const authenticators = obj({
   ResponseType: { type: 'string', enum: ['SshKeyAuthenticators'] },
   Version: str,
   SshKeyAuthenticators: { type: 'array', items: authenticatorSchema },
+  AuthenticatorStatuses: { type: 'array', items: authenticatorStatusSchema },
 });
 
 export const responses = {
