@@ -140,15 +140,24 @@ const obj = (properties: Record<string, unknown>, required = Object.keys(propert
   properties,
 });
 
-const signSchema = obj({
-  id: { type: 'integer' },
-  instance_name: { type: 'string' },
-  server_id: { type: 'string' },
-  node_id: { type: 'integer' },
-  is_valid: validity,
-  created_at: date,
-  updated_at: date,
-});
+const uninspected = {
+  type: 'array',
+  items: { type: 'string' },
+  description: 'parts not inspected: why is_valid is "unknown"',
+};
+const signSchema = obj(
+  {
+    id: { type: 'integer' },
+    instance_name: { type: 'string' },
+    server_id: { type: 'string' },
+    node_id: { type: 'integer' },
+    is_valid: validity,
+    created_at: date,
+    updated_at: date,
+    uninspected,
+  },
+  ['id', 'instance_name', 'server_id', 'node_id', 'is_valid', 'created_at', 'updated_at'],
+);
 
 const nodeSchema = obj({
   id: { type: 'integer' },
@@ -193,6 +202,7 @@ export const responses = {
       signature_algorithm: { type: 'string', enum: ['ed25519'] },
       node_public_key: { type: 'string' },
       differences: { type: 'array', items: difference },
+      uninspected,
     }),
     404: null,
   },
