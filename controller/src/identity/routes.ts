@@ -42,7 +42,11 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
     });
   };
 
-  app.get('/version', { config: { public: true } }, async () => wire.envelope(wire.versionInfo(s.version)));
+  // Public, as on the OpenZiti controller (GET / answers the same there).
+  const version = async (request: FastifyRequest) =>
+    wire.envelope(wire.versionInfo(s.version, `${request.protocol}://${request.host}`));
+  app.get('/version', { config: { public: true } }, version);
+  if (!app.prefix) app.get('/', { config: { public: true } }, version);
 
   app.post(
     '/authenticate',
