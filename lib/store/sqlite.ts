@@ -49,10 +49,14 @@ export class Connection {
     return new Promise((resolve, reject) => {
       const stmt = this.statement(sql);
       stmt.get(params, (err, row) => {
-        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away.
-        stmt.reset();
-        if (err) reject(err);
-        else resolve(row as T | undefined);
+        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away, and
+        // answer only once it is reset. sqlite3 queues the reset on the thread pool; answering
+        // before it ran let the caller's next statement on this connection (a transaction's
+        // COMMIT) run first, failing with SQLITE_BUSY "SQL statements in progress" under load.
+        stmt.reset(() => {
+          if (err) reject(err);
+          else resolve(row as T | undefined);
+        });
       });
     });
   }
