@@ -48,6 +48,9 @@ export class Connection {
   get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
     return new Promise((resolve, reject) => {
       const stmt = this.statement(sql);
+      // The statement is shared: a get queued behind another one's step (sqlite3 resets only
+      // when it binds parameters) would read past its one row, undefined. Reset first, in its queue.
+      stmt.reset();
       stmt.get(params, (err, row) => {
         // A stepped-but-unfinished statement would pin its read snapshot: reset it right away, and
         // answer only once it is reset. sqlite3 queues the reset on the thread pool; answering
