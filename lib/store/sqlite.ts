@@ -48,15 +48,19 @@ export class Connection {
   get<T>(sql: string, params: SqlParams = []): Promise<T | undefined> {
     return new Promise((resolve, reject) => {
       const stmt = this.statement(sql);
-      // A stepped-but-unfinished statement pins its read snapshot, and on the writer keeps COMMIT
-      // from succeeding ("SQL statements in progress"): it is reset before the caller goes on.
-      // reset() is queued on the thread pool like every call, so it is awaited, not just started.
-      stmt.get(params, (err, row) =>
+      // The statement is shared: a get queued behind another one's step (sqlite3 resets only
+      // when it binds parameters) would read past its one row, undefined. Reset first, in its queue.
+      stmt.reset();
+      stmt.get(params, (err, row) => {
+        // A stepped-but-unfinished statement would pin its read snapshot: reset it right away, and
+        // answer only once it is reset. sqlite3 queues the reset on the thread pool; answering
+        // before it ran let the caller's next statement on this connection (a transaction's
+        // COMMIT) run first, failing with SQLITE_BUSY "SQL statements in progress" under load.
         stmt.reset(() => {
           if (err) reject(err);
           else resolve(row as T | undefined);
-        }),
-      );
+        });
+      });
     });
   }
 

@@ -198,6 +198,8 @@ export function buildHttpApp(
       serializers: { req: serializeRequest },
     },
     bodyLimit: BODY_LIMIT,
+    // `/identities/` is `/identities`: clients built from base URLs ending in a slash work.
+    routerOptions: { ignoreTrailingSlash: true },
     genReqId: () => randomUUID(),
     forceCloseConnections: 'idle',
     requestTimeout: requestMs,

@@ -39,8 +39,13 @@ export const tooDeep = () =>
   );
 
 /**
- * The application/json parser of every route: fastify's own (prototype-poisoning checks, its empty
- * and invalid body errors), after the depth check. Route body limits still apply.
+ * The application/json parser of every route: fastify's own (prototype-poisoning checks, its
+ * invalid body errors), after the depth check. Route body limits still apply.
+ *
+ * An empty body is no body (request.body stays undefined), whatever the content type says:
+ * generated clients (OpenZiti's, the virsh-sandbox SDK) send `Content-Type: application/json` on
+ * every request, bodiless ones included. A route whose body is optional then runs as without one;
+ * a route whose body is required refuses it in schema validation, in its group's format.
  */
 export function installJsonParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
@@ -50,6 +55,7 @@ export function installJsonParser(app: FastifyInstance): void {
     { parseAs: 'string' },
     (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
       const text = typeof body === 'string' ? body : body.toString('utf8');
+      if (text.length === 0) return done(null, undefined);
       if (jsonNestsDeeper(text, MAX_JSON_DEPTH)) return done(tooDeep());
       return (parse as (req: FastifyRequest, body: string, done: unknown) => void)(request, text, done);
     },

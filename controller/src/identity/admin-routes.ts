@@ -6,8 +6,8 @@ import type { Identities } from './identities.js';
 import type { IdentityStore } from './store.js';
 import { authenticatorFields, identityFields } from './store.js';
 import { listWindow } from './list-window.js';
-import type { IdentityPatch, NewIdentity } from './identities.js';
 import type { RouteResponses } from '../ops/openapi.js';
+import { createInput, updateInput, type ZitiIdentityBody } from './ziti-identity.js';
 import * as wire from './wire.js';
 
 export interface IdentityAdminDeps {
@@ -45,7 +45,7 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdm
   };
   app.post('/identities', create, async (request, reply) => {
     requireAdmin(request);
-    const identity = await s.identities.create(request.body as NewIdentity);
+    const identity = await s.identities.create(createInput(request.body as ZitiIdentityBody));
     return reply.status(201).send(wire.createdEnvelope(identity.id, 'identities'));
   });
 
@@ -69,19 +69,30 @@ export function registerIdentityAdminRoutes(app: FastifyInstance, s: IdentityAdm
     },
   );
 
-  app.patch(
-    '/identities/:id',
-    { config: audited('identity.update'), schema: { ...idParams, body: wire.schemas.identityPatch } },
-    async (request) => {
-      requireAdmin(request);
-      await s.identities.update(
-        (request.params as { id: string }).id,
-        request.body as IdentityPatch,
-        request.principal ?? undefined,
-      );
-      return wire.emptyEnvelope();
-    },
-  );
+  // PATCH changes what the body names; PUT replaces OpenZiti's fields (identityUpdate).
+  for (const method of ['PATCH', 'PUT'] as const) {
+    app.route({
+      method,
+      url: '/identities/:id',
+      config: audited('identity.update'),
+      schema: {
+        ...idParams,
+        body: method === 'PUT' ? wire.schemas.identityUpdate : wire.schemas.identityPatch,
+      },
+      handler: async (request) => {
+        requireAdmin(request);
+        const id = (request.params as { id: string }).id;
+        const current = await s.identities.get(id);
+        const body = request.body as ZitiIdentityBody;
+        await s.identities.update(
+          id,
+          updateInput(body, current, method === 'PUT'),
+          request.principal ?? undefined,
+        );
+        return wire.emptyEnvelope();
+      },
+    });
+  }
 
   app.delete('/identities/:id', { config: audited('identity.delete'), schema: idParams }, async (request) => {
     requireAdmin(request);

@@ -11,17 +11,22 @@ import type { JsonGeneralName } from '@peculiar/x509';
 import type { Authenticator, Identity, Page, Principal, Role } from './model.js';
 import type { ApiSessions } from './sessions.js';
 import type { IdentityStore, ListWindow } from './store.js';
+import { defaultAttributes, type IdentityAttributes } from './ziti-identity.js';
 
 export interface NewIdentity {
   name: string;
   role: Role;
   password?: string;
+  /** The password's username (OpenZiti's `enrollment.updb`); the identity's name by default. */
+  username?: string;
+  attributes?: IdentityAttributes;
 }
 
 export interface IdentityPatch {
   name?: string;
   role?: Role;
   disabled?: boolean;
+  attributes?: IdentityAttributes;
 }
 
 /** Why an identity lost its access: the revocation reason of its certificates. */
@@ -64,8 +69,9 @@ export class Identities {
   async create(input: NewIdentity, isDefaultAdmin = false): Promise<Identity> {
     const duplicate = () => conflict('DUPLICATE_NAME', `an identity named '${input.name}' already exists`);
     if (await this.store.getIdentityByName(input.name)) throw duplicate();
-    if (input.password !== undefined && (await this.store.findUpdbByUsername(input.name))) {
-      throw conflict('DUPLICATE_NAME', `the username '${input.name}' is taken`);
+    const username = input.username ?? input.name;
+    if (input.password !== undefined && (await this.store.findUpdbByUsername(username))) {
+      throw conflict('DUPLICATE_NAME', `the username '${username}' is taken`);
     }
     const { identity, updb } = await this.newIdentity(input, isDefaultAdmin);
     // A concurrent create of the same name passed the checks above too: the store's index decides.
@@ -85,12 +91,13 @@ export class Identities {
       role: input.role,
       isDefaultAdmin,
       disabled: false,
+      attributes: input.attributes ?? defaultAttributes(),
       createdAt: now,
       updatedAt: now,
     };
     if (input.password === undefined) return { identity };
     const updb = blankAuthenticator(identity.id, 'updb', now);
-    updb.username = input.name;
+    updb.username = input.username ?? input.name;
     updb.passwordHash = await hashPassword(input.password);
     return { identity, updb };
   }

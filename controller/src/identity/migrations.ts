@@ -61,4 +61,9 @@ CREATE INDEX login_attempts_subject ON login_attempts (rule, subject, at);
 CREATE INDEX login_attempts_reservation ON login_attempts (reservation);
 `,
   },
+  {
+    // OpenZiti's identity fields vmwarden keeps as given (identity/ziti-identity.ts), as JSON.
+    id: '0010-identity-attributes',
+    sql: `ALTER TABLE identities ADD COLUMN attributes TEXT`,
+  },
 ];

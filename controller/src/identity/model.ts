@@ -1,3 +1,5 @@
+import type { IdentityAttributes } from './ziti-identity.js';
+
 export type Role = 'admin' | 'user' | 'agent';
 export const ROLES: Role[] = ['admin', 'user', 'agent'];
 
@@ -7,6 +9,8 @@ export interface Identity {
   role: Role;
   isDefaultAdmin: boolean;
   disabled: boolean;
+  /** OpenZiti's fields that vmwarden keeps but does not act on (type, roleAttributes, tags…). */
+  attributes: IdentityAttributes;
   createdAt: string;
   updatedAt: string;
 }

@@ -42,9 +42,11 @@ export const identityRoutes = routeGroup(renderZitiError, async (app, s: Identit
     });
   };
 
-  app.get('/version', { config: { public: true, responses: wire.responses.version } }, async () =>
-    wire.envelope(wire.versionInfo(s.version)),
-  );
+  // Public, as on the OpenZiti controller (GET / answers the same there).
+  const version = async (request: FastifyRequest) =>
+    wire.envelope(wire.versionInfo(s.version, `${request.protocol}://${request.host}`));
+  app.get('/version', { config: { public: true, responses: wire.responses.version } }, version);
+  if (!app.prefix) app.get('/', { config: { public: true, responses: wire.responses.version } }, version);
 
   app.post(
     '/authenticate',

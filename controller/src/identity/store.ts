@@ -1,6 +1,7 @@
 import type { Database, Tx } from '../../../lib/store/database.js';
 import type { SqlFilter } from '../store/sql-filter.js';
 import type { ApiSession, Authenticator, Identity } from './model.js';
+import { parseAttributes } from './ziti-identity.js';
 
 /** Filterable fields of the OpenZiti filter language → SQL columns. */
 export const identityFields: Record<string, string> = {
@@ -69,6 +70,7 @@ const toIdentity = (r: Row): Identity => ({
   role: r.role as Identity['role'],
   isDefaultAdmin: r.is_default_admin === 1,
   disabled: r.disabled === 1,
+  attributes: parseAttributes(r.attributes),
   createdAt: r.created_at as string,
   updatedAt: r.updated_at as string,
 });
@@ -143,9 +145,18 @@ async function page<T>(
 
 async function insertIdentityTx(tx: Tx, i: Identity, authenticator?: Authenticator): Promise<void> {
   await tx.run(
-    `INSERT INTO identities (id, name, role, is_default_admin, disabled, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    [i.id, i.name, i.role, i.isDefaultAdmin ? 1 : 0, i.disabled ? 1 : 0, i.createdAt, i.updatedAt],
+    `INSERT INTO identities (id, name, role, is_default_admin, disabled, attributes, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      i.id,
+      i.name,
+      i.role,
+      i.isDefaultAdmin ? 1 : 0,
+      i.disabled ? 1 : 0,
+      JSON.stringify(i.attributes),
+      i.createdAt,
+      i.updatedAt,
+    ],
   );
   if (authenticator) await insertAuthenticatorTx(tx, authenticator);
 }
@@ -184,13 +195,10 @@ export class SqliteIdentityStore implements IdentityStore {
   }
 
   async updateIdentity(i: Identity) {
-    await this.db.run('UPDATE identities SET name = ?, role = ?, disabled = ?, updated_at = ? WHERE id = ?', [
-      i.name,
-      i.role,
-      i.disabled ? 1 : 0,
-      i.updatedAt,
-      i.id,
-    ]);
+    await this.db.run(
+      'UPDATE identities SET name = ?, role = ?, disabled = ?, attributes = ?, updated_at = ? WHERE id = ?',
+      [i.name, i.role, i.disabled ? 1 : 0, JSON.stringify(i.attributes), i.updatedAt, i.id],
+    );
   }
 
   async deleteIdentity(id: string) {

@@ -6,6 +6,7 @@ import type { ApiError } from '../platform/errors.js';
 import { uuidParam } from '../platform/ids.js';
 import type { ApiSession, Authenticator, Identity, Page } from './model.js';
 import { pageProperties, type PageRules } from '../http/pagination.js';
+import { AGENT_ATTRIBUTE, IDENTITY_TYPES } from './ziti-identity.js';
 
 /** Page window of the group's lists (OpenZiti: limit 10 by default, at most 500). */
 export const PAGE: PageRules = { defaultLimit: 10, maxLimit: 500 };
@@ -115,23 +116,23 @@ export function authenticatorDetail(a: Authenticator, identity: Identity) {
   };
 }
 
+/** OpenZiti's identityDetail; `role` is vmwarden's own (see ziti-identity.ts for the mapping). */
 export function identityDetail(i: Identity, authenticators: Authenticator[], hasApiSession: boolean) {
   const updb = authenticators.find((a) => a.method === 'updb');
   const cert = authenticators.find((a) => a.method === 'cert');
+  const a = i.attributes;
+  const typeId = i.role === 'agent' ? 'Router' : a.type;
   return {
     _links: { self: { href: `./identities/${i.id}` } },
     id: i.id,
     createdAt: i.createdAt,
     updatedAt: i.updatedAt,
-    tags: {},
+    tags: a.tags,
+    appData: a.appData,
     name: i.name,
     role: i.role,
-    type: ref(
-      'identity-types',
-      i.role === 'agent' ? 'Router' : 'User',
-      i.role === 'agent' ? 'Router' : 'User',
-    ),
-    typeId: i.role === 'agent' ? 'Router' : 'User',
+    type: ref('identity-types', typeId, typeId),
+    typeId,
     isAdmin: i.role === 'admin',
     isDefaultAdmin: i.isDefaultAdmin,
     authenticators: {
@@ -141,18 +142,22 @@ export function identityDetail(i: Identity, authenticators: Authenticator[], has
     enrollment: {},
     envInfo: {},
     sdkInfo: {},
-    roleAttributes: [i.role],
+    roleAttributes: i.role === 'agent' ? [...a.roleAttributes, AGENT_ATTRIBUTE] : a.roleAttributes,
     hasEdgeRouterConnection: false,
     edgeRouterConnectionStatus: 'unknown',
     hasApiSession,
     isMfaEnabled: false,
-    serviceHostingPrecedences: {},
-    serviceHostingCosts: {},
-    defaultHostingCost: 0,
-    defaultHostingPrecedence: 'default',
-    authPolicyId: 'default',
-    authPolicy: ref('auth-policies', 'default', 'Default'),
-    externalId: null,
+    serviceHostingPrecedences: a.serviceHostingPrecedences,
+    serviceHostingCosts: a.serviceHostingCosts,
+    defaultHostingCost: a.defaultHostingCost,
+    defaultHostingPrecedence: a.defaultHostingPrecedence,
+    authPolicyId: a.authPolicyId,
+    authPolicy: ref(
+      'auth-policies',
+      a.authPolicyId,
+      a.authPolicyId === 'default' ? 'Default' : a.authPolicyId,
+    ),
+    externalId: a.externalId,
     disabled: i.disabled,
     disabledAt: null,
     disabledUntil: null,
@@ -160,13 +165,23 @@ export function identityDetail(i: Identity, authenticators: Authenticator[], has
   };
 }
 
-export function versionInfo(version: string) {
+/**
+ * OpenZiti's version (GET / and GET /version). This group is served both at the root and under
+ * /edge/management/v1 (OpenZiti's path), so both base URLs are listed; the others groups are at
+ * the root only.
+ */
+export function versionInfo(version: string, origin: string) {
   return {
     version,
     revision: 'local',
     buildDate: '',
     runtimeVersion: process.version,
-    apiVersions: { 'edge-management': { v1: { apiVersion: API_VERSION, path: '/edge/management/v1' } } },
+    capabilities: [],
+    apiVersions: {
+      'edge-management': {
+        v1: { apiBaseUrls: [`${origin}/edge/management/v1`, origin], path: '/edge/management/v1' },
+      },
+    },
   };
 }
 
@@ -175,6 +190,44 @@ export function versionInfo(version: string) {
 const username = { type: 'string', minLength: 4, maxLength: 100 } as const;
 const password = { type: 'string', minLength: 5, maxLength: 100 } as const;
 const tags = { type: ['object', 'null'] } as const;
+const identityName = {
+  type: 'string',
+  minLength: 4,
+  maxLength: 100,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$',
+} as const;
+const nullable = <T extends { type: string }>(s: T) => ({ ...s, type: [s.type, 'null'] });
+const cost = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const precedence = { type: 'string', enum: ['default', 'required', 'failed'] } as const;
+/** OpenZiti's identityCreate/identityUpdate/identityPatch fields, and vmwarden's role/password/disabled. */
+const identityFields = {
+  name: identityName,
+  type: { type: 'string', enum: IDENTITY_TYPES },
+  isAdmin: { type: 'boolean' },
+  roleAttributes: {
+    type: ['array', 'null'],
+    maxItems: 100,
+    items: { type: 'string', minLength: 1, maxLength: 100 },
+  },
+  externalId: nullable({ type: 'string', maxLength: 255 }),
+  authPolicyId: nullable({ type: 'string', minLength: 1, maxLength: 100 }),
+  tags,
+  appData: tags,
+  defaultHostingCost: cost,
+  defaultHostingPrecedence: precedence,
+  serviceHostingCosts: { type: 'object', maxProperties: 500, additionalProperties: cost },
+  serviceHostingPrecedences: { type: 'object', maxProperties: 500, additionalProperties: precedence },
+  role: { type: 'string', enum: ['admin', 'user', 'agent'] },
+} as const;
+const enrollment = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    ott: { type: 'boolean' },
+    ottca: nullable({ type: 'string', maxLength: 100 }),
+    updb: nullable(username),
+  },
+} as const;
 
 export const schemas = {
   idParams: { type: 'object', required: ['id'], properties: { id: uuidParam } },
@@ -227,26 +280,31 @@ export const schemas = {
     required: ['clientCert'],
     properties: { clientCert: { type: 'string', minLength: 1, maxLength: 65536 } },
   },
+  // `type` and `isAdmin` are required unless vmwarden's `role` is given (checked in ziti-identity.ts).
   identityCreate: {
     type: 'object',
     additionalProperties: false,
-    required: ['name', 'role'],
-    properties: {
-      name: { type: 'string', minLength: 4, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$' },
-      role: { type: 'string', enum: ['admin', 'user', 'agent'] },
-      password,
-      tags,
-    },
+    required: ['name'],
+    properties: { ...identityFields, enrollment, password },
+  },
+  identityUpdate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { ...identityFields, disabled: { type: 'boolean' } },
   },
   identityPatch: {
     type: 'object',
     additionalProperties: false,
     minProperties: 1,
     properties: {
-      name: { type: 'string', minLength: 4, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]*$' },
-      role: { type: 'string', enum: ['admin', 'user', 'agent'] },
+      ...identityFields,
+      name: nullable(identityName),
+      type: { type: ['string', 'null'], enum: [...IDENTITY_TYPES, null] },
+      isAdmin: { type: ['boolean', 'null'] },
+      defaultHostingCost: nullable(cost),
+      defaultHostingPrecedence: { type: ['string', 'null'], enum: [...precedence.enum, null] },
       disabled: { type: 'boolean' },
-      tags,
     },
   },
   certificateRequest: {

@@ -39,7 +39,7 @@ test('malformed JSON → 400 in the envelope', async () => {
   assert.is(r.body.error.code, 'COULD_NOT_PARSE_BODY');
 });
 
-test('empty body with a JSON content type → 400', async () => {
+test('empty body with a JSON content type on a route whose body is required → 400', async () => {
   assertError(
     await c.call('POST', '/identities', { token: await c.adminToken(), raw: '', headers: json }),
     400,
