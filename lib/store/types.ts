@@ -28,7 +28,8 @@ export type Dialect = 'sqlite' | 'postgres';
  * PostgreSQL backend translates it (postgres-sql.ts) — the only place dialects differ.
  *
  * Write jobs are serialised across everything that shares the store: SQLite has one writer;
- * on PostgreSQL every write transaction first takes one advisory lock. So a job that reads then
+ * on PostgreSQL every write transaction that runs a statement first takes one advisory lock (a job
+ * that only appends new rows needs none: it reads nothing). So a job that reads then
  * writes is atomic even when two controllers run it at once.
  */
 export interface Database extends Reader {
