@@ -9,6 +9,8 @@ export interface AuditSpec {
   action: string | ((request: FastifyRequest) => string);
   /** The object acted on (a string or number; anything else is not recorded). */
   object?: (request: FastifyRequest, response?: any) => unknown;
+  /** What else a successful action's row says (a grant: the identity); a refusal's detail is its error. */
+  detail?: (request: FastifyRequest, response?: any) => unknown;
   /** Who acts when no session does yet (a login: the name it gives, the identity it got). */
   actor?: (request: FastifyRequest, response?: any) => { id?: unknown; name?: unknown };
   /**
@@ -88,7 +90,9 @@ export function installAudit(app: FastifyInstance, audit: AuditLog): void {
     }
     const answer = ok ? response : undefined;
     const actor = ok ? spec.actor?.(request, answer) : undefined;
-    const detail = ok ? null : str(response?.error?.message ?? response?.error ?? response?.Message ?? null);
+    const detail = ok
+      ? str(spec.detail?.(request, answer))
+      : str(response?.error?.message ?? response?.error ?? response?.Message ?? null);
     const settled = {
       outcome: (ok ? 'success' : 'failure') as AuditOutcome,
       status,

@@ -152,7 +152,10 @@ export const inventoryRoutes = routeGroup(wire.renderAccessError, async (app, s:
   app.post(
     '/:server_id/grants',
     {
-      config: { responses: wire.responses.grantCreate },
+      config: {
+        audit: { action: 'grant.add', object: param('server_id'), detail: bodyField('identity_id') },
+        responses: wire.responses.grantCreate,
+      },
       schema: { ...params, body: wire.schemas.grantCreate },
     },
     async (request, reply) => {
@@ -168,7 +171,13 @@ export const inventoryRoutes = routeGroup(wire.renderAccessError, async (app, s:
 
   app.delete(
     '/:server_id/grants/:identity_id',
-    { config: { responses: wire.responses.grantDelete }, schema: { params: wire.schemas.grantParams } },
+    {
+      config: {
+        audit: { action: 'grant.remove', object: param('server_id'), detail: param('identity_id') },
+        responses: wire.responses.grantDelete,
+      },
+      schema: { params: wire.schemas.grantParams },
+    },
     async (request, reply) => {
       requireAdmin(request);
       const p = request.params as { server_id: string; identity_id: string };

@@ -246,4 +246,32 @@ test('grants: add, list, remove; the grantee sees the instance; errors', async (
   assert.equal((await c.call('GET', '/v1/instances', { token: user.token })).body.total, 0);
 });
 
+test('grant add and remove are audited: grant.add / grant.remove, object the instance, detail the identity', async () => {
+  const created = await c.call('POST', '/v1/instances', {
+    token: admin,
+    body: body({ instance_name: 'audited' }),
+  });
+  const id = created.body.server_id;
+  const add = await c.call('POST', `/v1/instances/${id}/grants`, {
+    token: admin,
+    body: { identity_id: other.id },
+  });
+  assert.is(add.status, 201, add.text);
+  const del = await c.call('DELETE', `/v1/instances/${id}/grants/${other.id}`, { token: admin });
+  assert.is(del.status, 200, del.text);
+  // A refused removal (no such grant) is recorded too, as a failure.
+  assertAccessError(await c.call('DELETE', `/v1/instances/${id}/grants/${other.id}`, { token: admin }), 404);
+
+  const audit = await c.call('GET', '/v1/audit?action=grant&limit=1000', { token: admin });
+  assert.is(audit.status, 200, audit.text);
+  const rows = audit.body.entries.filter((e: any) => e.object === id);
+  assert.equal(rows.map((e: any) => [e.action, e.outcome, e.status, e.actorName]).reverse(), [
+    ['grant.add', 'success', 201, 'admin'],
+    ['grant.remove', 'success', 200, 'admin'],
+    ['grant.remove', 'failure', 404, 'admin'],
+  ]);
+  assert.is(rows[2].detail, other.id);
+  assert.is(rows[1].detail, other.id);
+});
+
 test.run();
