@@ -11,6 +11,7 @@ packages=(
   debootstrap e2fsprogs                              # the Debian guest of test/agent/guest (scripts/build-test-guest.sh)
   postgresql                                         # the shared store of several controllers (tests start throwaway clusters)
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
+  jq                                                 # the README's curl examples read JSON answers with it
 )
 missing=()
 for p in "${packages[@]}"; do
