@@ -16,6 +16,9 @@ export const OPTIONS = {
   comment: { type: 'string' },
   limit: { type: 'string' },
   offset: { type: 'string' },
+  since: { type: 'string' },
+  action: { type: 'string' },
+  actor: { type: 'string' },
   'no-wait': { type: 'boolean' },
 } as const;
 

@@ -10,6 +10,8 @@ import { parseArgs } from 'node:util';
 import { CliError } from './client.js';
 import { OPTIONS, usage, type Ctx, type Values } from './context.js';
 import { access } from './commands/access.js';
+import { audit } from './commands/audit.js';
+import { grants } from './commands/grants.js';
 import { identities } from './commands/identities.js';
 import { keys } from './commands/keys.js';
 import { node, nodes } from './commands/nodes.js';
@@ -28,6 +30,8 @@ const USAGE = `usage: vmwarden <command> [options]
   access request SANDBOX --key FILE [--ttl MIN]     certificate written as <key>-cert.pub
   access certs | revoke ID [--reason R] | sessions
   keys list | add FILE [--comment C] | rm ID        your SSH keys in the registry
+  grants list INSTANCE | add INSTANCE IDENTITY | rm INSTANCE IDENTITY   (UUIDs or names)
+  audit [--since ISO] [--action A] [--actor NAME] [--limit N]         newest first
 
 options: --json (machine output), --url URL (override the stored controller), --help
 config: $XDG_CONFIG_HOME/vmwarden/config.json (or ~/.config/vmwarden), mode 0600
@@ -43,6 +47,8 @@ const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
   sign,
   access,
   keys,
+  grants,
+  audit,
 };
 
 export async function main(
