@@ -269,6 +269,49 @@ test('usage errors: one line, exit 2; --help exits 0', async () => {
   oneLineError(await cli(['identities', 'bogus']), /unknown identities subcommand/);
 });
 
+test('grants add/list/rm by instance and identity name; audit shows them, filtered', async () => {
+  const vm = await createInstance(c, { instance_name: 'cli-granted' });
+  const u = await c.createUser('cli-grantee');
+  // Names on both sides: the CLI resolves them to the UUIDs the API takes.
+  const added = json(await cli(['grants', 'add', 'cli-granted', 'cli-grantee', '--json']));
+  assert.is(added.server_id, vm.serverId);
+  assert.is(added.identity_id, u.id);
+  const human = ok(await cli(['grants', 'list', 'cli-granted'])).stdout;
+  assert.match(human, /^SERVER_ID\s+IDENTITY_ID\s+CREATED_AT/);
+  assert.ok(human.includes(u.id), human);
+  const listed = json(await cli(['grants', 'list', vm.serverId, '--json']));
+  assert.equal(
+    listed.grants.map((g: any) => g.identity_id),
+    [u.id],
+  );
+  ok(await cli(['grants', 'rm', vm.serverId, u.id]));
+  assert.is(json(await cli(['grants', 'list', 'cli-granted', '--json'])).total, 0);
+  oneLineError(await cli(['grants', 'rm', 'cli-granted', 'cli-grantee']), /404/);
+  oneLineError(await cli(['grants', 'add', 'no-such-vm', 'cli-grantee']), /no instance named no-such-vm/);
+  oneLineError(await cli(['grants', 'add', 'cli-granted', 'nobody-here']), /no identity named nobody-here/);
+
+  const rows = json(await cli(['audit', '--action', 'grant', '--actor', 'admin', '--json'])).entries.filter(
+    (e: any) => e.object === vm.serverId,
+  );
+  assert.equal(rows.map((e: any) => `${e.action}:${e.outcome}`).reverse(), [
+    'grant.add:success',
+    'grant.remove:success',
+    'grant.remove:failure',
+  ]);
+  assert.is(rows[2].detail, u.id);
+  const one = json(await cli(['audit', '--action', 'grant.add', '--limit', '1', '--json']));
+  assert.is(one.entries.length, 1);
+  assert.is(one.entries[0].action, 'grant.add');
+  const table = ok(
+    await cli(['audit', '--action', 'grant', '--since', new Date(Date.now() - 3600_000).toISOString()]),
+  ).stdout;
+  assert.match(table, /^TIME\s+ACTORNAME\s+ACTION/);
+  assert.match(table, /admin\s+grant\.remove/);
+  const future = ok(await cli(['audit', '--since', new Date(Date.now() + 3600_000).toISOString()])).stdout;
+  assert.is(future, 'no audit entries\n');
+  oneLineError(await cli(['audit', '--since', 'yesterday']), /400/);
+});
+
 test('logout ends the session', async () => {
   const home = join(dir, 'cfg-user');
   ok(await cli(['logout'], { home }));

@@ -13,7 +13,10 @@ export async function audit(ctx: Ctx): Promise<void> {
   const r = (await client.call('GET', `/v1/audit${pageQuery(ctx, filters)}`)).body;
   return emit(ctx, r, () =>
     r.entries.length
-      ? table(r.entries, ['time', 'actorName', 'action', 'object', 'outcome', 'status', 'detail'])
+      ? table(
+          r.entries.map((e: any) => ({ ...e, actor: e.actorName ?? e.actorId })),
+          ['time', 'actor', 'action', 'object', 'outcome', 'status', 'detail'],
+        )
       : 'no audit entries\n',
   );
 }
