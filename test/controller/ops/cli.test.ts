@@ -305,7 +305,7 @@ test('grants add/list/rm by instance and identity name; audit shows them, filter
   const table = ok(
     await cli(['audit', '--action', 'grant', '--since', new Date(Date.now() - 3600_000).toISOString()]),
   ).stdout;
-  assert.match(table, /^TIME\s+ACTORNAME\s+ACTION/);
+  assert.match(table, /^TIME\s+ACTOR\s+ACTION/);
   assert.match(table, /admin\s+grant\.remove/);
   const future = ok(await cli(['audit', '--since', new Date(Date.now() + 3600_000).toISOString()])).stdout;
   assert.is(future, 'no audit entries\n');
