@@ -55,7 +55,8 @@ const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
 /** The agent's configuration errors are the shared ConfigError (exit code 2). */
 export { ConfigError as AgentConfigError };
 
-const keys: Record<keyof AgentConfig, SettingSpec> = {
+/** Every setting's environment variable and flag (also what --help lists). */
+export const SETTINGS: Record<keyof AgentConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_AGENT_DATA_DIR', flag: 'data-dir' },
   controller: {
     kind: 'list',
@@ -117,7 +118,7 @@ export function loadAgentConfig(
     argv,
     env,
     defaults: defaultAgentConfig(env),
-    specs: keys,
+    specs: SETTINGS,
     fileEnv: 'VMWARDEN_AGENT_CONFIG',
     extraFlags,
     allowPositionals: true,

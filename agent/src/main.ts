@@ -1,7 +1,13 @@
 #!/usr/bin/env node
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { AgentConfigError, DEFAULT_CONTROLLER, loadAgentConfig, type AgentConfig } from './config.js';
+import {
+  AgentConfigError,
+  DEFAULT_CONTROLLER,
+  loadAgentConfig,
+  SETTINGS,
+  type AgentConfig,
+} from './config.js';
 import { isEnrolled, saveCredentials } from './credentials.js';
 import { enroll, EnrollError } from './enroll.js';
 import { startAgent } from './daemon.js';
@@ -9,6 +15,8 @@ import { installHook } from './enforce/install-hook.js';
 import { stateFilePath } from './enforce/state-file.js';
 import { NodeKey } from './signature/node-key.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
+import { settingsUsage } from '../../lib/platform/settings-usage.js';
+import { VERSION } from '../../lib/platform/version.js';
 
 const USAGE = `usage: vmwarden-agent <command> [flags]
   enroll --controller HOST:PORT[,HOST:PORT…] --token TOKEN [--data-dir DIR] [--node-name NAME] [--advertise-address HOST:PORT]
@@ -18,7 +26,9 @@ const USAGE = `usage: vmwarden-agent <command> [flags]
 --controller (VMWARDEN_AGENT_CONTROLLER, config key controller: a list or a comma string): the controllers,
   tried in turn when one is unreachable; the last that answered is used first. enroll goes through the
   first that answers (default ${DEFAULT_CONTROLLER}) and records them all; run uses the listed ones, else
-  those recorded at enrollment.`;
+  those recorded at enrollment.
+enroll/run only: --token TOKEN; install-hook only: --hook-path PATH, --domains GLOB
+${settingsUsage(SETTINGS, 'VMWARDEN_AGENT_CONFIG')}`;
 
 const log = (msg: string, extra: object = {}) =>
   process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
@@ -46,8 +56,9 @@ async function enrollWith(config: AgentConfig, token: string | undefined) {
 
 async function main() {
   const argv = process.argv.slice(2);
+  if (argv.includes('--version')) return void process.stdout.write(`vmwarden-agent ${VERSION}\n`);
   if (argv[0] === 'help' || argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(USAGE);
     return;
   }
   const { command, config, extra } = loadAgentConfig(argv, ['token', 'hook-path', 'domains']);
@@ -63,7 +74,9 @@ async function main() {
     return;
   }
   if (command !== 'run')
-    throw new AgentConfigError(command ? `unknown command '${command}'\n${USAGE}` : USAGE);
+    throw new AgentConfigError(
+      command ? `unknown command '${command}'\n${USAGE.trimEnd()}` : USAGE.trimEnd(),
+    );
 
   if (!isEnrolled(resolve(config.dataDir))) await enrollWith(config, extra.token);
   const agent = await startAgent(config, {

@@ -56,7 +56,8 @@ export interface ControllerConfig {
   corsOrigins: string[];
 }
 
-const keys: Record<keyof ControllerConfig, SettingSpec> = {
+/** Every setting's environment variable and flag (also what --help lists). */
+export const SETTINGS: Record<keyof ControllerConfig, SettingSpec> = {
   dataDir: { kind: 'string', env: 'VMWARDEN_DATA_DIR', flag: 'data-dir' },
   database: { kind: 'string', env: 'VMWARDEN_DATABASE_URL', flag: 'database' },
   keyEncryptionKeyFile: {
@@ -134,7 +135,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     argv,
     env,
     defaults: defaultConfig(env),
-    specs: keys,
+    specs: SETTINGS,
     fileEnv: 'VMWARDEN_CONFIG',
   });
   if (result.database && !isPostgresUrl(result.database))

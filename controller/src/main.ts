@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 import { join, resolve } from 'node:path';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, SETTINGS } from './config.js';
 import { startController } from './server.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
+import { settingsUsage } from '../../lib/platform/settings-usage.js';
+import { VERSION } from '../../lib/platform/version.js';
 
 const STOP_DEADLINE_MS = 10_000;
 
 async function main() {
-  const config = loadConfig(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.includes('--version')) return void process.stdout.write(`vmwarden-controller ${VERSION}\n`);
+  if (argv.includes('--help') || argv.includes('-h'))
+    return void process.stdout.write(
+      `usage: vmwarden-controller [flags]\n${settingsUsage(SETTINGS, 'VMWARDEN_CONFIG')}`,
+    );
+  const config = loadConfig(argv);
   const controller = await startController(config);
   const log = (msg: string, extra: object = {}) =>
     process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { VERSION } from '../../lib/platform/version.js';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import cron from 'node-cron';
@@ -33,9 +34,7 @@ export interface Controller {
   stop(): Promise<void>;
 }
 
-export const VERSION: string = JSON.parse(
-  readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-).version;
+export { VERSION };
 
 const fmt = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 

@@ -9,6 +9,7 @@ export const OPTIONS = {
   password: { type: 'string', short: 'p' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
   key: { type: 'string', short: 'k' },
   role: { type: 'string' },
   ttl: { type: 'string' },

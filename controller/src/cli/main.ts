@@ -8,48 +8,23 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliError } from './client.js';
-import { OPTIONS, usage, type Ctx, type Values } from './context.js';
-import { access } from './commands/access.js';
-import { audit } from './commands/audit.js';
-import { grants } from './commands/grants.js';
-import { identities } from './commands/identities.js';
-import { keys } from './commands/keys.js';
-import { node, nodes } from './commands/nodes.js';
-import { login, logout, whoami } from './commands/login.js';
-import { sign } from './commands/sign.js';
+import { OPTIONS, usage, type Values } from './context.js';
+import { COMMANDS, commandHelp } from './commands/table.js';
+import { completion } from './completion.js';
+import { VERSION } from '../../../lib/platform/version.js';
 
 const USAGE = `usage: vmwarden <command> [options]
 
-  login --url URL --username NAME [--password PW]   log in (prompts for the password when omitted)
-  logout                                            end the API session
-  whoami                                            the logged-in identity
-  identities list | create NAME [--role R] [--password PW] | delete ID
-  nodes list | add NAME                             compute nodes (add prints the enrollment token)
-  node activate|deactivate NODE [--no-wait]         toggle validation; follows the task to its end
-  sign list | get ID | create ID | update ID | manifest ID
-  access request SANDBOX --key FILE [--ttl MIN]     certificate written as <key>-cert.pub
-  access certs | revoke ID [--reason R] | sessions
-  keys list | add FILE [--comment C] | rm ID        your SSH keys in the registry
-  grants list INSTANCE | add INSTANCE IDENTITY | rm INSTANCE IDENTITY   (UUIDs or names)
-  audit [--since ISO] [--action A] [--actor NAME] [--limit N]         newest first
-
-options: --json (machine output), --url URL (override the stored controller), --help
+${Object.entries(COMMANDS)
+  .map(
+    ([name, c]) =>
+      `  ${name.padEnd(11)} ${c.summary}\n${c.forms.map((f) => `      vmwarden ${name} ${f}`.trimEnd() + '\n').join('')}`,
+  )
+  .join('')}
+options: --json (machine output), --url URL (override the stored controller), --help, --version
+'vmwarden COMMAND --help' shows one command's flags
 config: $XDG_CONFIG_HOME/vmwarden/config.json (or ~/.config/vmwarden), mode 0600
 `;
-
-const COMMANDS: Record<string, (ctx: Ctx) => Promise<void>> = {
-  login,
-  logout,
-  whoami,
-  identities,
-  nodes,
-  node,
-  sign,
-  access,
-  keys,
-  grants,
-  audit,
-};
 
 export async function main(
   argv: string[],
@@ -63,13 +38,29 @@ export async function main(
   }
   const values = parsed.values as Values;
   const [command, ...args] = parsed.positionals;
+  if (values.version) {
+    out(`vmwarden ${VERSION}\n`);
+    return 0;
+  }
+  if (command && values.help && COMMANDS[command]) {
+    out(commandHelp(command));
+    return 0;
+  }
+  if (command === 'help' && args[0] && COMMANDS[args[0]]) {
+    out(commandHelp(args[0]));
+    return 0;
+  }
   if (values.help || !command || command === 'help') {
     out(USAGE);
     return command || values.help ? 0 : 2;
   }
-  const run = COMMANDS[command];
-  if (!run) throw usage(`unknown command '${command}'`);
-  await run({ values, args, out, json: values.json === true });
+  if (command === 'completion') {
+    out(completion(args[0]));
+    return 0;
+  }
+  const cmd = COMMANDS[command];
+  if (!cmd) throw usage(`unknown command '${command}'`);
+  await cmd.run({ values, args, out, json: values.json === true });
   return 0;
 }
 

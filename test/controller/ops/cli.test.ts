@@ -228,6 +228,11 @@ test('access request writes <key>-cert.pub and prints the ssh command; certs, se
   assert.match(ok(await cli(['access', 'sessions'])).stdout, /198\.51\.100\.7/);
 
   ok(await cli(['access', 'revoke', again.certificate_id, '--reason', 'lost laptop']));
+  // a second revoke reaches the state asked for: exit 0, says so (the API answers 400 ALREADY_REVOKED)
+  const twice = ok(await cli(['access', 'revoke', again.certificate_id]));
+  assert.match(twice.stdout, /already revoked/);
+  assert.is(json(await cli(['access', 'revoke', again.certificate_id, '--json'])).already_revoked, true);
+  oneLineError(await cli(['access', 'revoke', 'no-such-cert']));
   const after = json(await cli(['access', 'certs', '--json'], { home }));
   assert.ok(after.certificates.some((x: any) => x.id === again.certificate_id && x.status === 'REVOKED'));
   oneLineError(await cli(['access', 'request', vm.serverId], { home }), /--key/);

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { CliError } from '../client.js';
 import { arg, emit, intOption, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
 import { keyPaths, readPublicKey } from '../key-files.js';
 import { table } from '../output.js';
@@ -36,12 +37,18 @@ export async function access(ctx: Ctx): Promise<void> {
   if (sub === 'revoke') {
     const id = arg(ctx, 1, 'ID');
     noMoreArgs(ctx, 2);
-    const r = (
-      await client.call('DELETE', `/v1/access/certificate/${encodeURIComponent(id)}`, {
-        reason: ctx.values.reason ?? 'revoked with the vmwarden CLI',
-      })
-    ).body;
-    return emit(ctx, r, () => `revoked certificate ${id}\n`);
+    const res = await client.call(
+      'DELETE',
+      `/v1/access/certificate/${encodeURIComponent(id)}`,
+      { reason: ctx.values.reason ?? 'revoked with the vmwarden CLI' },
+      [400],
+    );
+    // Revoking twice reaches the state asked for: the API's 400 (details ALREADY_REVOKED) is success here.
+    if (res.status === 400 && res.body?.details === 'ALREADY_REVOKED')
+      return emit(ctx, { id, already_revoked: true }, () => `certificate ${id} was already revoked\n`);
+    if (res.status === 400)
+      throw new CliError(`DELETE /v1/access/certificate/${id}: 400 ${res.body?.error ?? ''}`);
+    return emit(ctx, res.body, () => `revoked certificate ${id}\n`);
   }
   if (sub === 'sessions') {
     noMoreArgs(ctx, 1);
