@@ -1,5 +1,3 @@
-import type { IdentityAttributes } from './ziti-identity.js';
-
 export type Role = 'admin' | 'user' | 'agent';
 export const ROLES: Role[] = ['admin', 'user', 'agent'];
 
@@ -54,4 +52,24 @@ export interface Page<T> {
   total: number;
   limit: number;
   offset: number;
+}
+
+/** OpenZiti's identity types (an agent is always shown as Router). */
+export const IDENTITY_TYPES = ['User', 'Device', 'Service', 'Router', 'Default'] as const;
+export type IdentityType = (typeof IDENTITY_TYPES)[number];
+
+/** What OpenZiti's identity fields hold for an identity (stored as JSON; only the role acts). */
+export interface IdentityAttributes {
+  /** As the client set it; an agent is shown as Router whatever was set. */
+  type: IdentityType;
+  /** As the client set them, without AGENT_ATTRIBUTE (which follows the role). */
+  roleAttributes: string[];
+  externalId: string | null;
+  authPolicyId: string;
+  tags: Record<string, unknown>;
+  appData: Record<string, unknown>;
+  defaultHostingCost: number;
+  defaultHostingPrecedence: string;
+  serviceHostingCosts: Record<string, number>;
+  serviceHostingPrecedences: Record<string, string>;
 }

@@ -9,27 +9,19 @@
  * precedences) is kept as given and shown back; vmwarden acts on none of it.
  */
 import { badRequest } from '../platform/errors.js';
-import type { Identity, Role } from './model.js';
+import {
+  IDENTITY_TYPES,
+  type Identity,
+  type IdentityAttributes,
+  type IdentityType,
+  type Role,
+} from './model.js';
+
+export { IDENTITY_TYPES, type IdentityAttributes, type IdentityType };
 
 export const AGENT_ATTRIBUTE = 'vmwarden-agent';
-export const IDENTITY_TYPES = ['User', 'Device', 'Service', 'Router', 'Default'] as const;
-export type IdentityType = (typeof IDENTITY_TYPES)[number];
 
 /** What OpenZiti stores on an identity that vmwarden only keeps. */
-export interface IdentityAttributes {
-  /** As the client set it; an agent is shown as Router whatever was set. */
-  type: IdentityType;
-  /** As the client set them, without AGENT_ATTRIBUTE (which follows the role). */
-  roleAttributes: string[];
-  externalId: string | null;
-  authPolicyId: string;
-  tags: Record<string, unknown>;
-  appData: Record<string, unknown>;
-  defaultHostingCost: number;
-  defaultHostingPrecedence: string;
-  serviceHostingCosts: Record<string, number>;
-  serviceHostingPrecedences: Record<string, string>;
-}
 
 export const defaultAttributes = (): IdentityAttributes => ({
   type: 'Default',
