@@ -61,7 +61,8 @@ export async function main(
   const cmd = COMMANDS[command] ?? HIDDEN_COMMANDS[command];
   if (!cmd) throw usage(`unknown command '${command}'`);
   // `vmwarden ssh` returns ssh's exit code; the other commands return nothing (0).
-  return (await cmd.run({ values, args, out, json: values.json === true })) ?? 0;
+  const code = await cmd.run({ values, args, out, json: values.json === true });
+  return typeof code === 'number' ? code : 0;
 }
 
 function invokedDirectly(): boolean {

@@ -36,7 +36,10 @@ export async function configSsh(ctx: Ctx): Promise<void> {
     knownHostsFile,
     instances,
   });
-  if (ctx.values.print) return ctx.out(text);
+  if (ctx.values.print) {
+    ctx.out(text);
+    return;
+  }
   const file = sshConfigFile();
   writePrivate(file, text);
   emit(
