@@ -151,6 +151,9 @@ test('a UUID and user@ work; the remote exit code is ours', async () => {
     ok(await cli(['ssh', ...strict(), `${me}@${ids.web}`, '--', 'echo', 'by-uuid'])).stdout,
     'by-uuid\n',
   );
+  // After --, dashes belong to the remote command, not to vmwarden or ssh.
+  const dashes = ok(await cli(['ssh', ...strict(), 'web', '--', 'printf', '%s', '-v', '--json']));
+  assert.is(dashes.stdout, '-v--json');
   const r = await cli(['ssh', ...strict(), 'web', '--', 'exit', '7']);
   assert.is(r.code, 7, r.stderr);
 });
