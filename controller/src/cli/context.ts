@@ -21,10 +21,20 @@ export const OPTIONS = {
   action: { type: 'string' },
   actor: { type: 'string' },
   'no-wait': { type: 'boolean' },
+  identity: { type: 'string', short: 'i' },
+  'ssh-option': { type: 'string', short: 'o', multiple: true },
+  domain: { type: 'string' },
+  write: { type: 'boolean' },
+  print: { type: 'boolean' },
+  ensure: { type: 'boolean' },
 } as const;
 
 export type Values = {
-  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean;
+  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true }
+    ? string[]
+    : (typeof OPTIONS)[K]['type'] extends 'string'
+      ? string
+      : boolean;
 };
 
 export const usage = (message: string) => new CliError(`${message} (see 'vmwarden --help')`, 2);

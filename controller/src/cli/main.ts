@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CliError } from './client.js';
 import { OPTIONS, usage, type Values } from './context.js';
-import { COMMANDS, commandHelp } from './commands/table.js';
+import { COMMANDS, HIDDEN_COMMANDS, commandHelp } from './commands/table.js';
 import { completion } from './completion.js';
 import { VERSION } from '../../../lib/platform/version.js';
 
@@ -58,10 +58,11 @@ export async function main(
     out(completion(args[0]));
     return 0;
   }
-  const cmd = COMMANDS[command];
+  const cmd = COMMANDS[command] ?? HIDDEN_COMMANDS[command];
   if (!cmd) throw usage(`unknown command '${command}'`);
-  await cmd.run({ values, args, out, json: values.json === true });
-  return 0;
+  // `vmwarden ssh` returns ssh's exit code; the other commands return nothing (0).
+  const code = await cmd.run({ values, args, out, json: values.json === true });
+  return typeof code === 'number' ? code : 0;
 }
 
 function invokedDirectly(): boolean {

@@ -9,9 +9,14 @@ import { keys } from './keys.js';
 import { node, nodes } from './nodes.js';
 import { login, logout, whoami } from './login.js';
 import { sign } from './sign.js';
+import { ssh } from './ssh.js';
+import { ls } from './ls.js';
+import { configSsh } from './config-ssh.js';
+import { sshProxy } from './ssh-proxy.js';
 
 export interface Command {
-  run: (ctx: Ctx) => Promise<void>;
+  /** A number is the process's exit code (`vmwarden ssh` returns ssh's). */
+  run: (ctx: Ctx) => Promise<void | number>;
   summary: string;
   /** One usage line per form, without the leading `vmwarden NAME`. */
   forms: string[];
@@ -91,12 +96,44 @@ export const COMMANDS: Record<string, Command> = {
     subcommands: [],
     flags: ['since', 'action', 'actor', 'limit', 'offset'],
   },
+  ssh: {
+    run: ssh,
+    summary: "log in to an instance (name or UUID) with a fresh certificate; exits with ssh's code",
+    forms: ['[user@]INSTANCE [--identity FILE] [--ttl MIN] [-o OPT=VALUE]... [-- COMMAND...]'],
+    subcommands: [],
+    flags: ['identity', 'ttl', 'ssh-option'],
+  },
+  ls: {
+    run: ls,
+    summary: 'the instances you may reach (admins: all), with state, address, node, signature',
+    forms: [''],
+    subcommands: [],
+    flags: [],
+  },
+  'config-ssh': {
+    run: configSsh,
+    summary: "an ssh_config block so that plain 'ssh NAME.DOMAIN' (scp, rsync) logs in",
+    forms: ['[--domain vmw] [--write|--print]'],
+    subcommands: [],
+    flags: ['domain', 'write', 'print'],
+  },
   completion: {
     run: async () => {},
     summary: 'print a shell completion script',
     forms: ['bash|zsh'],
     subcommands: ['bash', 'zsh'],
     flags: [],
+  },
+};
+
+/** Run by main but listed nowhere: the ProxyCommand and Match exec that `config-ssh` writes. */
+export const HIDDEN_COMMANDS: Record<string, Command> = {
+  'ssh-proxy': {
+    run: sshProxy,
+    summary: 'connect stdio to an instance after ensuring its certificate (used by config-ssh)',
+    forms: ['--domain D [--ensure] HOST'],
+    subcommands: [],
+    flags: ['domain', 'ensure'],
   },
 };
 
