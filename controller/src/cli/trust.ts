@@ -11,6 +11,7 @@ import { usage } from './context.js';
 export function parseFingerprint(text: string): string {
   const hex = text
     .trim()
+    .replace(/^.*fingerprint=/i, '')
     .replace(/^sha-?256[:=]?/i, '')
     .replace(/:/g, '')
     .toLowerCase();
