@@ -216,7 +216,21 @@ test('access request writes <key>-cert.pub and prints the ssh command; certs, se
 
   const certs = json(await cli(['access', 'certs', '--json'], { home }));
   assert.ok(certs.certificates.some((x: any) => x.id === again.certificate_id && x.status === 'ACTIVE'));
-  assert.match(ok(await cli(['access', 'certs'], { home })).stdout, /^ID\s+SANDBOX_ID/);
+  const certTable = ok(await cli(['access', 'certs'], { home })).stdout;
+  // names instead of UUIDs: the user's own name (users may not list identities), the instance's name
+  assert.match(certTable, /^ID\s+INSTANCE\s+USER\s+STATUS\s+VALID_AFTER\s+VALID_BEFORE$/m);
+  assert.match(
+    certTable,
+    new RegExp(
+      `${again.certificate_id}\\s+${vm.name}\\s+cli-user\\s+ACTIVE\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d`,
+    ),
+  );
+  assert.equal(
+    json(await cli(['access', 'certs', '--status', 'ACTIVE', '--instance', vm.name, '--json'], { home }))
+      .certificates.map((x: any) => x.sandbox_id)
+      .filter((x: string) => x !== vm.serverId),
+    [],
+  );
 
   const start = await c.call('POST', '/v1/access/session/start', {
     token: await c.adminToken(),
@@ -271,7 +285,7 @@ test('usage errors: one line, exit 2; --help exits 0', async () => {
   const help = await cli(['--help']);
   assert.is(help.code, 0);
   assert.match(help.stdout, /usage: vmwarden/);
-  oneLineError(await cli(['identities', 'bogus']), /unknown identities subcommand/);
+  oneLineError(await cli(['identities', 'bogus']), /unknown command 'bogus'/);
 });
 
 test('grants add/list/rm by instance and identity name; audit shows them, filtered', async () => {
@@ -282,7 +296,8 @@ test('grants add/list/rm by instance and identity name; audit shows them, filter
   assert.is(added.server_id, vm.serverId);
   assert.is(added.identity_id, u.id);
   const human = ok(await cli(['grants', 'list', 'cli-granted'])).stdout;
-  assert.match(human, /^SERVER_ID\s+IDENTITY_ID\s+CREATED_AT/);
+  assert.match(human, /^INSTANCE\s+IDENTITY\s+IDENTITY_ID\s+CREATED_AT\n/);
+  assert.match(human, /^cli-granted\s+cli-grantee\s+/m);
   assert.ok(human.includes(u.id), human);
   const listed = json(await cli(['grants', 'list', vm.serverId, '--json']));
   assert.equal(
