@@ -286,7 +286,7 @@ test('usage errors: one line, exit 2; --help exits 0', async () => {
   oneLineError(opt, /bogus/);
   const help = await cli(['--help']);
   assert.is(help.code, 0);
-  assert.match(help.stdout, /usage: vmwarden/);
+  assert.match(help.stdout, /^Usage: vmwarden/);
   oneLineError(await cli(['identities', 'bogus']), /unknown command 'bogus'/);
 });
 
