@@ -29,7 +29,12 @@ async function main() {
       );
     else log('initial admin identity created', { passwordFile: file });
   }
-  log('vmwarden controller listening', { endpoints: controller.endpoints, dataDir: resolve(config.dataDir) });
+  // The CA fingerprint is what `vmwarden login https://… --fingerprint` checks the controller against.
+  log('vmwarden controller listening', {
+    endpoints: controller.endpoints,
+    dataDir: resolve(config.dataDir),
+    caFingerprint: `SHA256:${controller.services.ca.fingerprint}`,
+  });
 
   let stopping = false;
   const shutdown = (signal: string) => {

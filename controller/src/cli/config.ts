@@ -2,10 +2,15 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-/** What `vmwarden login` keeps: the controller URL and the API session token. */
+/**
+ * What `vmwarden login` keeps: the controller URL, the CA pinned for it (https), and the API
+ * session token, which is only ever sent to that URL.
+ */
 export interface CliConfig {
   url: string;
   token: string;
+  /** The controller's CA certificate (PEM), pinned at login by --fingerprint or --ca-file. */
+  caPem?: string;
   username?: string;
   identityId?: string;
 }
@@ -25,6 +30,15 @@ export function loadConfig(env?: NodeJS.ProcessEnv): CliConfig | undefined {
     return typeof c.url === 'string' && typeof c.token === 'string' ? c : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Same scheme, host and port (a trailing slash or path does not make another controller). */
+export function sameController(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
   }
 }
 

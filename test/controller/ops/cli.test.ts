@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import { createInstance, grant, makeUserKey, run, tempDir } from '../access/util.js';
 import { watchdog } from '../../helpers/wait.js';
+import { parse as parseYaml } from 'yaml';
+import { localTime } from '../../../controller/src/cli/output.js';
 
 watchdog(180);
 
@@ -216,7 +218,21 @@ test('access request writes <key>-cert.pub and prints the ssh command; certs, se
 
   const certs = json(await cli(['access', 'certs', '--json'], { home }));
   assert.ok(certs.certificates.some((x: any) => x.id === again.certificate_id && x.status === 'ACTIVE'));
-  assert.match(ok(await cli(['access', 'certs'], { home })).stdout, /^ID\s+SANDBOX_ID/);
+  const certTable = ok(await cli(['access', 'certs'], { home })).stdout;
+  // names instead of UUIDs: the user's own name (users may not list identities), the instance's name
+  assert.match(certTable, /^ID\s+INSTANCE\s+USER\s+STATUS\s+VALID_AFTER\s+VALID_BEFORE$/m);
+  assert.match(
+    certTable,
+    new RegExp(
+      `${again.certificate_id}\\s+${vm.name}\\s+cli-user\\s+ACTIVE\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d`,
+    ),
+  );
+  assert.equal(
+    json(await cli(['access', 'certs', '--status', 'ACTIVE', '--instance', vm.name, '--json'], { home }))
+      .certificates.map((x: any) => x.sandbox_id)
+      .filter((x: string) => x !== vm.serverId),
+    [],
+  );
 
   const start = await c.call('POST', '/v1/access/session/start', {
     token: await c.adminToken(),
@@ -270,8 +286,8 @@ test('usage errors: one line, exit 2; --help exits 0', async () => {
   oneLineError(opt, /bogus/);
   const help = await cli(['--help']);
   assert.is(help.code, 0);
-  assert.match(help.stdout, /usage: vmwarden/);
-  oneLineError(await cli(['identities', 'bogus']), /unknown identities subcommand/);
+  assert.match(help.stdout, /^Usage: vmwarden/);
+  oneLineError(await cli(['identities', 'bogus']), /unknown command 'bogus'/);
 });
 
 test('grants add/list/rm by instance and identity name; audit shows them, filtered', async () => {
@@ -282,7 +298,8 @@ test('grants add/list/rm by instance and identity name; audit shows them, filter
   assert.is(added.server_id, vm.serverId);
   assert.is(added.identity_id, u.id);
   const human = ok(await cli(['grants', 'list', 'cli-granted'])).stdout;
-  assert.match(human, /^SERVER_ID\s+IDENTITY_ID\s+CREATED_AT/);
+  assert.match(human, /^INSTANCE\s+IDENTITY\s+IDENTITY_ID\s+CREATED_AT\n/);
+  assert.match(human, /^cli-granted\s+cli-grantee\s+/m);
   assert.ok(human.includes(u.id), human);
   const listed = json(await cli(['grants', 'list', vm.serverId, '--json']));
   assert.equal(
@@ -315,6 +332,52 @@ test('grants add/list/rm by instance and identity name; audit shows them, filter
   const future = ok(await cli(['audit', '--since', new Date(Date.now() + 3600_000).toISOString()])).stdout;
   assert.is(future, 'no audit entries\n');
   oneLineError(await cli(['audit', '--since', 'yesterday']), /400/);
+});
+
+test('-o json, -o yaml and the table say the same; --json is -o json', async () => {
+  const asJson = json(await cli(['identities', 'list', '-o', 'json']));
+  assert.ok(asJson.length >= 2);
+  assert.equal(parseYaml(ok(await cli(['identities', 'list', '-o', 'yaml'])).stdout), asJson);
+  assert.equal(json(await cli(['identities', 'list', '--json'])), asJson);
+  const lines = ok(await cli(['identities', 'list']))
+    .stdout.trimEnd()
+    .split('\n');
+  assert.match(lines[0]!, /^ID\s+NAME\s+ROLE\s+CREATED_AT$/);
+  assert.is(lines.length - 1, asJson.length);
+  asJson.forEach((row: any, i: number) => {
+    assert.equal(lines[i + 1]!.split(/\s{2,}/), [row.id, row.name, row.role, localTime(row.createdAt)]);
+    assert.match(lines[i + 1]!, / \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  });
+  const who = json(await cli(['whoami', '-o', 'json']));
+  assert.equal(parseYaml(ok(await cli(['whoami', '-o', 'yaml'])).stdout), who);
+  // global options go before or after the command
+  assert.equal(json(await cli(['-o', 'json', 'whoami'])), who);
+});
+
+test('names, ids and UUIDs for instances, nodes and identities; an ambiguous name lists the candidates', async () => {
+  const one = await createInstance(c, { instance_name: 'cli-solo' });
+  oneLineError(await cli(['sign', 'get', 'cli-solo']), new RegExp(`/v1/sign/${one.serverId}: 404`));
+  oneLineError(
+    await cli(['sign', 'get', one.serverId.toUpperCase()]),
+    new RegExp(`/v1/sign/${one.serverId}: 404`),
+  );
+  const a = await createInstance(c, { instance_name: 'cli-twin' });
+  const b = await createInstance(c, { instance_name: 'cli-twin' });
+  const twin = await cli(['access', 'request', 'cli-twin', '--key', join(dir, 'any.pub')]);
+  oneLineError(twin, /more than one instance is named cli-twin: .*; give the id/);
+  assert.ok(twin.stderr.includes(a.serverId) && twin.stderr.includes(b.serverId), twin.stderr);
+  oneLineError(await cli(['grants', 'list', 'cli-none']), /no instance named cli-none/);
+
+  const node = json(await cli(['nodes', 'add', 'cli-named-node', '--json']));
+  const byName = json(await cli(['node', 'deactivate', 'cli-named-node', '--no-wait', '--json']));
+  const byId = json(await cli(['node', 'deactivate', String(node.node_id), '--no-wait', '--json']));
+  assert.type(byName.task_id, 'string');
+  assert.type(byId.task_id, 'string');
+  oneLineError(await cli(['node', 'activate', 'cli-no-node']), /no node named cli-no-node/);
+
+  const doomed = await c.createUser('cli-doomed');
+  assert.match(ok(await cli(['identities', 'delete', 'cli-doomed'])).stdout, new RegExp(doomed.id));
+  oneLineError(await cli(['identities', 'delete', 'cli-doomed']), /no identity named cli-doomed/);
 });
 
 test('logout ends the session', async () => {

@@ -2,13 +2,18 @@ import { writeFileSync } from 'node:fs';
 import { CliError } from '../client.js';
 import { arg, emit, intOption, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
 import { keyPaths, readPublicKey } from '../key-files.js';
-import { table } from '../output.js';
+import { Names } from '../names.js';
+import { localTime, table } from '../output.js';
 
 export async function access(ctx: Ctx): Promise<void> {
   const client = session(ctx);
+  const names = new Names(client);
+  /** --instance as the API's sandbox_id filter. */
+  const instanceFilter = async (): Promise<Record<string, string>> =>
+    ctx.values.instance ? { sandbox_id: await names.resolve('instance', ctx.values.instance) } : {};
   const sub = arg(ctx, 0, 'subcommand (request|certs|revoke|sessions)');
   if (sub === 'request') {
-    const sandbox = arg(ctx, 1, 'SANDBOX');
+    const sandbox = await names.resolve('instance', arg(ctx, 1, 'INSTANCE'));
     noMoreArgs(ctx, 2);
     if (!ctx.values.key) throw usage('access request needs --key FILE (your public key)');
     const publicKey = readPublicKey(ctx.values.key);
@@ -22,16 +27,22 @@ export async function access(ctx: Ctx): Promise<void> {
     return emit(
       ctx,
       { ...r, certificate_file: certFile, ssh_command: ssh },
-      () => `certificate ${r.certificate_id} written to ${certFile} (valid until ${r.valid_until})\n${ssh}\n`,
+      () =>
+        `certificate ${r.certificate_id} written to ${certFile} (valid until ${localTime(r.valid_until)})\n${ssh}\n`,
     );
   }
   if (sub === 'certs') {
     noMoreArgs(ctx, 1);
-    const r = (await client.call('GET', `/v1/access/certificates${pageQuery(ctx)}`)).body;
+    const filters = await instanceFilter();
+    if (ctx.values.status) filters.status = ctx.values.status;
+    const r = (await client.call('GET', `/v1/access/certificates${pageQuery(ctx, filters)}`)).body;
+    if (ctx.format !== 'table' || !r.certificates.length) return emit(ctx, r, () => 'no certificates\n');
+    const rows = await names.labelled(r.certificates, {
+      instance: ['instance', 'sandbox_id'],
+      user: ['identity', 'user_id'],
+    });
     return emit(ctx, r, () =>
-      r.certificates.length
-        ? table(r.certificates, ['id', 'sandbox_id', 'vm_id', 'user_id', 'status', 'valid_before'])
-        : 'no certificates\n',
+      table(rows, ['id', 'instance', 'user', 'status', 'valid_after', 'valid_before']),
     );
   }
   if (sub === 'revoke') {
@@ -52,21 +63,14 @@ export async function access(ctx: Ctx): Promise<void> {
   }
   if (sub === 'sessions') {
     noMoreArgs(ctx, 1);
-    const r = (await client.call('GET', `/v1/access/sessions${pageQuery(ctx)}`)).body;
-    return emit(ctx, r, () =>
-      r.sessions.length
-        ? table(r.sessions, [
-            'id',
-            'sandbox_id',
-            'vm_id',
-            'user_id',
-            'source_ip',
-            'status',
-            'started_at',
-            'duration_seconds',
-          ])
-        : 'no sessions\n',
-    );
+    const r = (await client.call('GET', `/v1/access/sessions${pageQuery(ctx, await instanceFilter())}`)).body;
+    if (ctx.format !== 'table' || !r.sessions.length) return emit(ctx, r, () => 'no sessions\n');
+    const rows = await names.labelled(r.sessions, {
+      instance: ['instance', 'sandbox_id'],
+      user: ['identity', 'user_id'],
+    });
+    const cols = ['id', 'instance', 'user', 'source_ip', 'status', 'started_at', 'duration_seconds'];
+    return emit(ctx, r, () => table(rows, cols));
   }
   throw usage(`unknown access subcommand '${sub}'`);
 }

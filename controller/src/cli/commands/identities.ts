@@ -1,4 +1,5 @@
 import { arg, emit, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
+import { Names } from '../names.js';
 import { table } from '../output.js';
 
 export async function identities(ctx: Ctx): Promise<void> {
@@ -27,10 +28,11 @@ export async function identities(ctx: Ctx): Promise<void> {
     return emit(ctx, r.body.data, () => `created identity ${name}: ${r.body.data.id}\n`);
   }
   if (sub === 'delete') {
-    const id = arg(ctx, 1, 'ID');
+    const ref = arg(ctx, 1, 'IDENTITY');
     noMoreArgs(ctx, 2);
+    const id = await new Names(client).resolve('identity', ref);
     await client.call('DELETE', `/identities/${encodeURIComponent(id)}`);
-    return emit(ctx, { id, deleted: true }, () => `deleted identity ${id}\n`);
+    return emit(ctx, { id, deleted: true }, () => `deleted identity ${ref}${ref === id ? '' : ` (${id})`}\n`);
   }
   throw usage(`unknown identities subcommand '${sub}'`);
 }

@@ -1,5 +1,6 @@
 import { Client, CliError } from '../client.js';
-import { loadConfig, saveConfig } from '../config.js';
+import { loadConfig, sameController, saveConfig } from '../config.js';
+import { fetchPinnedCa, parseFingerprint, readCaFile } from '../trust.js';
 import { emit, noMoreArgs, session, usage, type Ctx } from '../context.js';
 import { keyValues } from '../output.js';
 
@@ -44,31 +45,50 @@ async function readPassword(prompt: string): Promise<string> {
 }
 
 export async function login(ctx: Ctx): Promise<void> {
-  noMoreArgs(ctx, 0);
+  noMoreArgs(ctx, 1);
   const previous = loadConfig();
-  const url = ctx.values.url ?? previous?.url;
-  if (!url) throw usage('login needs --url URL');
+  if (ctx.args[0] && ctx.values.url && !sameController(ctx.args[0], ctx.values.url))
+    throw usage(`two different URLs: ${ctx.args[0]} and --url ${ctx.values.url}`);
+  const url = ctx.args[0] ?? ctx.values.url ?? previous?.url;
+  if (!url) throw usage('login needs the controller URL: vmwarden login https://HOST:PORT');
+  let parsed: URL;
   try {
-    new URL(url);
+    parsed = new URL(url);
   } catch {
-    throw usage(`--url '${url}' is not a URL`);
+    throw usage(`'${url}' is not a URL`);
   }
+  const { fingerprint } = ctx.values;
+  const caFile = ctx.values['ca-file'];
+  if (parsed.protocol !== 'https:' && (fingerprint || caFile))
+    throw usage('--fingerprint and --ca-file pin the CA of an https:// URL');
+  if (fingerprint && caFile) throw usage('--fingerprint or --ca-file, not both');
   const username = ctx.values.username;
   if (!username) throw usage('login needs --username NAME');
+  // The CA is settled before anything is sent: the fingerprint check is a TLS handshake and no more.
+  const caPem = fingerprint
+    ? await fetchPinnedCa(url, parseFingerprint(fingerprint))
+    : caFile
+      ? readCaFile(caFile)
+      : previous && sameController(previous.url, url)
+        ? previous.caPem
+        : undefined;
+  const client = new Client(url, undefined, caPem);
   const password = ctx.values.password ?? (await readPassword(`password for ${username}: `));
-  const r = await new Client(url).call('POST', '/authenticate?method=password', { username, password });
+  const r = await client.call('POST', '/authenticate?method=password', { username, password });
   const data = r.body.data;
   const file = saveConfig({
     url,
     token: data.token,
+    ...(caPem ? { caPem } : {}),
     username: data.identity?.name ?? username,
     identityId: data.identityId,
   });
   emit(
     ctx,
-    { url, identity: data.identity, expiresAt: data.expiresAt, config: file },
+    { url, identity: data.identity, expiresAt: data.expiresAt, config: file, caPinned: !!caPem },
     () =>
-      `logged in to ${url} as ${data.identity?.name ?? username} (session expires after ${data.expirationSeconds}s idle)\n`,
+      `logged in to ${url} as ${data.identity?.name ?? username} (session expires after ${data.expirationSeconds}s idle)` +
+      `${caPem ? `; controller CA pinned in ${file}` : ''}\n`,
   );
 }
 
@@ -76,7 +96,7 @@ export async function logout(ctx: Ctx): Promise<void> {
   noMoreArgs(ctx, 0);
   await session(ctx).call('DELETE', '/current-api-session');
   const c = loadConfig()!;
-  saveConfig({ url: c.url, token: '' });
+  saveConfig({ url: c.url, token: '', ...(c.caPem ? { caPem: c.caPem } : {}) });
   emit(ctx, { loggedOut: true }, () => 'logged out\n');
 }
 

@@ -1,5 +1,6 @@
 import { CliError, type Client } from '../client.js';
 import { arg, emit, noMoreArgs, session, usage, type Ctx } from '../context.js';
+import { Names } from '../names.js';
 import { keyValues, progressBar, table } from '../output.js';
 
 export async function nodes(ctx: Ctx): Promise<void> {
@@ -59,14 +60,14 @@ export async function node(ctx: Ctx): Promise<void> {
   const client = session(ctx);
   const action = arg(ctx, 0, 'action (activate|deactivate)');
   if (action !== 'activate' && action !== 'deactivate') throw usage(`unknown node action '${action}'`);
-  const nodeId = arg(ctx, 1, 'NODE');
+  const ref = arg(ctx, 1, 'NODE');
   noMoreArgs(ctx, 2);
+  const nodeId = await new Names(client).resolve('node', ref);
   const r = (await client.call('POST', `/v1/sign/node/${encodeURIComponent(nodeId)}/action`, { action }))
     .body;
-  if (ctx.values['no-wait'])
-    return emit(ctx, r, () => `task ${r.task_id} started (${action} node ${nodeId})\n`);
+  if (ctx.values['no-wait']) return emit(ctx, r, () => `task ${r.task_id} started (${action} node ${ref})\n`);
   const t = await followTask(ctx, client, r.task_id);
-  emit(ctx, t, () => (t.state === 'SUCCESS' ? `${action} node ${nodeId}: done (task ${t.task_id})\n` : ''));
+  emit(ctx, t, () => (t.state === 'SUCCESS' ? `${action} node ${ref}: done (task ${t.task_id})\n` : ''));
   if (t.state !== 'SUCCESS')
-    throw new CliError(`${action} node ${nodeId} failed: ${t.error ?? t.state} (task ${t.task_id})`);
+    throw new CliError(`${action} node ${ref} failed: ${t.error ?? t.state} (task ${t.task_id})`);
 }

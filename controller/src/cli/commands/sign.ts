@@ -1,4 +1,5 @@
 import { arg, emit, noMoreArgs, pageQuery, session, usage, type Ctx } from '../context.js';
+import { Names } from '../names.js';
 import { keyValues, table } from '../output.js';
 
 /** A sign object; an "unknown" verdict is followed by the parts that were not inspected. */
@@ -12,13 +13,16 @@ function signText(s: Record<string, unknown>): string {
 export async function sign(ctx: Ctx): Promise<void> {
   const client = session(ctx);
   const sub = arg(ctx, 0, 'subcommand (list|get|create|update|manifest)');
-  const cols = ['server_id', 'instance_name', 'node_id', 'is_valid', 'created_at', 'updated_at'];
+  const names = new Names(client);
   if (sub === 'list') {
     noMoreArgs(ctx, 1);
     const list = (await client.call('GET', `/v1/sign${pageQuery(ctx)}`)).body.signs as any[];
-    return emit(ctx, list, () => (list.length ? table(list, cols) : 'no signatures\n'));
+    if (ctx.format !== 'table' || !list.length) return emit(ctx, list, () => 'no signatures\n');
+    const rows = await names.labelled(list, { node: ['node', 'node_id'] });
+    const cols = ['instance_name', 'server_id', 'node', 'is_valid', 'created_at', 'updated_at'];
+    return emit(ctx, list, () => table(rows, cols));
   }
-  const id = arg(ctx, 1, 'SERVER_ID');
+  const id = await names.resolve('instance', arg(ctx, 1, 'INSTANCE'));
   noMoreArgs(ctx, 2);
   const path = `/v1/sign/${encodeURIComponent(id)}`;
   if (sub === 'get') {

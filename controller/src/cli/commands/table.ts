@@ -1,6 +1,11 @@
-// The CLI's commands in one table: what runs them, their subcommands and flags. --help, per-command
-// help and the shell completions are all derived from it, so they cannot drift from what is accepted.
-import type { Ctx } from '../context.js';
+// The CLI's commands, one entry each: what runs them, their arguments, subcommands and options.
+// program.ts turns this table into commander's command tree; --help, per-command help, the shell
+// completions and the checks on what is typed all come from that tree, so they cannot drift.
+//
+// Adding a command: write commands/NAME.ts exporting `async function NAME(ctx: Ctx)` (ctx.args holds
+// the subcommand, if any, then the positional arguments; ctx.values the options), then add one entry
+// below. A new option goes into OPTIONS in context.ts first.
+import type { Ctx, OptionName } from '../context.js';
 import { access } from './access.js';
 import { audit } from './audit.js';
 import { grants } from './grants.js';
@@ -14,133 +19,124 @@ import { ls } from './ls.js';
 import { configSsh } from './config-ssh.js';
 import { sshProxy } from './ssh-proxy.js';
 
-export interface Command {
+export interface Action {
+  summary: string;
+  /** Positional arguments in commander's syntax: `<required>`, `[optional]`, `[rest...]`. */
+  args?: string;
+  /** Options besides the global ones (-o, --json, --url). */
+  options?: OptionName[];
+}
+
+export interface Command extends Action {
   /** A number is the process's exit code (`vmwarden ssh` returns ssh's). */
   run: (ctx: Ctx) => Promise<void | number>;
-  summary: string;
-  /** One usage line per form, without the leading `vmwarden NAME`. */
-  forms: string[];
-  subcommands: string[];
-  /** Command-specific flags (besides the global --json, --url, --help). */
-  flags: string[];
+  /** Not listed in help or completions (the ProxyCommand that config-ssh writes). */
+  hidden?: true;
+  /** The command prints no data: it takes no -o/--json (ssh's -o is an ssh option). */
+  noOutput?: true;
+  /** When set, the command takes one of these as its first word (e.g. `identities list`). */
+  subcommands?: Record<string, Action>;
 }
+
+const PAGE: OptionName[] = ['limit', 'offset'];
 
 export const COMMANDS: Record<string, Command> = {
   login: {
     run: login,
-    summary: 'log in (prompts for the password when omitted)',
-    forms: ['--url URL --username NAME [--password PW]'],
-    subcommands: [],
-    flags: ['username', 'password'],
+    summary: 'log in; pins the controller CA on https (prompts for the password when omitted)',
+    args: '[url]',
+    options: ['username', 'password', 'fingerprint', 'ca-file'],
   },
-  logout: { run: logout, summary: 'end the API session', forms: [''], subcommands: [], flags: [] },
-  whoami: { run: whoami, summary: 'the logged-in identity', forms: [''], subcommands: [], flags: [] },
+  logout: { run: logout, summary: 'end the API session' },
+  whoami: { run: whoami, summary: 'the logged-in identity' },
   identities: {
     run: identities,
     summary: 'identities (admin)',
-    forms: ['list [--limit N] [--offset N]', 'create NAME [--role R] [--password PW]', 'delete ID'],
-    subcommands: ['list', 'create', 'delete'],
-    flags: ['role', 'password', 'limit', 'offset'],
+    subcommands: {
+      list: { summary: 'list identities', options: PAGE },
+      create: { summary: 'create an identity', args: '<name>', options: ['role', 'password'] },
+      delete: { summary: 'delete an identity', args: '<identity>' },
+    },
   },
   nodes: {
     run: nodes,
-    summary: 'compute nodes (add prints the enrollment token)',
-    forms: ['list', 'add NAME'],
-    subcommands: ['list', 'add'],
-    flags: [],
+    summary: 'compute nodes',
+    subcommands: {
+      list: { summary: 'list nodes' },
+      add: { summary: 'add a node and print its enrollment token', args: '<name>' },
+    },
   },
   node: {
     run: node,
-    summary: 'toggle validation; follows the task to its end',
-    forms: ['activate NODE [--no-wait]', 'deactivate NODE [--no-wait]'],
-    subcommands: ['activate', 'deactivate'],
-    flags: ['no-wait'],
+    summary: 'toggle validation on a node; follows the task to its end',
+    subcommands: {
+      activate: { summary: 'validate signatures on the node', args: '<node>', options: ['no-wait'] },
+      deactivate: { summary: 'stop validating on the node', args: '<node>', options: ['no-wait'] },
+    },
   },
   sign: {
     run: sign,
-    summary: 'instance signatures',
-    forms: ['list [--limit N] [--offset N]', 'get ID', 'create ID', 'update ID', 'manifest ID'],
-    subcommands: ['list', 'get', 'create', 'update', 'manifest'],
-    flags: ['limit', 'offset'],
+    summary: 'instance signatures (admin)',
+    subcommands: {
+      list: { summary: 'list signatures', options: PAGE },
+      get: { summary: "an instance's signature", args: '<instance>' },
+      create: { summary: 'sign an instance', args: '<instance>' },
+      update: { summary: "re-sign an instance's current state", args: '<instance>' },
+      manifest: { summary: 'what the signature covers', args: '<instance>' },
+    },
   },
   access: {
     run: access,
     summary: 'SSH certificates (written as <key>-cert.pub) and sessions',
-    forms: [
-      'request SANDBOX --key FILE [--ttl MIN]',
-      'certs [--limit N] [--offset N]',
-      'revoke ID [--reason R]',
-      'sessions [--limit N] [--offset N]',
-    ],
-    subcommands: ['request', 'certs', 'revoke', 'sessions'],
-    flags: ['key', 'ttl', 'reason', 'limit', 'offset'],
+    subcommands: {
+      request: { summary: 'get a certificate for an instance', args: '<instance>', options: ['key', 'ttl'] },
+      certs: { summary: 'list certificates', options: ['status', 'instance', ...PAGE] },
+      revoke: { summary: 'revoke a certificate (again: exit 0)', args: '<certificate>', options: ['reason'] },
+      sessions: { summary: 'list SSH sessions', options: ['instance', ...PAGE] },
+    },
   },
   keys: {
     run: keys,
     summary: 'your SSH keys in the registry',
-    forms: ['list', 'add FILE [--comment C]', 'rm ID'],
-    subcommands: ['list', 'add', 'rm'],
-    flags: ['comment'],
+    subcommands: {
+      list: { summary: 'list your keys' },
+      add: { summary: 'add a public key', args: '<file>', options: ['comment'] },
+      rm: { summary: 'remove a key', args: '<id>' },
+    },
   },
   grants: {
     run: grants,
-    summary: 'who may reach an instance (admin; UUIDs or names)',
-    forms: ['list INSTANCE', 'add INSTANCE IDENTITY', 'rm INSTANCE IDENTITY'],
-    subcommands: ['list', 'add', 'rm'],
-    flags: [],
+    summary: 'who may reach an instance (admin)',
+    subcommands: {
+      list: { summary: "an instance's grants", args: '<instance>' },
+      add: { summary: 'let an identity reach an instance', args: '<instance> <identity>' },
+      rm: { summary: 'remove a grant', args: '<instance> <identity>' },
+    },
   },
   audit: {
     run: audit,
     summary: 'the audit log, newest first (admin)',
-    forms: ['[--since ISO] [--action A] [--actor NAME] [--limit N] [--offset N]'],
-    subcommands: [],
-    flags: ['since', 'action', 'actor', 'limit', 'offset'],
+    options: ['since', 'action', 'actor', ...PAGE],
   },
   ssh: {
     run: ssh,
     summary: "log in to an instance (name or UUID) with a fresh certificate; exits with ssh's code",
-    forms: ['[user@]INSTANCE [--identity FILE] [--ttl MIN] [-o OPT=VALUE]... [-- COMMAND...]'],
-    subcommands: [],
-    flags: ['identity', 'ttl', 'ssh-option'],
+    args: '<target> [command...]',
+    options: ['identity', 'ttl', 'ssh-option'],
+    noOutput: true,
   },
-  ls: {
-    run: ls,
-    summary: 'the instances you may reach (admins: all), with state, address, node, signature',
-    forms: [''],
-    subcommands: [],
-    flags: [],
-  },
+  ls: { run: ls, summary: 'the instances you may reach (admins: all): state, address, node, signature' },
   'config-ssh': {
     run: configSsh,
-    summary: "an ssh_config block so that plain 'ssh NAME.DOMAIN' (scp, rsync) logs in",
-    forms: ['[--domain vmw] [--write|--print]'],
-    subcommands: [],
-    flags: ['domain', 'write', 'print'],
+    summary: "an ssh_config block so that plain 'ssh NAME.vmw' (scp, rsync) logs in",
+    options: ['domain', 'write', 'print'],
   },
-  completion: {
-    run: async () => {},
-    summary: 'print a shell completion script',
-    forms: ['bash|zsh'],
-    subcommands: ['bash', 'zsh'],
-    flags: [],
-  },
-};
-
-/** Run by main but listed nowhere: the ProxyCommand and Match exec that `config-ssh` writes. */
-export const HIDDEN_COMMANDS: Record<string, Command> = {
   'ssh-proxy': {
     run: sshProxy,
     summary: 'connect stdio to an instance after ensuring its certificate (used by config-ssh)',
-    forms: ['--domain D [--ensure] HOST'],
-    subcommands: [],
-    flags: ['domain', 'ensure'],
+    args: '<host> [port]',
+    options: ['domain', 'ensure'],
+    hidden: true,
+    noOutput: true,
   },
 };
-
-export const GLOBAL_FLAGS = ['json', 'url', 'help', 'version'];
-
-export function commandHelp(name: string): string {
-  const c = COMMANDS[name]!;
-  const flags = [...c.flags, ...GLOBAL_FLAGS].map((f) => `--${f}`).join(' ');
-  return `${c.forms.map((f, i) => `${i ? '   or' : 'usage'}: vmwarden ${name} ${f}`.trimEnd()).join('\n')}\n\n${c.summary}\nflags: ${flags}\n`;
-}
