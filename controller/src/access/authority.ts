@@ -119,7 +119,8 @@ export class SshAuthority {
   /** Stops trusting an old key. The active key cannot be retired: rotate first. */
   async retire(id: number): Promise<void> {
     const record = this.records.find((r) => r.id === id);
-    if (!record || record.status === 'retired') throw notFound(`no trusted ${this.kind.name} key with id ${id}`);
+    if (!record || record.status === 'retired')
+      throw notFound(`no trusted ${this.kind.name} key with id ${id}`);
     if (record.status === 'active')
       throw conflict('CA_ACTIVE', 'the active CA key cannot be retired; rotate first');
     await this.store.retireCa(id, this.clock.now().toISOString());

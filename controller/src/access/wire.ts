@@ -376,7 +376,10 @@ export const hostCaResponses = {
   hostCaPubkeys: {
     200: obj({
       public_keys: { type: 'array', items: caKeySchema },
-      known_hosts: { type: 'string', description: 'one `@cert-authority * <key> vmwarden-host-ca` line per key' },
+      known_hosts: {
+        type: 'string',
+        description: 'one `@cert-authority * <key> vmwarden-host-ca` line per key',
+      },
     }),
   },
   hostCaRotate: { 200: caKeySchema },

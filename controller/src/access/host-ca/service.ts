@@ -98,7 +98,10 @@ export class HostCertificates {
         `ttl_seconds must be a whole number between ${MIN_TTL_SECONDS} and ${MAX_TTL_SECONDS}, got ${ttlSeconds}`,
       );
     if (principals.length === 0 || principals.length > MAX_PRINCIPALS)
-      throw badRequest('INVALID_PRINCIPALS', `principals: give 1 to ${MAX_PRINCIPALS} host names or addresses`);
+      throw badRequest(
+        'INVALID_PRINCIPALS',
+        `principals: give 1 to ${MAX_PRINCIPALS} host names or addresses`,
+      );
     for (const p of principals)
       if (typeof p !== 'string' || !PRINCIPAL.test(p))
         throw badRequest(

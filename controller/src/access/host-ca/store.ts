@@ -27,7 +27,8 @@ export class HostCaStore implements CaKeyRows {
 
   addActiveCa(ca: NewCa, onlyIfNone = false) {
     return this.db.write(async (tx) => {
-      if (onlyIfNone && (await tx.get("SELECT id FROM ssh_host_cas WHERE status = 'active'"))) return undefined;
+      if (onlyIfNone && (await tx.get("SELECT id FROM ssh_host_cas WHERE status = 'active'")))
+        return undefined;
       await tx.run("UPDATE ssh_host_cas SET status = 'trusted' WHERE status = 'active'");
       const r = await tx.get<{ id: number }>(
         `INSERT INTO ssh_host_cas (key_type, public_key, fingerprint, key_file, private_key_sealed, status, created_at)

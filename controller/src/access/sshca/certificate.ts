@@ -102,7 +102,9 @@ export function signUserCertificate(ca: CaKey, spec: UserCertificateSpec): Signe
 
   const w = new SshWriter(1024);
   w.string(certType).string(nonce).raw(r.rest());
-  w.uint64(spec.serial).uint32(spec.kind === 'host' ? SSH_CERT_TYPE_HOST : SSH_CERT_TYPE_USER).string(spec.keyId);
+  w.uint64(spec.serial)
+    .uint32(spec.kind === 'host' ? SSH_CERT_TYPE_HOST : SSH_CERT_TYPE_USER)
+    .string(spec.keyId);
   w.nested(() => {
     for (const p of spec.principals) w.string(p);
   });
