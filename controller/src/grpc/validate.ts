@@ -154,7 +154,7 @@ export function validSignHostKeys(r: SignHostKeysRequestMsg): SignHostKeysReques
   return {
     instanceUuid: uuid('instance_uuid', r.instanceUuid),
     publicKeys: list<string>('public_keys', r.publicKeys, LIMITS.hostKeys).map((k, n) =>
-      text(`public_keys[${n}]`, k, LIMITS.pem, true),
+      text(`public_keys[${n}]`, typeof k === 'string' ? k.trim() : k, LIMITS.pem, true),
     ),
   };
 }
