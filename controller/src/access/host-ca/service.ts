@@ -10,7 +10,7 @@ import { signUserCertificate } from '../sshca/certificate.js';
 import { KeyRejectedError, parseUserPublicKey, type CaKeyType } from '../sshca/keys.js';
 import type { HostCaStore, HostCertificateRecord } from './store.js';
 
-const CHANNEL = 'host-ca';
+const CHANNEL = 'host_ca';
 /** What the known_hosts line names the CA (its comment). */
 export const KNOWN_HOSTS_COMMENT = 'vmwarden-host-ca';
 /** Host certificates are valid from a little before signing: guests' clocks may be behind. */
