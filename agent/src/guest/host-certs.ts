@@ -30,6 +30,7 @@ export class HostCertKeeper {
     private readonly hypervisor: Pick<Hypervisor, 'addresses'>,
     private readonly link: () => TrustLink,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
@@ -41,14 +42,16 @@ export class HostCertKeeper {
     const link = this.link();
     if (!link.signHostKeys || g.installed === undefined) return;
     const state = this.states.get(g.serverId);
-    const now = Date.now();
+    const now = this.now();
     if (state?.retryAt && now < state.retryAt) return;
-    if (state && state.bootId === g.bootId && now < state.renewAt && state.principals.includes(name)) {
+    if (state && state.bootId === g.bootId && now < state.renewAt) {
+      // Did the instance's name or address move? Checked once a minute: until the controller's
+      // inventory has the new one, signing again would give the same principals.
       if (now < state.addressCheckAt) return;
       state.addressCheckAt = now + ADDRESS_CHECK_MS;
       // The controller keeps an instance's first address (as the agent reports them).
       const [address] = await this.hypervisor.addresses(g.serverId).catch(() => [] as string[]);
-      if (!address || state.principals.includes(address)) return;
+      if (state.principals.includes(name) && (!address || state.principals.includes(address))) return;
     }
     try {
       await this.renew(g, link);
@@ -68,7 +71,7 @@ export class HostCertKeeper {
       ),
     );
     if (keys.length === 0) throw new Error('the guest has no sshd host keys in /etc/ssh');
-    const signedAt = Date.now();
+    const signedAt = this.now();
     const signed = await link.signHostKeys!(
       g.serverId,
       keys.map((k) => k.line),
@@ -91,7 +94,7 @@ export class HostCertKeeper {
     };
     const out = await g.channel.sh(installScript([...files, dropIn]), 60_000);
     const validBefore = Date.parse(signed.validBefore);
-    const now = Date.now();
+    const now = this.now();
     this.states.set(g.serverId, {
       bootId: g.bootId,
       principals: signed.principals,
