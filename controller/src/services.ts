@@ -162,6 +162,7 @@ export async function createServices(
     await SshAuthority.open(new HostCaStore(db), kek, clock, config.sshCaKeyType, {
       label: 'ssh-host-ca',
       name: 'SSH host CA',
+      comment: 'vmwarden-host-ca',
     }),
     new HostCaStore(db),
     inventory,

@@ -19,6 +19,8 @@ export type CaKeyRows = Pick<AccessStore, 'listCas' | 'addActiveCa' | 'sealCaKey
 export interface CaKind {
   label: 'ssh-ca' | 'ssh-host-ca';
   name: string;
+  /** The public key's comment (default vmwarden-ca). */
+  comment?: string;
 }
 const USER_CA: CaKind = { label: 'ssh-ca', name: 'SSH CA' };
 
@@ -129,7 +131,7 @@ export class SshAuthority {
 
   /** Generates, seals and inserts a key as the active one, in one transaction (see addActiveCa). */
   private async addActive(keyType: CaKeyType, onlyIfNone: boolean): Promise<number | undefined> {
-    const key = generateCaKey(keyType);
+    const key = generateCaKey(keyType, undefined, this.kind.comment);
     const id = await this.store.addActiveCa(
       {
         keyType: key.sshType,
@@ -148,7 +150,7 @@ export class SshAuthority {
   private async unseal(row: StoredCa): Promise<CaKey> {
     let key: CaKey;
     if (row.sealedKey) {
-      key = caKeyFromDer(this.kek.open(row.sealedKey, this.sealLabel(row.fingerprint)));
+      key = caKeyFromDer(this.kek.open(row.sealedKey, this.sealLabel(row.fingerprint)), this.kind.comment);
     } else if (row.keyFile) {
       key = await loadCaKey(row.keyFile).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
