@@ -12,8 +12,8 @@ const KEY_PUB = /^\/etc\/ssh\/ssh_host_[a-z0-9]+_key\.pub$/;
 const SAFE_LINE = /^[a-z0-9@.-]+ [A-Za-z0-9+/=]+( [A-Za-z0-9@._:-]+)?$/;
 /** How often the instance's addresses are compared with the certificates' principals. */
 const ADDRESS_CHECK_MS = 60_000;
-/** After a failure (no host keys yet, controller down…), when to try again. */
-const RETRY_MS = 60_000;
+/** After a failure (no host keys yet, instance not yet in the controller's inventory…), when to try again. */
+const RETRY_MS = 15_000;
 
 interface HostCertState {
   bootId?: string;
@@ -36,7 +36,7 @@ export class HostCertKeeper {
   /**
    * Called after each poll of a guest whose trust is installed: signs and installs its host
    * certificates when it has none from us yet (this boot), when they are due for renewal, or when
-   * the instance's name or address moved. Failures are logged and retried a minute later.
+   * the instance's name or address moved. Failures are logged and retried 15 s later.
    */
   async keep(g: Guest, name: string): Promise<void> {
     const link = this.link();

@@ -203,14 +203,13 @@ async function sshStrict(certFile: string, knownHosts: string) {
 }
 
 test('host certificates: ssh with only the @cert-authority line and StrictHostKeyChecking=yes connects', async () => {
-  const dropIn = await until(
-    'host certificates installed',
-    async () => {
-      const out = await ga.sh('cat /etc/ssh/sshd_config.d/vmwarden-host-certs.conf 2>/dev/null; true');
-      return /HostCertificate /.test(out) && out;
-    },
+  // Installed and sshd reloaded: its key exchange offers the certificates.
+  await until(
+    'sshd serves host certificates',
+    async () => /-cert-v01@openssh.com /.test((await run('ssh-keyscan', ['-c', '-T', '5', guest.ip])).stdout),
     150_000,
   );
+  const dropIn = await ga.sh('cat /etc/ssh/sshd_config.d/vmwarden-host-certs.conf');
   note('host certificates installed');
   const lines = dropIn.split('\n').filter((l) => l.startsWith('HostCertificate '));
   assert.ok(lines.length >= 1, dropIn);

@@ -173,6 +173,9 @@ test('ssh with only the @cert-authority line logs into the sshd whose host key t
     (await f.c.call('GET', '/v1/access/ca-pubkeys')).body.trusted_user_ca_keys,
   );
   const sshd = await sshdWith(['127.0.0.1']);
+  // sshd offers the certificate in its key exchange (what the guest e2e waits for).
+  const scan = await run('ssh-keyscan', ['-c', '-T', '5', '-p', String(sshd.port), '127.0.0.1']);
+  assert.match(scan.stdout, /ssh-ed25519-cert-v01@openssh.com AAAA/, scan.stdout + scan.stderr);
   const r = await sshStrict(sshd, (await hostCas()).known_hosts);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout.trim(), 'logged-in');
