@@ -144,3 +144,14 @@ export interface ReportAckMsg {
   nodeId: number;
   refused: RefusedEntryMsg[];
 }
+
+export interface SignHostKeysRequestMsg {
+  instanceUuid: string;
+  publicKeys: string[];
+}
+
+export interface SignHostKeysResponseMsg {
+  certificates: string[];
+  principals: string[];
+  validBefore: string;
+}

@@ -6,6 +6,7 @@ import type {
   RefusedEntryMsg,
   ReportAckMsg,
   SessionReportMsg,
+  SignHostKeysResponseMsg,
   TrustBundleMsg,
 } from '../../proto/messages.js';
 import type { AgentCredentials, Enrollment } from './credentials.js';
@@ -59,6 +60,11 @@ export class ControllerLink {
 
   async reportSession(report: SessionReportMsg): Promise<string> {
     return (await this.conn.call<{ sessionId: string }>('reportSession', report)).sessionId;
+  }
+
+  /** Host certificates for a guest's sshd host keys (the controller chooses the principals). */
+  signHostKeys(instanceUuid: string, publicKeys: string[]): Promise<SignHostKeysResponseMsg> {
+    return this.conn.call('signHostKeys', { instanceUuid, publicKeys });
   }
 
   close(): void {

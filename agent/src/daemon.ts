@@ -130,6 +130,7 @@ export async function startAgent(
       ? new GuestTrustManager(hypervisor, () => link, {
           sshTarget: (uuid, name) => config.sshProvisioning[uuid] ?? config.sshProvisioning[name],
           hostKeyPins: new HostKeyPins(join(dataDir, 'ssh-host-keys.json')),
+          hostCertificates: process.env.VMWARDEN_AGENT_HOST_CERTIFICATES !== '0',
           log: opts.log,
           ...(opts.guests || {}),
         })

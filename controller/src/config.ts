@@ -36,6 +36,8 @@ export interface ControllerConfig {
   sshCaKeyType: 'ed25519' | 'ecdsa-p256' | 'rsa';
   certDefaultTtlMinutes: number;
   certMaxTtlMinutes: number;
+  /** Lifetime of the host certificates signed for guests' sshd (agents renew them at 2/3 of it). */
+  hostCertDays: number;
   certExtensions: string[];
   certForceCommand: string;
   /** '' none, 'caller' (the requesting client's address) or a comma-separated CIDR list. */
@@ -83,6 +85,7 @@ export const SETTINGS: Record<keyof ControllerConfig, SettingSpec> = {
   sshCaKeyType: { kind: 'string', env: 'VMWARDEN_SSH_CA_KEY_TYPE' },
   certDefaultTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_DEFAULT_TTL_MINUTES' },
   certMaxTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_MAX_TTL_MINUTES' },
+  hostCertDays: { kind: 'number', env: 'VMWARDEN_HOST_CERT_DAYS' },
   certExtensions: { kind: 'list', env: 'VMWARDEN_CERT_EXTENSIONS' },
   certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
   certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
@@ -117,6 +120,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     sshCaKeyType: 'ed25519',
     certDefaultTtlMinutes: 5,
     certMaxTtlMinutes: 10,
+    hostCertDays: 30,
     certExtensions: ['permit-pty'],
     certForceCommand: '',
     certSourceAddress: '',
@@ -168,6 +172,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (result.certDefaultTtlMinutes < 1 || result.certDefaultTtlMinutes > result.certMaxTtlMinutes) {
     throw new ConfigError('certDefaultTtlMinutes must be between 1 and certMaxTtlMinutes');
   }
+  if (!(result.hostCertDays >= 1 && result.hostCertDays <= 366 && Number.isInteger(result.hostCertDays)))
+    throw new ConfigError('hostCertDays must be a whole number of days between 1 and 366');
   for (const origin of result.corsOrigins)
     if (!/^https?:\/\/[^/\s]+\/?$/i.test(origin.trim()))
       throw new ConfigError(`corsOrigins: '${origin}' is not an origin (scheme://host[:port])`);

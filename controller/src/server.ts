@@ -91,9 +91,11 @@ export async function startController(
   ];
 
   services.trustSync.start();
+  services.hostCa.start();
   const stop = async () => {
     for (const job of housekeeping) await job.stop();
     await services.trustSync.stop();
+    services.hostCa.stop();
     await services.tasks.stop();
     await Promise.all([
       ...apps.map((a) => a.close()),

@@ -19,6 +19,8 @@ import { SqliteAccessStore } from './access/store.js';
 import { SshAuthority } from './access/authority.js';
 import { KrlPublisher } from './access/krl-publisher.js';
 import { TrustSync } from './access/trust-sync.js';
+import { HostCertificates } from './access/host-ca/service.js';
+import { HostCaStore } from './access/host-ca/store.js';
 import { AccessService } from './access/service.js';
 import { AccessSessions } from './access/sessions.js';
 import { GuestTrust } from './access/guest-trust.js';
@@ -58,6 +60,7 @@ export interface ControllerServices {
   krl: KrlPublisher;
   /** CA keys and KRL kept in step with the other controllers on the store. */
   trustSync: TrustSync;
+  hostCa: HostCertificates;
   access: AccessService;
   accessSessions: AccessSessions;
   /** Trust inside guests: bundle pushed to agents, per-instance status, observed sessions. */
@@ -155,6 +158,19 @@ export async function createServices(
     leaseMs: config.taskLeaseSeconds * 1000,
     pollMs: config.taskPollSeconds * 1000,
   });
+  const hostCa = new HostCertificates(
+    await SshAuthority.open(new HostCaStore(db), kek, clock, config.sshCaKeyType, {
+      label: 'ssh-host-ca',
+      name: 'SSH host CA',
+      comment: 'vmwarden-host-ca',
+    }),
+    new HostCaStore(db),
+    inventory,
+    db,
+    clock,
+    config.hostCertDays * 86_400,
+    config.trustSyncSeconds * 1000,
+  );
   const accessSessions = new AccessSessions(accessStore, inventory, identityStore, clock);
   storeGauges(metrics, { accessSessions, sessions, access, sign });
   const guestTrust = new GuestTrust(
@@ -185,6 +201,7 @@ export async function createServices(
     sshAuthority,
     krl,
     trustSync,
+    hostCa,
     access,
     accessSessions,
     guestTrust,

@@ -3,7 +3,7 @@
  * sshd must run as root (privilege separation); tests log in as the current user.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ export interface SshdOptions {
   authorizedKeysFile?: string;
   /** Extra sshd_config lines. */
   extraConfig?: string[];
+  /** Signs the generated host public key: the certificate becomes sshd's HostCertificate. */
+  hostCertificate?: (hostPublicKey: string) => Promise<string>;
   startTimeoutMs?: number;
 }
 
@@ -90,6 +92,9 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   const hostKey = join(dir, 'host_ed25519');
   const keygen = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   if (keygen.code !== 0) throw new Error(`ssh-keygen host key failed: ${keygen.stderr}`);
+  const hostCert = `${hostKey}-cert.pub`;
+  if (opts.hostCertificate)
+    await writeFile(hostCert, (await opts.hostCertificate(await readFile(`${hostKey}.pub`, 'utf8'))) + '\n');
 
   const principalsDir = join(dir, 'principals');
   await mkdir(principalsDir);
@@ -105,6 +110,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     `ListenAddress 127.0.0.1`,
     `Port ${port}`,
     `HostKey ${hostKey}`,
+    ...(opts.hostCertificate ? [`HostCertificate ${hostCert}`] : []),
     `PidFile ${join(dir, 'sshd.pid')}`,
     `StrictModes no`,
     `UsePAM no`,

@@ -5,6 +5,7 @@ import type {
   GuestTrustStatusMsg,
   RefusedEntryMsg,
   SessionReportMsg,
+  SignHostKeysResponseMsg,
   TrustBundleMsg,
 } from '../../../proto/messages.js';
 import type { GuestChannel } from './channel.js';
@@ -20,6 +21,8 @@ export interface TrustLink {
   reportTrust(guests: GuestTrustStatusMsg[]): Promise<RefusedEntryMsg[] | void>;
   /** Returns the session id the controller gave a start. */
   reportSession(r: SessionReportMsg): Promise<string>;
+  /** Host certificates for a guest's sshd host keys (host-certs.ts); absent: none are installed. */
+  signHostKeys?(instanceUuid: string, publicKeys: string[]): Promise<SignHostKeysResponseMsg>;
 }
 
 export interface GuestTrustOptions {
@@ -29,6 +32,8 @@ export interface GuestTrustOptions {
   /** The SSH fallback of an instance (by UUID or domain name), if it has one. */
   sshTarget?: (uuid: string, name: string) => SshTarget | undefined;
   hostKeyPins?: HostKeyPins;
+  /** Install host certificates signed by the controller's host CA in guests (default true). */
+  hostCertificates?: boolean;
   log?: (msg: string, err?: unknown) => void;
 }
 

@@ -9,6 +9,7 @@ import {
   type GuestTrustOptions,
   type TrustLink,
 } from './guest.js';
+import { HostCertKeeper } from './host-certs.js';
 import { pushBundle } from './install.js';
 import { poll } from './poller.js';
 import { lost } from './sessions.js';
@@ -28,6 +29,7 @@ export class GuestTrustManager {
   private lastReport = '';
   private lastReportAt = 0;
   private lastPull = 0;
+  private readonly hostCerts?: HostCertKeeper;
 
   constructor(
     private readonly hypervisor: Hypervisor,
@@ -35,6 +37,7 @@ export class GuestTrustManager {
     private readonly opts: GuestTrustOptions = {},
   ) {
     this.ctx = { hypervisor, link, opts, bundle: () => this.bundle };
+    if (opts.hostCertificates !== false) this.hostCerts = new HostCertKeeper(hypervisor, link, opts.log);
   }
 
   async start(): Promise<void> {
@@ -126,6 +129,8 @@ export class GuestTrustManager {
         if (g.channel !== g.guestAgent && Date.now() >= (g.agentProbeAt ?? 0))
           await probeGuestAgent(this.ctx, g);
         await serial(g, () => poll(this.ctx, g)).catch((err) => failed(this.ctx, g, err));
+        const name = domains.find((d) => d.uuid === g.serverId)?.name ?? g.name;
+        if (this.hostCerts) await serial(g, () => this.hostCerts!.keep(g, name));
       }
       await this.reportTrust();
     } catch (err) {

@@ -12,8 +12,17 @@ import {
 import type { SshCaRecord } from './model.js';
 import type { AccessStore, StoredCa } from './store.js';
 
-/** What a CA private key is sealed as: a sealed key cannot be moved to another row. */
-const sealLabel = (fingerprint: string) => `vmwarden ssh-ca ${fingerprint}`;
+/** The rows of one CA's keys: the user CA's (ssh_cas) or the host CA's (ssh_host_cas). */
+export type CaKeyRows = Pick<AccessStore, 'listCas' | 'addActiveCa' | 'sealCaKey' | 'retireCa'>;
+
+/** Which CA: names the seal label (a sealed key cannot be moved to another row or CA) and messages. */
+export interface CaKind {
+  label: 'ssh-ca' | 'ssh-host-ca';
+  name: string;
+  /** The public key's comment (default vmwarden-ca). */
+  comment?: string;
+}
+const USER_CA: CaKind = { label: 'ssh-ca', name: 'SSH CA' };
 
 /**
  * The fleet's SSH user CA (cf. Teleport lib/sshca): one active key signs, older keys stay trusted
@@ -29,23 +38,30 @@ export class SshAuthority {
   private applied = 0;
 
   private constructor(
-    private readonly store: AccessStore,
+    private readonly store: CaKeyRows,
     private readonly kek: KeyEncryptionKey,
     private readonly clock: Clock,
     private readonly keyType: CaKeyType,
+    private readonly kind: CaKind,
   ) {}
+
+  /** What a CA private key is sealed as: a sealed key cannot be moved to another row. */
+  private sealLabel(fingerprint: string): string {
+    return `vmwarden ${this.kind.label} ${fingerprint}`;
+  }
 
   /**
    * Loads every non-retired CA key (importing the key files of rows from before sealing); creates
    * the first one when the database has none, once however many controllers start together.
    */
   static async open(
-    store: AccessStore,
+    store: CaKeyRows,
     kek: KeyEncryptionKey,
     clock: Clock,
     keyType: CaKeyType,
+    kind: CaKind = USER_CA,
   ): Promise<SshAuthority> {
-    const authority = new SshAuthority(store, kek, clock, keyType);
+    const authority = new SshAuthority(store, kek, clock, keyType, kind);
     await authority.reload();
     if (!authority.records.some((r) => r.status === 'active')) {
       await authority.addActive(keyType, true);
@@ -75,7 +91,7 @@ export class SshAuthority {
   /** The key that signs new certificates. */
   active(): { id: number; key: CaKey } {
     const record = this.records.find((r) => r.status === 'active');
-    if (!record) throw new Error('no active SSH CA key');
+    if (!record) throw new Error(`no active ${this.kind.name} key`);
     return { id: record.id, key: this.keys.get(record.id)! };
   }
 
@@ -105,7 +121,8 @@ export class SshAuthority {
   /** Stops trusting an old key. The active key cannot be retired: rotate first. */
   async retire(id: number): Promise<void> {
     const record = this.records.find((r) => r.id === id);
-    if (!record || record.status === 'retired') throw notFound(`no trusted SSH CA key with id ${id}`);
+    if (!record || record.status === 'retired')
+      throw notFound(`no trusted ${this.kind.name} key with id ${id}`);
     if (record.status === 'active')
       throw conflict('CA_ACTIVE', 'the active CA key cannot be retired; rotate first');
     await this.store.retireCa(id, this.clock.now().toISOString());
@@ -114,13 +131,13 @@ export class SshAuthority {
 
   /** Generates, seals and inserts a key as the active one, in one transaction (see addActiveCa). */
   private async addActive(keyType: CaKeyType, onlyIfNone: boolean): Promise<number | undefined> {
-    const key = generateCaKey(keyType);
+    const key = generateCaKey(keyType, undefined, this.kind.comment);
     const id = await this.store.addActiveCa(
       {
         keyType: key.sshType,
         publicKey: key.openssh,
         fingerprint: key.fingerprint,
-        sealedKey: this.kek.seal(caKeyToDer(key), sealLabel(key.fingerprint)),
+        sealedKey: this.kek.seal(caKeyToDer(key), this.sealLabel(key.fingerprint)),
         createdAt: this.clock.now().toISOString(),
       },
       onlyIfNone,
@@ -133,22 +150,22 @@ export class SshAuthority {
   private async unseal(row: StoredCa): Promise<CaKey> {
     let key: CaKey;
     if (row.sealedKey) {
-      key = caKeyFromDer(this.kek.open(row.sealedKey, sealLabel(row.fingerprint)));
+      key = caKeyFromDer(this.kek.open(row.sealedKey, this.sealLabel(row.fingerprint)), this.kind.comment);
     } else if (row.keyFile) {
       key = await loadCaKey(row.keyFile).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
         throw new KeyEncryptionKeyError(
-          `SSH CA key ${row.id} is still in ${row.keyFile} on the controller that created it: start that controller once so it seals the key into the database`,
+          `${this.kind.name} key ${row.id} is still in ${row.keyFile} on the controller that created it: start that controller once so it seals the key into the database`,
         );
       });
       if (key.fingerprint === row.fingerprint)
-        await this.store.sealCaKey(row.id, this.kek.seal(caKeyToDer(key), sealLabel(key.fingerprint)));
+        await this.store.sealCaKey(row.id, this.kek.seal(caKeyToDer(key), this.sealLabel(key.fingerprint)));
     } else {
-      throw new Error(`SSH CA key ${row.id} has neither a sealed key nor a key file`);
+      throw new Error(`${this.kind.name} key ${row.id} has neither a sealed key nor a key file`);
     }
     if (key.fingerprint !== row.fingerprint)
       throw new Error(
-        `SSH CA key ${row.id}: its private key does not match its fingerprint ${row.fingerprint}`,
+        `${this.kind.name} key ${row.id}: its private key does not match its fingerprint ${row.fingerprint}`,
       );
     return key;
   }

@@ -82,4 +82,34 @@ INSERT INTO krl_state (id, version, updated_at) VALUES (1, 1, strftime('%Y-%m-%d
   reported_at TEXT NOT NULL
 )`,
   },
+  {
+    // The SSH host CA (host certificates for guests' sshd, no trust on first use): its keys in a table
+    // of their own, same columns and lifecycle as ssh_cas; and every host certificate it signed.
+    id: '0030-ssh-host-ca',
+    sql: `
+CREATE TABLE ssh_host_cas (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key_type TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL UNIQUE,
+  key_file TEXT NOT NULL,
+  private_key_sealed TEXT,
+  status TEXT NOT NULL CHECK (status IN ('active', 'trusted', 'retired')),
+  created_at TEXT NOT NULL,
+  retired_at TEXT
+);
+CREATE TABLE host_certificates (
+  id TEXT PRIMARY KEY,
+  serial TEXT NOT NULL UNIQUE,
+  server_id TEXT,
+  node_id INTEGER,
+  principals TEXT NOT NULL,
+  public_key_fingerprint TEXT NOT NULL,
+  ca_id INTEGER NOT NULL REFERENCES ssh_host_cas (id),
+  valid_before TEXT NOT NULL,
+  issued_at TEXT NOT NULL
+);
+CREATE INDEX host_certificates_server ON host_certificates (server_id, issued_at);
+`,
+  },
 ];

@@ -10,6 +10,8 @@ import type { AccessRequest, AccessService } from './service.js';
 import type { SshAuthority } from './authority.js';
 import type { KrlPublisher } from './krl-publisher.js';
 import type { AccessSessions } from './sessions.js';
+import type { HostCertificates } from './host-ca/service.js';
+import { hostCaRoutes } from './host-ca/routes.js';
 import { readPage } from '../http/pagination.js';
 import * as wire from './wire.js';
 
@@ -23,6 +25,7 @@ export interface AccessRouteDeps {
   sshAuthority: SshAuthority;
   krl: KrlPublisher;
   audit: AuditLog;
+  hostCa: HostCertificates;
 }
 
 /** /v1/access: SSH certificates bound to one instance, revocation (KRL), sessions, the CA. */
@@ -89,6 +92,8 @@ export const accessRoutes = routeGroup(wire.renderAccessError, async (app, s: Ac
     await s.access.retireCa(id);
     return wire.sendJson(reply, 200, { message: 'CA key retired', id: String(id) });
   });
+
+  hostCaRoutes(app, s.hostCa);
 
   app.get('/krl', { config: { responses: wire.responses.krl } }, async (request, reply) => {
     const krl = await s.krl.current();

@@ -62,7 +62,7 @@ export type NewCa = Omit<SshCaRecord, 'id' | 'status' | 'retiredAt' | 'keyFile'>
 
 type Row = Record<string, unknown>;
 
-const toCa = (r: Row): StoredCa => ({
+export const toCa = (r: Row): StoredCa => ({
   id: r.id as number,
   keyType: r.key_type as string,
   publicKey: r.public_key as string,

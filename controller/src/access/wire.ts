@@ -351,3 +351,45 @@ export const responses = {
   grantCreate: { 201: grantSchema, 409: null },
   grantDelete: { 200: message('server_id', 'identity_id') },
 };
+
+// ---- the SSH host CA (host-ca/routes.ts) ----
+
+export const hostCaSchemas = {
+  hostCertificate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['public_key', 'principals'],
+    properties: {
+      public_key: { type: 'string', minLength: 1, maxLength: 16_384 },
+      principals: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 64,
+        items: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[^\\s,*?!]+$' },
+      },
+      ttl_seconds: { type: 'integer', minimum: 60, maximum: 366 * 86_400 },
+    },
+  },
+} as const;
+
+export const hostCaResponses = {
+  hostCaPubkeys: {
+    200: obj({
+      public_keys: { type: 'array', items: caKeySchema },
+      known_hosts: {
+        type: 'string',
+        description: 'one `@cert-authority * <key> vmwarden-host-ca` line per key',
+      },
+    }),
+  },
+  hostCaRotate: { 200: caKeySchema },
+  hostCaRetire: { 200: message('id'), 404: null, 409: null },
+  hostCertificate: {
+    200: obj({
+      id: str,
+      certificate: { type: 'string', description: 'OpenSSH host certificate (…-cert.pub line)' },
+      serial: { type: 'integer', format: 'uint64' },
+      valid_before: time,
+    }),
+  },
+};

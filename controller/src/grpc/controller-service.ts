@@ -14,6 +14,7 @@ import type {
   InventoryReportMsg,
   ReportAckMsg,
   SessionReportMsg,
+  SignHostKeysRequestMsg,
 } from '../../../proto/messages.js';
 import {
   uuid,
@@ -22,6 +23,7 @@ import {
   validFleetList,
   validInventoryReport,
   validSessionReport,
+  validSignHostKeys,
   validTrustReport,
 } from './validate.js';
 
@@ -137,7 +139,8 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
         return await fn(node, call);
       } catch (err) {
         const e = toGrpc(err);
-        const object = (call.request as { serverId?: unknown } | undefined)?.serverId;
+        const request = call.request as { serverId?: unknown; instanceUuid?: unknown } | undefined;
+        const object = request?.serverId ?? request?.instanceUuid;
         await audit(node, call, { action, object, code: e.code, detail: e.details });
         throw e;
       }
@@ -228,6 +231,12 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
       agentCall<SessionReportMsg>('agent.session', async (node, call) => ({
         sessionId: await s.guestTrust.session(node, validSessionReport(call.request)),
       })),
+    ),
+    signHostKeys: unary<SignHostKeysRequestMsg>(
+      agentCall<SignHostKeysRequestMsg>('agent.host-keys', async (node, call) => {
+        const r = validSignHostKeys(call.request);
+        return s.hostCa.signForInstance(node, r.instanceUuid, r.publicKeys);
+      }),
     ),
     listInstances: unary<{ nodeId: number; limit: number; offset: number }>(async (call) => {
       await admin(call);

@@ -14,6 +14,7 @@ import type {
   InstanceMsg,
   InventoryReportMsg,
   SessionReportMsg,
+  SignHostKeysRequestMsg,
 } from '../../../proto/messages.js';
 
 export const LIMITS = {
@@ -27,6 +28,7 @@ export const LIMITS = {
   differences: 1000,
   fingerprints: 64,
   pageSize: 10_000,
+  hostKeys: 16,
 } as const;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -145,6 +147,16 @@ export function validTrustReport(r: { guests: GuestTrustStatusMsg[] }): GuestTru
     transport: text(`guests[${n}].transport`, g.transport, LIMITS.short),
   }));
   return uniqueIds('guests', guests);
+}
+
+/** Host keys are OpenSSH public key lines; the host CA checks each (type, size) before signing. */
+export function validSignHostKeys(r: SignHostKeysRequestMsg): SignHostKeysRequestMsg {
+  return {
+    instanceUuid: uuid('instance_uuid', r.instanceUuid),
+    publicKeys: list<string>('public_keys', r.publicKeys, LIMITS.hostKeys).map((k, n) =>
+      text(`public_keys[${n}]`, typeof k === 'string' ? k.trim() : k, LIMITS.pem, true),
+    ),
+  };
 }
 
 export function validSessionReport(r: SessionReportMsg): SessionReportMsg {

@@ -310,6 +310,7 @@ export function buildHttpApp(
       sshAuthority: s.sshAuthority,
       krl: s.krl,
       audit: s.audit,
+      hostCa: s.hostCa,
       errorFormats,
     });
     all.register(inventoryRoutes, {

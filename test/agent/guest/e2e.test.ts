@@ -187,6 +187,49 @@ test('the agent installs the fleet trust in the guest and reports it', async () 
   );
 });
 
+/** ssh to the guest with StrictHostKeyChecking=yes and `knownHosts` as the only known_hosts. */
+async function sshStrict(certFile: string, knownHosts: string) {
+  const file = join(dir, `known_hosts-${n++}`);
+  await writeFile(file, knownHosts);
+  const args = sshArgs(certFile, 'echo strict-ok').map((a) =>
+    a === 'StrictHostKeyChecking=no'
+      ? 'StrictHostKeyChecking=yes'
+      : a === 'UserKnownHostsFile=/dev/null'
+        ? `UserKnownHostsFile=${file}`
+        : a,
+  );
+  assert.ok(args.includes('StrictHostKeyChecking=yes'));
+  return run('ssh', ['-o', 'GlobalKnownHostsFile=/dev/null', ...args], { timeoutMs: 30_000 });
+}
+
+test('host certificates: ssh with only the @cert-authority line and StrictHostKeyChecking=yes connects', async () => {
+  // Installed and sshd reloaded: its key exchange offers the certificates.
+  await until(
+    'sshd serves host certificates',
+    async () => /-cert-v01@openssh.com /.test((await run('ssh-keyscan', ['-c', '-T', '5', guest.ip])).stdout),
+    150_000,
+  );
+  const dropIn = await ga.sh('cat /etc/ssh/sshd_config.d/vmwarden-host-certs.conf');
+  note('host certificates installed');
+  const lines = dropIn.split('\n').filter((l) => l.startsWith('HostCertificate '));
+  assert.ok(lines.length >= 1, dropIn);
+  // Each certificate is the host CA's, for this instance's name, UUID and address.
+  const hostCa = (await c.call('GET', '/v1/access/host-ca-pubkeys')).body;
+  const listed = await ga.sh(`ssh-keygen -L -f ${lines[0]!.split(' ')[1]}`);
+  assert.match(listed, /host certificate/);
+  assert.ok(listed.includes(hostCa.public_keys[0].fingerprint), listed);
+  for (const p of [guest.uuid, guest.ip]) assert.ok(listed.includes(`        ${p}\n`), listed);
+  const cert = await certFor(guest.uuid);
+  const ok = await sshStrict(cert.certFile, hostCa.known_hosts);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.is(ok.stdout.trim(), 'strict-ok');
+  // Another CA in known_hosts: the guest's host key is not trusted.
+  const userCa = (await c.call('GET', '/v1/access/ca-pubkeys')).body.public_keys[0].public_key;
+  const refused = await sshStrict(cert.certFile, `@cert-authority * ${userCa}\n`);
+  assert.is(refused.code, 255, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /Host key verification failed/);
+});
+
 test('a running instance without a guest agent is reported as such', async () => {
   bare = await startBareDomain();
   await agent.agent.report();

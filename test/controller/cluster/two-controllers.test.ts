@@ -3,7 +3,8 @@
  * cluster of its own), in this process, over real HTTP and gRPC: one fleet whichever controller
  * serves. A token from A works on B and a logout on A ends it on B; certificates issued on both at
  * once are all committed with unique serials; a revocation on A reaches an agent connected to B
- * within 2 s; a CA rotation on B signs A's next certificate.
+ * within 2 s; a CA rotation on B signs A's next certificate, a host CA rotation on B A's next host
+ * certificate.
  */
 import { test } from 'uvu';
 import { randomBytes } from 'node:crypto';
@@ -209,6 +210,28 @@ test("a CA rotation on B signs A's next certificate", async () => {
     async () => {
       const cert = await issue(A, user.token, { sandbox_id: vm.serverId, public_key: key.pub });
       return (await keygenList(dir.dir, cert.certificate)).includes(newFingerprint);
+    },
+    { timeoutMs: 2000, intervalMs: 50 },
+  );
+});
+
+test('one host CA for both; a host CA rotation on B is what A publishes and signs host keys with', async () => {
+  const hostCas = async (c: TestController) => (await c.call('GET', '/v1/access/host-ca-pubkeys')).body;
+  assert.equal(await hostCas(A), await hostCas(B));
+  assert.is((await hostCas(A)).public_keys.length, 1);
+  const hostKey = await makeUserKey(dir.dir, 'host_rot', 'ed25519');
+  const rotated = await B.call('POST', '/v1/access/host-ca/rotate', { token: await B.adminToken() });
+  assert.is(rotated.status, 200, rotated.text);
+  await waitFor(
+    "A publishes and signs with B's new host CA key",
+    async () => {
+      if (!(await hostCas(A)).known_hosts.includes(rotated.body.public_key.split(' ')[1])) return false;
+      const r = await A.call('POST', '/v1/access/host-certificate', {
+        token: await A.adminToken(),
+        body: { public_key: hostKey.pub, principals: ['rot.example'] },
+      });
+      assert.is(r.status, 200, r.text);
+      return (await keygenList(dir.dir, r.body.certificate)).includes(rotated.body.fingerprint);
     },
     { timeoutMs: 2000, intervalMs: 50 },
   );

@@ -8,6 +8,7 @@ import { publicKeyFromBlob } from './keys.js';
 import { SshReader, SshWireError, SshWriter } from './wire.js';
 
 const SSH_CERT_TYPE_USER = 1;
+const SSH_CERT_TYPE_HOST = 2;
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
 /** Plain key type → certificate type. */
@@ -41,6 +42,8 @@ export interface UserCertificateSpec {
   comment?: string;
   /** 32 random bytes by default; fixed only in tests. */
   nonce?: Buffer;
+  /** A user certificate (default) or a host certificate (sshd's HostCertificate). */
+  kind?: 'user' | 'host';
 }
 
 export interface SignedCertificate {
@@ -90,7 +93,7 @@ export function signUserCertificate(ca: CaKey, spec: UserCertificateSpec): Signe
   if (!certType) throw new Error(`cannot certify key type ${keyType}`);
   if (spec.serial <= 0n || spec.serial > U64_MAX) throw new RangeError('serial must be a non-zero uint64');
   if (spec.principals.length === 0 || spec.principals.some((p) => p === '')) {
-    throw new Error('a user certificate needs at least one non-empty principal');
+    throw new Error('a certificate needs at least one non-empty principal');
   }
   const validAfter = toSeconds(spec.validAfter);
   const validBefore = toSeconds(spec.validBefore);
@@ -99,7 +102,9 @@ export function signUserCertificate(ca: CaKey, spec: UserCertificateSpec): Signe
 
   const w = new SshWriter(1024);
   w.string(certType).string(nonce).raw(r.rest());
-  w.uint64(spec.serial).uint32(SSH_CERT_TYPE_USER).string(spec.keyId);
+  w.uint64(spec.serial)
+    .uint32(spec.kind === 'host' ? SSH_CERT_TYPE_HOST : SSH_CERT_TYPE_USER)
+    .string(spec.keyId);
   w.nested(() => {
     for (const p of spec.principals) w.string(p);
   });
