@@ -3,9 +3,10 @@
  * loopback sshd (TrustedUserCAKeys from the controller, AuthorizedPrincipalsFile with vm-<uuid>)
  * registered as an instance, with the real ssh, ssh-keygen and ssh-agent.
  *
- * Host keys: until the controller publishes a host CA (GET /v1/access/host-ca-pubkeys), the CLI
- * falls back to the user's own known_hosts; these tests pass a known_hosts pre-filled with the
- * sshd's own host key (keyed by the instance name, the HostKeyAlias) and StrictHostKeyChecking=yes.
+ * Host keys by the controller's host CA only: the sshd's host key is certified through
+ * POST /v1/access/host-certificate (principals: the instance name, UUID and address, as the agent asks
+ * for), and the CLI's known_hosts holds nothing but the `@cert-authority` line(s) of
+ * GET /v1/access/host-ca-pubkeys, with StrictHostKeyChecking=yes; no test passes its own known_hosts.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -28,9 +29,17 @@ let c: TestController;
 let sshd: Sshd;
 let dir = '';
 let cleanup = async () => {};
-let knownHosts = '';
+let unsigned: Sshd;
+/** GET /v1/access/host-ca-pubkeys' known_hosts text: what the CLI must write, and nothing else. */
+let hostCaLines = '';
 let agent: ChildProcess | undefined;
-const ids = { web: randomUUID(), other: randomUUID(), stopped: randomUUID(), noaddr: randomUUID() };
+const ids = {
+  web: randomUUID(),
+  other: randomUUID(),
+  stopped: randomUUID(),
+  noaddr: randomUUID(),
+  unsigned: randomUUID(),
+};
 
 interface Result {
   code: number;
@@ -69,15 +78,8 @@ function exec(
 const cli = (args: string[], opts: { home?: string; env?: Record<string, string> } = {}) =>
   exec(process.execPath, [CLI, ...args], opts);
 
-/** Host verification as the tests need it until the host CA exists (see the file comment). */
-const strict = () => [
-  '-o',
-  `UserKnownHostsFile=${knownHosts}`,
-  '-o',
-  'StrictHostKeyChecking=yes',
-  '-o',
-  'BatchMode=yes',
-];
+/** Never a prompt: a host key ssh cannot verify fails instead of asking. */
+const batch = ['-o', 'BatchMode=yes'];
 
 const ok = (r: Result) => {
   assert.is(r.code, 0, `exit ${r.code}: ${r.stderr}\n--- sshd:\n${sshd?.logs.slice(-1500)}`);
@@ -105,22 +107,35 @@ test.before(async () => {
   c = await startTestController();
   const trusted = join(dir, 'trusted_user_ca_keys');
   writeFileSync(trusted, (await c.call('GET', '/v1/access/ca-pubkeys')).body.trusted_user_ca_keys);
+  // The host certificate names web only: `other` (same sshd, its principal accepted) is an impostor.
   sshd = await startSshd({
     trustedCaKeysFile: trusted,
-    authorizedPrincipals: [`vm-${ids.web}`],
+    authorizedPrincipals: [`vm-${ids.web}`, `vm-${ids.other}`],
     extraConfig: ['Subsystem sftp internal-sftp'],
+    hostCertificate: async (publicKey) => {
+      const r = await c.call('POST', '/v1/access/host-certificate', {
+        token: await c.adminToken(),
+        body: { public_key: publicKey, principals: ['web', ids.web, '127.0.0.1'] },
+      });
+      assert.is(r.status, 200, r.text);
+      return r.body.certificate as string;
+    },
   });
+  // A host key the host CA never signed.
+  unsigned = await startSshd({ trustedCaKeysFile: trusted, authorizedPrincipals: [`vm-${ids.unsigned}`] });
   const local = { ip_address: '127.0.0.1', ssh_port: sshd.port };
   await register(ids.web, 'web', local);
   await register(ids.other, 'other', local);
   await register(ids.stopped, 'stopped', { ...local, state: 'shut off' });
   await register(ids.noaddr, 'noaddr', { ssh_port: 22 });
+  await register(ids.unsigned, 'unsigned', { ip_address: '127.0.0.1', ssh_port: unsigned.port });
   const user = await c.createUser('ssh-user', 'user', 'user-password-1');
   await grant(c, ids.web, user.id);
 
-  knownHosts = join(dir, 'known_hosts');
-  const hostKey = readFileSync(join(sshd.dir, 'host_ed25519.pub'), 'utf8').trim();
-  writeFileSync(knownHosts, `web ${hostKey}\n`);
+  const cas = await c.call('GET', '/v1/access/host-ca-pubkeys');
+  assert.is(cas.status, 200, cas.text);
+  hostCaLines = cas.body.known_hosts;
+  assert.match(hostCaLines, /^(@cert-authority \* ssh-\S+ \S+ vmwarden-host-ca\n)+$/);
 
   const login = (home: string, name: string, pw: string) =>
     cli(['login', '--url', c.httpBase, '--username', name, '--password', pw], { home });
@@ -131,14 +146,19 @@ test.before(async () => {
 test.after(async () => {
   agent?.kill();
   await sshd?.stop();
+  await unsigned?.stop();
   await c?.destroy();
   await cleanup();
 });
 
 test('vmwarden ssh NAME -- echo hi: generated key (0600), certificate beside it (0600), ssh exit 0', async () => {
-  const r = ok(await cli(['ssh', ...strict(), 'web', '--', 'echo', 'hi']));
+  const r = ok(await cli(['ssh', ...batch, 'web', '--', 'echo', 'hi']));
   assert.is(r.stdout, 'hi\n');
-  assert.match(r.stderr, /warning: the controller publishes no host CA/);
+  assert.not.match(r.stderr, /warning/);
+  // The host was verified by the host CA line(s) alone.
+  const knownHosts = join(adminHome(), 'vmwarden', 'known_hosts');
+  assert.is(readFileSync(knownHosts, 'utf8'), hostCaLines);
+  assert.is(statSync(knownHosts).mode & 0o777, 0o600);
   const key = join(adminHome(), 'vmwarden', 'id_ed25519');
   assert.is(statSync(key).mode & 0o777, 0o600);
   assert.is(statSync(`${key}-cert.pub`).mode & 0o777, 0o600);
@@ -148,31 +168,29 @@ test('vmwarden ssh NAME -- echo hi: generated key (0600), certificate beside it 
 
 test('a UUID and user@ work; the remote exit code is ours', async () => {
   assert.is(
-    ok(await cli(['ssh', ...strict(), `${me}@${ids.web}`, '--', 'echo', 'by-uuid'])).stdout,
+    ok(await cli(['ssh', ...batch, `${me}@${ids.web}`, '--', 'echo', 'by-uuid'])).stdout,
     'by-uuid\n',
   );
   // After --, dashes belong to the remote command, not to vmwarden or ssh.
-  const dashes = ok(await cli(['ssh', ...strict(), 'web', '--', 'printf', '%s', '-v', '--json']));
+  const dashes = ok(await cli(['ssh', ...batch, 'web', '--', 'printf', '%s', '-v', '--json']));
   assert.is(dashes.stdout, '-v--json');
-  const r = await cli(['ssh', ...strict(), 'web', '--', 'exit', '7']);
+  const r = await cli(['ssh', ...batch, 'web', '--', 'exit', '7']);
   assert.is(r.code, 7, r.stderr);
 });
 
-test('a host key other than the known one is refused (StrictHostKeyChecking=yes)', async () => {
-  const wrong = join(dir, 'known_hosts_wrong');
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'other_host')]);
-  writeFileSync(wrong, `web ${readFileSync(join(dir, 'other_host.pub'), 'utf8')}`);
-  const r = await cli([
-    'ssh',
-    ...['-o', `UserKnownHostsFile=${wrong}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'],
-    'web',
-    '--',
-    'echo',
-    'should-not-run',
-  ]);
-  assert.is(r.code, 255);
+const refused = (r: Result) => {
+  assert.is(r.code, 255, r.stderr);
   assert.not.match(r.stdout, /should-not-run/);
-  assert.match(r.stderr, /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  assert.match(r.stderr, /Host key verification failed/);
+};
+
+test('a host key the host CA did not sign is refused', async () => {
+  refused(await cli(['ssh', ...batch, 'unsigned', '--', 'echo', 'should-not-run']));
+});
+
+test('a host certificate that does not name the instance is refused', async () => {
+  // `other` is served by web's sshd: its certificate is genuine, but for web, UUID and address only.
+  refused(await cli(['ssh', ...batch, 'other', '--', 'echo', 'should-not-run']));
 });
 
 test('one-line errors: unknown, not running, no address, no grant', async () => {
@@ -184,10 +202,7 @@ test('one-line errors: unknown, not running, no address, no grant', async () => 
   oneLineError(await cli(['ssh', ids.other, '--', 'true'], { home }), /no access to instance/);
   oneLineError(await cli(['ssh', 'nosuch', '--', 'true'], { home }), /unknown instance nosuch/);
   // The granted one opens for the user.
-  assert.is(
-    ok(await cli(['ssh', ...strict(), 'web', '--', 'echo', 'user-in'], { home })).stdout,
-    'user-in\n',
-  );
+  assert.is(ok(await cli(['ssh', ...batch, 'web', '--', 'echo', 'user-in'], { home })).stdout, 'user-in\n');
 });
 
 test('with a running ssh-agent the key and certificate are added to it', async () => {
@@ -195,7 +210,7 @@ test('with a running ssh-agent the key and certificate are added to it', async (
   agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
   await waitFor('the ssh-agent socket', () => existsSync(sock), { timeoutMs: 5000, intervalMs: 20 });
   const env = { SSH_AUTH_SOCK: sock };
-  ok(await cli(['ssh', ...strict(), 'web', '--', 'true'], { env }));
+  ok(await cli(['ssh', ...batch, 'web', '--', 'true'], { env }));
   const listed = await exec('ssh-add', ['-l'], { env });
   assert.is(listed.code, 0, listed.stderr);
   assert.match(listed.stdout, /ED25519-CERT/);
@@ -205,7 +220,7 @@ test('ls: admins see every instance; a user only the granted one', async () => {
   const all = JSON.parse(ok(await cli(['ls', '--json'])).stdout).instances;
   assert.equal(
     all.map((i: { name: string }) => i.name),
-    ['noaddr', 'other', 'stopped', 'web'],
+    ['noaddr', 'other', 'stopped', 'unsigned', 'web'],
   );
   const web = all.find((i: { name: string }) => i.name === 'web');
   assert.is(web.server_id, ids.web);
@@ -232,9 +247,13 @@ test('ls: admins see every instance; a user only the granted one', async () => {
 test('config-ssh: a real ssh reads the block (ssh -G), then logs in through the ProxyCommand', async () => {
   const printed = ok(await cli(['config-ssh', '--print'])).stdout;
   const wrote = ok(await cli(['config-ssh']));
+  assert.not.match(wrote.stderr, /warning/);
   const file = join(adminHome(), 'vmwarden', 'ssh_config');
   assert.match(wrote.stdout, new RegExp(`Include ${file}`));
   assert.is(readFileSync(file, 'utf8'), printed);
+  // Every instance's block names it as the HostKeyAlias: host certificates carry the bare name.
+  for (const name of ['noaddr', 'other', 'stopped', 'unsigned', 'web'])
+    assert.ok(printed.includes(`Host ${name}.vmw\n  HostKeyAlias ${name}\n`), name);
 
   const g = ok(await exec('ssh', ['-F', file, '-G', 'web.vmw']));
   const effective = new Map(
@@ -249,8 +268,12 @@ test('config-ssh: a real ssh reads the block (ssh -G), then logs in through the 
   assert.match(effective.get('proxycommand')!, /main\.js' ssh-proxy --domain vmw /);
   assert.match(effective.get('certificatefile')!, /certs\/(%n|web\.vmw)-cert\.pub$/);
   assert.match(effective.get('identityfile')!, /vmwarden\/id_ed25519$/);
+  assert.is(effective.get('stricthostkeychecking'), 'true');
+  const knownHosts = join(adminHome(), 'vmwarden', 'known_hosts');
+  assert.is(effective.get('userknownhostsfile'), knownHosts);
+  assert.is(readFileSync(knownHosts, 'utf8'), hostCaLines);
 
-  const login = () => exec('ssh', ['-F', file, ...strict(), 'web.vmw', 'echo', 'via-proxy']);
+  const login = () => exec('ssh', ['-F', file, ...batch, 'web.vmw', 'echo', 'via-proxy']);
   assert.is(ok(await login()).stdout, 'via-proxy\n');
   const cert = join(adminHome(), 'vmwarden', 'certs', 'web.vmw-cert.pub');
   assert.is(statSync(cert).mode & 0o777, 0o600);
@@ -262,11 +285,11 @@ test('config-ssh: a real ssh reads the block (ssh -G), then logs in through the 
   // scp through the same block.
   const src = join(dir, 'payload.txt');
   writeFileSync(src, 'copied through vmwarden\n');
-  ok(await exec('scp', ['-F', file, ...strict(), '-q', src, `web.vmw:${join(dir, 'copied.txt')}`]));
+  ok(await exec('scp', ['-F', file, ...batch, '-q', src, `web.vmw:${join(dir, 'copied.txt')}`]));
   assert.is(readFileSync(join(dir, 'copied.txt'), 'utf8'), 'copied through vmwarden\n');
 
   // An instance the user may not reach: ssh fails, the reason is vmwarden's one line.
-  const denied = await exec('ssh', ['-F', file, ...strict(), 'other.vmw', 'true'], { home: userHome() });
+  const denied = await exec('ssh', ['-F', file, ...batch, 'other.vmw', 'true'], { home: userHome() });
   assert.is(denied.code, 255);
   assert.match(denied.stderr, /vmwarden: no access to instance other/);
 });
