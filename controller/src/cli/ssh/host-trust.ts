@@ -20,6 +20,7 @@ export async function hostCaKnownHosts(client: Client): Promise<string | undefin
   return file;
 }
 
+/** Still reachable: a controller older than the host CA answers its route with 404. */
 export const NO_HOST_CA_WARNING =
-  'vmwarden: warning: the controller publishes no host CA (GET /v1/access/host-ca-pubkeys is 404): ' +
+  'vmwarden: warning: this controller publishes no host CA (an older controller?): ' +
   'host keys are checked against your own known_hosts\n';
