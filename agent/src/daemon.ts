@@ -85,25 +85,28 @@ export async function startAgent(
   const uri = config.libvirtUri || (await pickDefaultUri());
   const hypervisor = opts.hypervisor ?? (await connectHypervisor(uri));
   const guard = new StartGuard(hypervisor);
-  const metrics = new AgentMetrics(async () => {
-    const v = await signatures.validation();
-    const signed = await signatures.list();
-    const uninspected = signed.reduce((n, r) => n + (r.manifest.unsupported?.length ?? 0), 0);
-    return {
-      vmwarden_agent_signed_instances: {
-        help: 'Instances with a baseline.',
-        samples: [{ labels: {}, value: signed.length }],
-      },
-      vmwarden_agent_uninspected_parts: {
-        help: 'Parts of signed instances no signature covers (network disks, ...): their verdicts are unknown.',
-        samples: [{ labels: {}, value: uninspected }],
-      },
-      vmwarden_agent_validation_active: {
-        help: '1 while node validation is on.',
-        samples: [{ labels: {}, value: v.active ? 1 : 0 }],
-      },
-    };
-  });
+  const metrics = new AgentMetrics([
+    {
+      name: 'vmwarden_agent_signed_instances',
+      help: 'Instances with a baseline.',
+      collect: async () => [{ labels: {}, value: (await signatures.list()).length }],
+    },
+    {
+      name: 'vmwarden_agent_uninspected_parts',
+      help: 'Parts of signed instances no signature covers (network disks, ...): their verdicts are unknown.',
+      collect: async () => [
+        {
+          labels: {},
+          value: (await signatures.list()).reduce((n, r) => n + (r.manifest.unsupported?.length ?? 0), 0),
+        },
+      ],
+    },
+    {
+      name: 'vmwarden_agent_validation_active',
+      help: '1 while node validation is on.',
+      collect: async () => [{ labels: {}, value: (await signatures.validation()).active ? 1 : 0 }],
+    },
+  ]);
   const signatures = await SignatureService.open({
     dataDir,
     hypervisor: guard,

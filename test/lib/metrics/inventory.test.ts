@@ -193,4 +193,24 @@ test('the agent keeps every metric it had', async () => {
   assertKept(await r.text(), AGENT);
 });
 
+/** A few of prom-client's standard metrics, which the hand-written exposition did not have. */
+const STANDARD = [
+  'process_cpu_seconds_total',
+  'process_start_time_seconds',
+  'process_resident_memory_bytes',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_eventloop_lag_seconds',
+  'nodejs_version_info',
+];
+
+test('both expose the standard process_* and nodejs_* metrics, each family once', async () => {
+  const agent = await (await fetch(`http://${a.agent.endpoints.metrics}/metrics`)).text();
+  for (const text of [(await c.call('GET', '/metrics')).text, agent]) {
+    const got = families(text);
+    for (const name of STANDARD) assert.ok(got.has(name), `${name} is missing from:\n${text}`);
+    const types = text.split('\n').filter((l) => l.startsWith('# TYPE '));
+    assert.is(new Set(types).size, types.length, 'a family is exposed twice');
+  }
+});
+
 test.run();
