@@ -4,16 +4,16 @@
  * process_* and nodejs_* metrics describe the process, so they are collected once per process, in
  * a registry every instance exposes after its own metrics.
  */
-import { prom, type Labels, type PromCounter, type PromHistogram, type PromRegistry } from './prom-client.js';
+import * as prom from 'prom-client';
 
-export type { Labels };
+export type Labels = Record<string, string>;
 
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-let processRegistry: PromRegistry | undefined;
+let processRegistry: prom.Registry | undefined;
 
 /** The process-wide registry of process_* and nodejs_* (collectDefaultMetrics), created on first use. */
-function processMetrics(): PromRegistry {
+function processMetrics(): prom.Registry {
   if (!processRegistry) {
     processRegistry = new prom.Registry();
     prom.collectDefaultMetrics({ register: processRegistry });
@@ -22,14 +22,14 @@ function processMetrics(): PromRegistry {
 }
 
 export class Counter {
-  constructor(private readonly c: PromCounter) {}
+  constructor(private readonly c: prom.Counter<string>) {}
   inc(labels: Labels = {}, by = 1): void {
     this.c.inc(labels, by);
   }
 }
 
 export class Histogram {
-  constructor(private readonly h: PromHistogram) {}
+  constructor(private readonly h: prom.Histogram<string>) {}
   observe(labels: Labels, value: number): void {
     this.h.observe(labels, value);
   }
