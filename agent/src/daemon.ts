@@ -9,6 +9,8 @@ import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
 import type { NodeInfo } from '../../proto/messages.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
+import { listenOn } from '../../lib/platform/listen-error.js';
+import { dropGrpcBindFailureLine } from '../../lib/grpc/bind-log.js';
 import type { AgentConfig } from './config.js';
 import { connectHypervisor, pickDefaultUri, type Hypervisor } from './libvirt/hypervisor.js';
 import { SignatureService } from './signature/service.js';
@@ -49,6 +51,7 @@ export interface RunningAgent {
 export const AGENT_VERSION = '0.1.0';
 
 function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  dropGrpcBindFailureLine();
   return new Promise((res, rej) =>
     server.bindAsync(address, creds, (err, port) => (err ? rej(err) : res(port))),
   );
@@ -171,7 +174,9 @@ export async function startAgent(
   health.addTo(tcp);
   addReflection(tcp, served.files, served.services);
   const { host, port } = parseHostPort(config.listenGrpc);
-  const boundPort = await bind(tcp, `${host}:${port}`, serverTls(certs, true));
+  const boundPort = await listenOn('listenGrpc', config.listenGrpc, () =>
+    bind(tcp, `${host}:${port}`, serverTls(certs, true)),
+  );
   const grpcAddress = `${host}:${boundPort}`;
 
   const local = new grpc.Server(grpcServerOptions);
@@ -186,10 +191,14 @@ export async function startAgent(
   addReflection(local, served.files, served.services);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
   if (existsSync(socket)) rmSync(socket);
-  await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
+  await listenOn('socket', socket, () =>
+    bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure()),
+  );
   chmodSync(socket, 0o660);
   // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
-  const metricsServer = config.listenMetrics ? await serveMetrics(config.listenMetrics, metrics) : undefined;
+  const metricsServer = config.listenMetrics
+    ? await listenOn('listenMetrics', config.listenMetrics, () => serveMetrics(config.listenMetrics, metrics))
+    : undefined;
   const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, domain) =>
     enforcer.checkStart(serverId, domain).then((r) => {
       metrics.hookDecisions.inc({ decision: r.allowed ? 'allow' : 'refuse' });
