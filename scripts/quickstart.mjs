@@ -14,6 +14,7 @@ import { isEnrolled, saveCredentials } from '../dist/agent/src/credentials.js';
 import { enroll, EnrollError } from '../dist/agent/src/enroll.js';
 import { startAgent } from '../dist/agent/src/daemon.js';
 import { NodeKey } from '../dist/agent/src/signature/node-key.js';
+import { HypervisorConnectError } from '../dist/agent/src/libvirt/hypervisor.js';
 import { ConfigError } from '../dist/lib/platform/layered-config.js';
 import { ListenError } from '../dist/lib/platform/listen-error.js';
 import { createLogger } from '../dist/lib/platform/logger.js';
@@ -124,7 +125,9 @@ async function main() {
 }
 
 main().catch((err) => {
-  const known = [ConfigError, ListenError, EnrollError, InsecureFileError].some((k) => err instanceof k);
+  const known = [ConfigError, ListenError, EnrollError, InsecureFileError, HypervisorConnectError].some(
+    (k) => err instanceof k,
+  );
   process.stderr.write(`npm start: ${known ? err.message : err.stack}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -16,6 +16,7 @@ import { stateFilePath } from './enforce/state-file.js';
 import { NodeKey } from './signature/node-key.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
 import { ListenError } from '../../lib/platform/listen-error.js';
+import { HypervisorConnectError } from './libvirt/hypervisor.js';
 import { createLogger, lifecycleLog } from '../../lib/platform/logger.js';
 import { settingsUsage } from '../../lib/platform/settings-usage.js';
 import { VERSION } from '../../lib/platform/version.js';
@@ -112,7 +113,8 @@ main().catch((err) => {
     err instanceof AgentConfigError ||
     err instanceof EnrollError ||
     err instanceof InsecureFileError ||
-    err instanceof ListenError;
+    err instanceof ListenError ||
+    err instanceof HypervisorConnectError;
   process.stderr.write(`vmwarden-agent: ${known ? err.message : (err as Error).stack}\n`);
   process.exit(known ? 2 : 1);
 });
