@@ -13,7 +13,7 @@ packages=(
   debootstrap e2fsprogs                              # the Debian guest of test/agent/guest (scripts/build-test-guest.sh)
   postgresql                                         # the shared store of several controllers (tests start throwaway clusters)
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
-  jq                                                 # the README's curl examples read JSON answers with it
+  jq                                                 # JSON on the command line (vmwarden -o json, the REST API)
 )
 if ! command -v dpkg-query >/dev/null; then
   [ "${1:-}" = --list-missing ] && exit 3

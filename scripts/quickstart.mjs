@@ -83,8 +83,8 @@ function banner({ controller, agent, config, agentConfig }) {
     '',
     'Next, in another terminal:',
     `  npx vmwarden login ${rest} --username admin${e.https ? ` --fingerprint ${fingerprint}` : ''}`,
+    '  npx vmwarden ls               # the instances, their state, node and signature',
     '  npx vmwarden nodes list       # this host, enrolled as a node',
-    '  npx vmwarden sign list        # its instances and their signatures',
     '  npx vmwarden help             # every command',
     '',
   ];
