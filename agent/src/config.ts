@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { SshTarget } from './guest/ssh-channel.js';
 import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
+import { LOG_FORMATS, type LogFormat } from '../../lib/platform/logger.js';
 
 /** Agent configuration. Precedence: flags > environment (VMWARDEN_AGENT_*) > config file > defaults. */
 export interface AgentConfig {
@@ -22,6 +23,8 @@ export interface AgentConfig {
   nodeName: string;
   reportIntervalSeconds: number;
   logLevel: string;
+  /** auto (human-readable on a terminal, JSON lines otherwise), json or pretty; VMWARDEN_LOG_FORMAT too. */
+  logFormat: LogFormat;
   /** Persistent domain definitions, watched for changes (qemu driver layout). */
   libvirtXmlDir: string;
   /** Cron expression of the full re-hash of every signed instance; '' disables it. */
@@ -45,7 +48,8 @@ export interface AgentConfig {
   sshProvisioning: Record<string, SshTarget>;
 }
 
-const CHOICES: Partial<Record<keyof AgentConfig, string[]>> = {
+const CHOICES: Partial<Record<keyof AgentConfig, readonly string[]>> = {
+  logFormat: LOG_FORMATS,
   unsignedPolicy: ['sign', 'refuse'],
   tamperPolicy: ['alert', 'shutdown'],
   uninspectedPolicy: ['allow', 'refuse'],
@@ -72,6 +76,7 @@ export const SETTINGS: Record<keyof AgentConfig, SettingSpec> = {
   nodeName: { kind: 'string', env: 'VMWARDEN_AGENT_NODE_NAME', flag: 'node-name' },
   reportIntervalSeconds: { kind: 'number', env: 'VMWARDEN_AGENT_REPORT_INTERVAL_SECONDS' },
   logLevel: { kind: 'string', env: 'VMWARDEN_AGENT_LOG_LEVEL', flag: 'log-level' },
+  logFormat: { kind: 'string', env: 'VMWARDEN_AGENT_LOG_FORMAT', flag: 'log-format' },
   libvirtXmlDir: { kind: 'string', env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
   rehashSchedule: { kind: 'string', env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
   unsignedPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
@@ -98,6 +103,8 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     nodeName: hostname(),
     reportIntervalSeconds: 30,
     logLevel: 'info',
+    // One variable for both programs (npm start runs them in one process); VMWARDEN_AGENT_LOG_FORMAT wins.
+    logFormat: (env.VMWARDEN_LOG_FORMAT as LogFormat | undefined) ?? 'auto',
     libvirtXmlDir: '/etc/libvirt/qemu',
     rehashSchedule: '0 3 * * *',
     unsignedPolicy: 'sign',

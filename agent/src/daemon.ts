@@ -9,6 +9,8 @@ import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
 import type { NodeInfo } from '../../proto/messages.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
+import { listenOn } from '../../lib/platform/listen-error.js';
+import { dropGrpcBindFailureLine } from '../../lib/grpc/bind-log.js';
 import type { AgentConfig } from './config.js';
 import { connectHypervisor, pickDefaultUri, type Hypervisor } from './libvirt/hypervisor.js';
 import { SignatureService } from './signature/service.js';
@@ -49,6 +51,7 @@ export interface RunningAgent {
 export const AGENT_VERSION = '0.1.0';
 
 function bind(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  dropGrpcBindFailureLine();
   return new Promise((res, rej) =>
     server.bindAsync(address, creds, (err, port) => (err ? rej(err) : res(port))),
   );
@@ -85,25 +88,28 @@ export async function startAgent(
   const uri = config.libvirtUri || (await pickDefaultUri());
   const hypervisor = opts.hypervisor ?? (await connectHypervisor(uri));
   const guard = new StartGuard(hypervisor);
-  const metrics = new AgentMetrics(async () => {
-    const v = await signatures.validation();
-    const signed = await signatures.list();
-    const uninspected = signed.reduce((n, r) => n + (r.manifest.unsupported?.length ?? 0), 0);
-    return {
-      vmwarden_agent_signed_instances: {
-        help: 'Instances with a baseline.',
-        samples: [{ labels: {}, value: signed.length }],
-      },
-      vmwarden_agent_uninspected_parts: {
-        help: 'Parts of signed instances no signature covers (network disks, ...): their verdicts are unknown.',
-        samples: [{ labels: {}, value: uninspected }],
-      },
-      vmwarden_agent_validation_active: {
-        help: '1 while node validation is on.',
-        samples: [{ labels: {}, value: v.active ? 1 : 0 }],
-      },
-    };
-  });
+  const metrics = new AgentMetrics([
+    {
+      name: 'vmwarden_agent_signed_instances',
+      help: 'Instances with a baseline.',
+      collect: async () => [{ labels: {}, value: (await signatures.list()).length }],
+    },
+    {
+      name: 'vmwarden_agent_uninspected_parts',
+      help: 'Parts of signed instances no signature covers (network disks, ...): their verdicts are unknown.',
+      collect: async () => [
+        {
+          labels: {},
+          value: (await signatures.list()).reduce((n, r) => n + (r.manifest.unsupported?.length ?? 0), 0),
+        },
+      ],
+    },
+    {
+      name: 'vmwarden_agent_validation_active',
+      help: '1 while node validation is on.',
+      collect: async () => [{ labels: {}, value: (await signatures.validation()).active ? 1 : 0 }],
+    },
+  ]);
   const signatures = await SignatureService.open({
     dataDir,
     hypervisor: guard,
@@ -168,7 +174,9 @@ export async function startAgent(
   health.addTo(tcp);
   addReflection(tcp, served.files, served.services);
   const { host, port } = parseHostPort(config.listenGrpc);
-  const boundPort = await bind(tcp, `${host}:${port}`, serverTls(certs, true));
+  const boundPort = await listenOn('listenGrpc', config.listenGrpc, () =>
+    bind(tcp, `${host}:${port}`, serverTls(certs, true)),
+  );
   const grpcAddress = `${host}:${boundPort}`;
 
   const local = new grpc.Server(grpcServerOptions);
@@ -183,10 +191,14 @@ export async function startAgent(
   addReflection(local, served.files, served.services);
   mkdirSync(dirname(socket), { recursive: true, mode: 0o750 });
   if (existsSync(socket)) rmSync(socket);
-  await bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure());
+  await listenOn('socket', socket, () =>
+    bind(local, `unix://${socket}`, grpc.ServerCredentials.createInsecure()),
+  );
   chmodSync(socket, 0o660);
   // the libvirt hook (sh + curl) asks here: the decision CheckStart gives, as `allow` / `refuse <reason>`
-  const metricsServer = config.listenMetrics ? await serveMetrics(config.listenMetrics, metrics) : undefined;
+  const metricsServer = config.listenMetrics
+    ? await listenOn('listenMetrics', config.listenMetrics, () => serveMetrics(config.listenMetrics, metrics))
+    : undefined;
   const hook = await startHookEndpoint(hookSocketPath(socket), (serverId, domain) =>
     enforcer.checkStart(serverId, domain).then((r) => {
       metrics.hookDecisions.inc({ decision: r.allowed ? 'allow' : 'refuse' });

@@ -15,6 +15,9 @@ import { installHook } from './enforce/install-hook.js';
 import { stateFilePath } from './enforce/state-file.js';
 import { NodeKey } from './signature/node-key.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
+import { ListenError } from '../../lib/platform/listen-error.js';
+import { HypervisorConnectError } from './libvirt/hypervisor.js';
+import { createLogger, lifecycleLog } from '../../lib/platform/logger.js';
 import { settingsUsage } from '../../lib/platform/settings-usage.js';
 import { VERSION } from '../../lib/platform/version.js';
 
@@ -30,11 +33,19 @@ const USAGE = `usage: vmwarden-agent <command> [flags]
 enroll/run only: --token TOKEN; install-hook only: --hook-path PATH, --domains GLOB
 ${settingsUsage(SETTINGS, 'VMWARDEN_AGENT_CONFIG')}`;
 
-const log = (msg: string, extra: object = {}) =>
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
+/** The agent's log: warnings through pino at the configured level, lifecycle lines always. */
+function agentLog(config: AgentConfig) {
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  return {
+    line: lifecycleLog(config.logFormat),
+    warn: (msg: string, err?: unknown) =>
+      logger.warn(err === undefined ? {} : { err: err instanceof Error ? err.message : String(err) }, msg),
+  };
+}
 
 async function enrollWith(config: AgentConfig, token: string | undefined) {
   if (!token) throw new AgentConfigError('--token is required to enroll');
+  const log = agentLog(config);
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = NodeKey.loadOrCreate(dataDir);
@@ -44,10 +55,10 @@ async function enrollWith(config: AgentConfig, token: string | undefined) {
     nodeName: config.nodeName,
     nodePublicKeyPem: key.publicKeyPem,
     agentAddress: config.advertiseAddress || config.listenGrpc,
-    log: (msg) => log(msg, { level: 40 }),
+    log: (msg) => log.warn(msg),
   });
   saveCredentials(dataDir, creds);
-  log('enrolled', {
+  log.line('enrolled', {
     nodeId: creds.enrollment.nodeId,
     node: creds.enrollment.nodeName,
     controller: creds.enrollment.controller,
@@ -79,15 +90,14 @@ async function main() {
     );
 
   if (!isEnrolled(resolve(config.dataDir))) await enrollWith(config, extra.token);
-  const agent = await startAgent(config, {
-    log: (msg, err) => log(msg, { level: 40, err: err instanceof Error ? err.message : String(err ?? '') }),
-  });
-  log('vmwarden agent running', { endpoints: agent.endpoints, libvirt: agent.hypervisor.uri });
+  const log = agentLog(config);
+  const agent = await startAgent(config, { log: log.warn });
+  log.line('vmwarden agent running', { endpoints: agent.endpoints, libvirt: agent.hypervisor.uri });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log('stopping', { signal });
+    log.line('stopping', { signal });
     setTimeout(() => process.exit(1), 10_000).unref();
     agent.stop().then(
       () => process.exit(0),
@@ -100,7 +110,11 @@ async function main() {
 
 main().catch((err) => {
   const known =
-    err instanceof AgentConfigError || err instanceof EnrollError || err instanceof InsecureFileError;
+    err instanceof AgentConfigError ||
+    err instanceof EnrollError ||
+    err instanceof InsecureFileError ||
+    err instanceof ListenError ||
+    err instanceof HypervisorConnectError;
   process.stderr.write(`vmwarden-agent: ${known ? err.message : (err as Error).stack}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -1,41 +1,50 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, labelText, num } from '../../lib/metrics/prometheus.js';
+import { CONTENT_TYPE, MetricsRegistry, type CollectedGauge } from '../../lib/metrics/prometheus.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { AgentEvent } from './events.js';
 import type { FileDigest } from './signature/hashing/index.js';
 
-type Sample = { labels: Record<string, string>; value: number };
-
-/** The agent's Prometheus metrics (text format 0.0.4), served on its own loopback listener. */
+/** The agent's Prometheus metrics, served on its own loopback listener. */
 export class AgentMetrics {
-  readonly verdicts = new Counter('vmwarden_agent_verdicts_total', 'Signature verdicts, by is_valid.');
-  readonly hookDecisions = new Counter(
+  private readonly registry = new MetricsRegistry();
+  readonly verdicts = this.registry.counter(
+    'vmwarden_agent_verdicts_total',
+    'Signature verdicts, by is_valid.',
+    ['is_valid'],
+  );
+  readonly hookDecisions = this.registry.counter(
     'vmwarden_agent_hook_decisions_total',
     'Start checks asked by the libvirt hook, by decision (allow|refuse).',
+    ['decision'],
   );
-  readonly hashedBytes = new Counter(
+  readonly hashedBytes = this.registry.counter(
     'vmwarden_agent_hashed_bytes_total',
     'Bytes read by the hashing engine (rate over vmwarden_agent_hash_seconds_total = hashing bytes/s).',
   );
-  readonly hashSeconds = new Counter(
+  readonly hashSeconds = this.registry.counter(
     'vmwarden_agent_hash_seconds_total',
     'Time spent hashing files, seconds.',
   );
-  readonly reusedFiles = new Counter(
+  readonly reusedFiles = this.registry.counter(
     'vmwarden_agent_recheck_reused_total',
     'Files re-checked from their unchanged identity, without reading.',
   );
-  readonly grpcCalls = new Counter(
+  readonly grpcCalls = this.registry.counter(
     'vmwarden_agent_grpc_calls_total',
     'gRPC calls answered by the agent, by method and code.',
+    ['method', 'code'],
   );
-  readonly grpcInFlight = new Counter(
+  readonly grpcInFlight = this.registry.counter(
     'vmwarden_agent_grpc_calls_started_total',
     'gRPC calls started, by method.',
+    ['method'],
   );
 
-  constructor(private readonly gauges: () => Promise<Record<string, { help: string; samples: Sample[] }>>) {}
+  /** `gauges` are read at scrape time. */
+  constructor(gauges: CollectedGauge[] = []) {
+    for (const g of gauges) this.registry.gauge(g);
+  }
 
   onEvent(e: AgentEvent): void {
     if (e.kind === 'verdict' && e.verdict) this.verdicts.inc({ is_valid: String(e.verdict.isValid) });
@@ -47,26 +56,8 @@ export class AgentMetrics {
     this.hashSeconds.inc({}, d.stats.ms / 1000);
   }
 
-  async render(): Promise<string> {
-    const parts = [
-      this.verdicts,
-      this.hookDecisions,
-      this.hashedBytes,
-      this.hashSeconds,
-      this.reusedFiles,
-      this.grpcCalls,
-      this.grpcInFlight,
-    ].map((c) => c.render());
-    for (const [name, g] of Object.entries(await this.gauges().catch(() => ({})))) {
-      parts.push(
-        [
-          `# HELP ${name} ${g.help}`,
-          `# TYPE ${name} gauge`,
-          ...g.samples.map((s) => `${name}${labelText(s.labels)} ${num(s.value)}`),
-        ].join('\n'),
-      );
-    }
-    return `${parts.join('\n')}\n`;
+  render(): Promise<string> {
+    return this.registry.render();
   }
 }
 
@@ -82,7 +73,7 @@ export async function serveMetrics(
       return;
     }
     metrics.render().then(
-      (text) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text),
+      (text) => res.writeHead(200, { 'content-type': CONTENT_TYPE }).end(text),
       () => res.writeHead(500).end(),
     );
   });

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, layerSettings, type SettingSpec } from '../../lib/platform/layered-config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import { isPostgresUrl } from '../../lib/store/database.js';
+import { isLogFormat, LOG_FORMATS, type LogFormat } from '../../lib/platform/logger.js';
 
 export { ConfigError };
 
@@ -32,6 +33,8 @@ export interface ControllerConfig {
   loginAnyAddressWindowSeconds: number;
   clientCertDays: number;
   logLevel: string;
+  /** auto (human-readable on a terminal, JSON lines otherwise), json or pretty. */
+  logFormat: LogFormat;
   /** Key type of newly created SSH CA keys. */
   sshCaKeyType: 'ed25519' | 'ecdsa-p256' | 'rsa';
   certDefaultTtlMinutes: number;
@@ -82,6 +85,7 @@ export const SETTINGS: Record<keyof ControllerConfig, SettingSpec> = {
   loginAnyAddressWindowSeconds: { kind: 'number', env: 'VMWARDEN_LOGIN_ANY_ADDRESS_WINDOW_SECONDS' },
   clientCertDays: { kind: 'number', env: 'VMWARDEN_CLIENT_CERT_DAYS' },
   logLevel: { kind: 'string', env: 'VMWARDEN_LOG_LEVEL', flag: 'log-level' },
+  logFormat: { kind: 'string', env: 'VMWARDEN_LOG_FORMAT', flag: 'log-format' },
   sshCaKeyType: { kind: 'string', env: 'VMWARDEN_SSH_CA_KEY_TYPE' },
   certDefaultTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_DEFAULT_TTL_MINUTES' },
   certMaxTtlMinutes: { kind: 'number', env: 'VMWARDEN_CERT_MAX_TTL_MINUTES' },
@@ -117,6 +121,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     loginAnyAddressWindowSeconds: 3600,
     clientCertDays: 90,
     logLevel: 'info',
+    logFormat: 'auto',
     sshCaKeyType: 'ed25519',
     certDefaultTtlMinutes: 5,
     certMaxTtlMinutes: 10,
@@ -146,6 +151,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError('database must be a postgres:// URL (leave it empty for SQLite in the data dir)');
   for (const k of ['listenHttp', 'listenHttps', 'listenGrpc'] as const)
     if (result[k]) parseHostPort(result[k], k);
+  if (!isLogFormat(result.logFormat))
+    throw new ConfigError(`logFormat must be one of ${LOG_FORMATS.join(', ')}, got '${result.logFormat}'`);
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
     throw new ConfigError(`sshCaKeyType must be ed25519, ecdsa-p256 or rsa, got '${result.sshCaKeyType}'`);
   }

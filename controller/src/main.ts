@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, SETTINGS } from './config.js';
 import { startController } from './server.js';
 import { InsecureFileError } from '../../lib/platform/private-file.js';
+import { ListenError } from '../../lib/platform/listen-error.js';
+import { lifecycleLog } from '../../lib/platform/logger.js';
 import { settingsUsage } from '../../lib/platform/settings-usage.js';
 import { VERSION } from '../../lib/platform/version.js';
 
@@ -17,8 +19,7 @@ async function main() {
     );
   const config = loadConfig(argv);
   const controller = await startController(config);
-  const log = (msg: string, extra: object = {}) =>
-    process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg, ...extra })}\n`);
+  const log = lifecycleLog(config.logFormat);
   // Start-up lines first, the "listening" line last: it is what supervisors and tests wait for.
   if (controller.initialAdminPassword) {
     const file = join(resolve(config.dataDir), 'admin-password');
@@ -56,7 +57,7 @@ async function main() {
 }
 
 main().catch((err) => {
-  const known = err instanceof ConfigError || err instanceof InsecureFileError;
+  const known = err instanceof ConfigError || err instanceof InsecureFileError || err instanceof ListenError;
   process.stderr.write(`vmwarden-controller: ${known ? err.message : (err as Error).stack}\n`);
   process.exit(known ? 2 : 1);
 });

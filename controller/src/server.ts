@@ -6,10 +6,13 @@ import type { AddressInfo } from 'node:net';
 import cron from 'node-cron';
 import type { FastifyInstance } from 'fastify';
 import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { createLogger } from '../../lib/platform/logger.js';
 import { systemClock, type Clock } from '../../lib/platform/clock.js';
 import { writePrivateFile } from '../../lib/platform/private-file.js';
 import { keyEncryptionKeyPath, serverNames, type ControllerConfig } from './config.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
+import { listenOn } from '../../lib/platform/listen-error.js';
 import { openDatabase } from '../../lib/store/database.js';
 import { migrate } from '../../lib/store/migrations.js';
 import { allMigrations } from './store/registry.js';
@@ -29,6 +32,8 @@ export interface Endpoints {
 export interface Controller {
   endpoints: Endpoints;
   services: ControllerServices;
+  /** The controller's log (JSON lines, or human-readable on a terminal). */
+  log: Logger;
   /** Set on the very first start only: the generated admin password. */
   initialAdminPassword?: string;
   stop(): Promise<void>;
@@ -38,18 +43,19 @@ export { VERSION };
 
 const fmt = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
-async function listen(app: FastifyInstance, address: string): Promise<string> {
+async function listen(app: FastifyInstance, address: string, setting: string): Promise<string> {
   const { host, port } = parseHostPort(address);
-  await app.listen({ host, port });
+  await listenOn(setting, address, () => app.listen({ host, port }));
   return fmt(host, (app.server.address() as AddressInfo).port);
 }
 
 /** Starts the controller: store, internal CA, REST (HTTP + HTTPS), gRPC, housekeeping jobs. */
 export async function startController(
   config: ControllerConfig,
-  opts: { clock?: Clock; controllerId?: string } = {},
+  opts: { clock?: Clock; controllerId?: string; log?: Logger } = {},
 ): Promise<Controller> {
   const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(join(dataDir, 'pki'), { recursive: true, mode: 0o700 });
@@ -108,19 +114,21 @@ export async function startController(
 
   try {
     if (config.listenHttp) {
-      const app = buildHttpApp(services, undefined, timeouts);
+      const app = buildHttpApp(services, undefined, timeouts, log);
       apps.push(app);
-      endpoints.http = await listen(app, config.listenHttp);
+      endpoints.http = await listen(app, config.listenHttp, 'listenHttp');
     }
     if (config.listenHttps) {
-      const app = buildHttpApp(services, { ...serverTls, ca: ca.certPem }, timeouts);
+      const app = buildHttpApp(services, { ...serverTls, ca: ca.certPem }, timeouts, log);
       apps.push(app);
-      endpoints.https = await listen(app, config.listenHttps);
+      endpoints.https = await listen(app, config.listenHttps, 'listenHttps');
     }
     if (config.listenGrpc) {
       const { host, port } = parseHostPort(config.listenGrpc);
-      const started = await startGrpcServer(host, port, { ...serverTls, ca: ca.certPem }, services, () =>
-        endpoints.https ? `https://${endpoints.https}` : '',
+      const started = await listenOn('listenGrpc', config.listenGrpc, () =>
+        startGrpcServer(host, port, { ...serverTls, ca: ca.certPem }, services, () =>
+          endpoints.https ? `https://${endpoints.https}` : '',
+        ),
       );
       grpcServer = started.server;
       endpoints.grpc = fmt(host, started.port);
@@ -131,5 +139,5 @@ export async function startController(
   }
   services.tasks.start();
   writePrivateFile(join(dataDir, 'endpoints.json'), `${JSON.stringify(endpoints, null, 2)}\n`);
-  return { endpoints, services, initialAdminPassword, stop };
+  return { endpoints, services, log, initialAdminPassword, stop };
 }

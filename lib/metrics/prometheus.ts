@@ -1,82 +1,37 @@
 /**
- * A small Prometheus registry (text exposition format 0.0.4): counters, gauges computed at scrape
- * time, and histograms. No dependency: the format is a few lines of text per series.
+ * Prometheus metrics through prom-client. Each program instance has a registry of its own (tests
+ * run several controllers and agents in one process, each counting its own work); the standard
+ * process_* and nodejs_* metrics describe the process, so they are collected once per process, in
+ * a registry every instance exposes after its own metrics.
  */
+import * as prom from 'prom-client';
 
 export type Labels = Record<string, string>;
 
-const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-const labelText = (labels: Labels) => {
-  const keys = Object.keys(labels);
-  if (!keys.length) return '';
-  return `{${keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',')}}`;
-};
-/** Identity of a label set, whatever the order of its keys (called on every request: no JSON). */
-const keyOf = (labels: Labels) => {
-  const keys = Object.keys(labels);
-  if (keys.length > 1) keys.sort();
-  let key = '';
-  for (const k of keys) key += `${k}\u0000${labels[k]}\u0001`;
-  return key;
-};
-const num = (n: number) => (Number.isFinite(n) ? String(n) : n > 0 ? '+Inf' : n < 0 ? '-Inf' : 'NaN');
+export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+let processRegistry: prom.Registry | undefined;
+
+/** The process-wide registry of process_* and nodejs_* (collectDefaultMetrics), created on first use. */
+function processMetrics(): prom.Registry {
+  if (!processRegistry) {
+    processRegistry = new prom.Registry();
+    prom.collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
 
 export class Counter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
+  constructor(private readonly c: prom.Counter<string>) {}
   inc(labels: Labels = {}, by = 1): void {
-    const k = keyOf(labels);
-    const cur = this.values.get(k);
-    if (cur) cur.value += by;
-    else this.values.set(k, { labels, value: by });
-  }
-  get(labels: Labels = {}): number {
-    return this.values.get(keyOf(labels))?.value ?? 0;
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.values.values())
-      lines.push(`${this.name}${labelText(labels)} ${num(value)}`);
-    return lines.join('\n');
+    this.c.inc(labels, by);
   }
 }
 
-export { labelText, num };
-
 export class Histogram {
-  private readonly series = new Map<
-    string,
-    { labels: Labels; counts: number[]; sum: number; count: number }
-  >();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly buckets: number[],
-  ) {}
+  constructor(private readonly h: prom.Histogram<string>) {}
   observe(labels: Labels, value: number): void {
-    const k = keyOf(labels);
-    let s = this.series.get(k);
-    if (!s) this.series.set(k, (s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 }));
-    this.buckets.forEach((b, i) => {
-      if (value <= b) s!.counts[i]! += 1;
-    });
-    s.sum += value;
-    s.count += 1;
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) =>
-        lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: num(b) })} ${s.counts[i]}`),
-      );
-      lines.push(`${this.name}_bucket${labelText({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${labelText(s.labels)} ${num(s.sum)}`);
-      lines.push(`${this.name}_count${labelText(s.labels)} ${s.count}`);
-    }
-    return lines.join('\n');
+    this.h.observe(labels, value);
   }
 }
 
@@ -84,5 +39,44 @@ export class Histogram {
 export interface CollectedGauge {
   name: string;
   help: string;
+  /** Every label name the samples may carry. */
+  labelNames?: string[];
   collect(): Promise<Array<{ labels: Labels; value: number }>>;
+}
+
+/** One program instance's metrics. */
+export class MetricsRegistry {
+  private readonly registry = new prom.Registry();
+
+  counter(name: string, help: string, labelNames: string[] = []): Counter {
+    return new Counter(new prom.Counter({ name, help, labelNames, registers: [this.registry] }));
+  }
+
+  histogram(name: string, help: string, labelNames: string[], buckets: number[]): Histogram {
+    return new Histogram(new prom.Histogram({ name, help, labelNames, buckets, registers: [this.registry] }));
+  }
+
+  /** A gauge read at scrape time; a source that fails leaves it without samples for that scrape. */
+  gauge(g: CollectedGauge): void {
+    new prom.Gauge({
+      name: g.name,
+      help: g.help,
+      labelNames: g.labelNames ?? [],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        try {
+          for (const { labels, value } of await g.collect()) this.set(labels, value);
+        } catch {
+          if (!g.labelNames?.length) this.remove({});
+        }
+      },
+    });
+  }
+
+  /** The text exposition: this instance's metrics, then the process's. */
+  async render(): Promise<string> {
+    const [own, proc] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
+    return `${own}\n${proc}`;
+  }
 }

@@ -217,9 +217,17 @@ export function parseDomifaddr(stdout: string): string[] {
   return out;
 }
 
+/** libvirt refused the connection (no libvirtd, no permission, a URI it does not know). */
+export class HypervisorConnectError extends Error {}
+
 export async function connectHypervisor(uri: string): Promise<Hypervisor> {
   const native = new NativeHypervisor({ uri });
-  await native.connectOpen();
+  try {
+    await native.connectOpen();
+  } catch (err) {
+    const why = (err as Error).message.replace(/^LibvirtError: /, '');
+    throw new HypervisorConnectError(`cannot connect to libvirt at ${uri}: ${why} (libvirtUri)`);
+  }
   return new LibvirtHypervisor(uri, native);
 }
 

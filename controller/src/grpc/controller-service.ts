@@ -26,6 +26,7 @@ import {
   validSignHostKeys,
   validTrustReport,
 } from './validate.js';
+import { createLogger, type LogFormat } from '../../../lib/platform/logger.js';
 
 type Call<T> = grpc.ServerUnaryCall<T, unknown>;
 
@@ -57,15 +58,10 @@ const AUDIT_STATUS: Partial<Record<grpc.status, number>> = {
 
 const REFUSAL_AUDIT_INTERVAL_MS = 3600_000;
 
-/** Warnings of the gRPC service as JSON lines on stderr (the REST side logs through fastify). */
-function grpcLog(level: string) {
-  const quiet = level === 'silent' || level === 'error' || level === 'fatal';
-  return (msg: string, fields: Record<string, unknown>) => {
-    if (quiet) return;
-    process.stderr.write(
-      `${JSON.stringify({ level: 40, time: Date.now(), name: 'grpc', msg, ...fields })}\n`,
-    );
-  };
+/** Warnings of the gRPC service on stderr (the REST side logs through fastify). */
+function grpcLog(config: { logLevel: string; logFormat: LogFormat }) {
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, name: 'grpc', fd: 2 });
+  return (msg: string, fields: Record<string, unknown>) => logger.warn(fields, msg);
 }
 
 /** vmwarden.controller.v1.Controller: agent enrollment and reports, and the fleet view. */
@@ -89,7 +85,7 @@ export function controllerService(s: ControllerServices, restUrl: () => string) 
     return node;
   };
 
-  const warn = grpcLog(s.config.logLevel);
+  const warn = grpcLog(s.config);
   /** When each (node, action, object, reason) refusal was last audited. */
   const recentRefusals = new Map<string, number>();
 

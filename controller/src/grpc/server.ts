@@ -6,6 +6,7 @@ import { controllerService } from './controller-service.js';
 import { instrumentGrpc } from '../../../lib/metrics/grpc.js';
 import { HealthService } from '../../../lib/grpc/health.js';
 import { addReflection } from '../../../lib/grpc/reflection.js';
+import { dropGrpcBindFailureLine } from '../../../lib/grpc/bind-log.js';
 
 const CONTROLLER_SERVICE = 'vmwarden.controller.v1.Controller';
 const healthOf = new WeakMap<grpc.Server, HealthService>();
@@ -43,6 +44,7 @@ export async function startGrpcServer(
   healthOf.set(server, health);
   addReflection(server, ['vmwarden/controller/v1/controller.proto'], [CONTROLLER_SERVICE]);
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  dropGrpcBindFailureLine();
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       address,

@@ -18,6 +18,9 @@ import { installAudit } from './audit-hooks.js';
 import { installCors } from './cors.js';
 import { opsRoutes } from '../ops/routes.js';
 import type { CollectedRoute } from '../ops/openapi.js';
+import type { Logger } from 'pino';
+import { createLogger, isPretty } from '../../../lib/platform/logger.js';
+import { QuietRequestLog } from './request-log.js';
 
 export interface TlsOptions {
   key: string;
@@ -178,6 +181,7 @@ export function buildHttpApp(
   services: ControllerServices,
   tls?: TlsOptions,
   timeouts: HttpTimeouts = { headersMs: 30_000, requestMs: 30_000 },
+  log: Logger = createLogger({ level: services.config.logLevel, format: services.config.logFormat }),
 ): FastifyInstance {
   const requestMs = Math.max(1, Math.round(timeouts.requestMs));
   const headersMs = Math.min(requestMs, Math.max(1, Math.round(timeouts.headersMs)));
@@ -192,11 +196,14 @@ export function buildHttpApp(
   const renderByPath: RenderError = (err, request, reply) =>
     errorFormats.forPath(pathOf(request))(err, request, reply);
   const app = Fastify({
-    logger: {
-      level: services.config.logLevel,
-      redact: ['req.headers.authorization', 'req.headers["zt-session"]', 'req.headers["x-auth-token"]'],
-      serializers: { req: serializeRequest },
-    },
+    loggerInstance: log.child(
+      {},
+      {
+        redact: ['req.headers.authorization', 'req.headers["zt-session"]', 'req.headers["x-auth-token"]'],
+        serializers: { req: serializeRequest },
+      },
+    ),
+    ...(isPretty(log) ? { logController: new QuietRequestLog() } : {}),
     bodyLimit: BODY_LIMIT,
     // `/identities/` is `/identities`: clients built from base URLs ending in a slash work.
     routerOptions: { ignoreTrailingSlash: true },

@@ -22,12 +22,14 @@ export function storeGauges(metrics: Metrics, from: GaugeSources): void {
   metrics.addGauge({
     name: 'vmwarden_certificates',
     help: 'SSH certificates in the store, by status.',
+    labelNames: ['status'],
     collect: async () =>
       (await from.access.countByStatus()).map((r) => ({ labels: { status: r.status }, value: r.count })),
   });
   metrics.addGauge({
     name: 'vmwarden_signatures',
     help: "Signatures in the catalogue, by verdict (is_valid: 'true', 'false', 'unknown').",
+    labelNames: ['is_valid'],
     collect: async () => {
       const rows = await from.sign.countByVerdict();
       return ['true', 'false', 'unknown'].map((v) => ({

@@ -6,6 +6,7 @@ import { renderAccessError } from '../access/wire.js';
 import type { ApiSessions } from '../identity/sessions.js';
 import type { AuditLog, AuditQuery } from './audit-log.js';
 import type { Metrics } from './metrics.js';
+import { CONTENT_TYPE } from '../../../lib/metrics/prometheus.js';
 import { buildOpenApi, type CollectedRoute, type RouteResponses } from './openapi.js';
 import { responses } from './wire.js';
 import { pageProperties, readPage, type PageRules } from '../http/pagination.js';
@@ -68,7 +69,7 @@ export function opsRoutes(app: FastifyInstance, services: OpsRouteDeps) {
   });
 
   app.get('/metrics', pub(responses.metrics), async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await services.metrics.render()),
+    reply.type(CONTENT_TYPE).send(await services.metrics.render()),
   );
 
   let doc: string | undefined;
