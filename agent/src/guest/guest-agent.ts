@@ -12,6 +12,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export class GuestAgent implements GuestChannel {
   readonly transport = 'guest-agent';
+  /** Guest agent commands sent so far (each one a round trip through libvirtd into the guest). */
+  roundTrips = 0;
 
   constructor(
     private readonly uri: string,
@@ -21,6 +23,7 @@ export class GuestAgent implements GuestChannel {
   /** One guest agent command; its `return` value. */
   command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
     const json = JSON.stringify(args ? { execute, arguments: args } : { execute });
+    this.roundTrips++;
     return new Promise((resolve, reject) =>
       execFile(
         'virsh',
@@ -62,7 +65,9 @@ export class GuestAgent implements GuestChannel {
       ...(opts.input ? { 'input-data': opts.input.toString('base64') } : {}),
     });
     const until = Date.now() + (opts.timeoutMs ?? 30_000);
+    let roundTrips = 1;
     for (let delay = 25; ; delay = Math.min(delay + 25, 250)) {
+      roundTrips++;
       const s = await this.command<{
         exited: boolean;
         exitcode?: number;
@@ -75,6 +80,7 @@ export class GuestAgent implements GuestChannel {
           exitCode: s.exitcode ?? (s.signal ? 128 + s.signal : -1),
           stdout: Buffer.from(s['out-data'] ?? '', 'base64').toString('utf8'),
           stderr: Buffer.from(s['err-data'] ?? '', 'base64').toString('utf8'),
+          roundTrips,
         };
       }
       if (Date.now() > until) throw new Error(`${path} did not finish in the guest`);

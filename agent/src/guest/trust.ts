@@ -86,7 +86,7 @@ fi
    * The fast path on revocation, one guest-exec: the new KRL (on stdin) to a temp file, renamed over
    * the old one (sshd reads it at each login: no reload), then the given sessions killed.
    */
-  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<void> {
+  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<{ roundTrips: number }> {
     const tmp = `${KRL_FILE}.vmwarden-${Date.now()}`;
     const kill = killPids.length ? `; ${killSessions(killPids)}` : '';
     const r = await this.guest.exec(
@@ -95,6 +95,7 @@ fi
       { input: krl },
     );
     if (r.exitCode !== 0) throw new Error(`KRL update failed in the guest: ${r.stderr.trim().slice(0, 300)}`);
+    return { roundTrips: r.roundTrips ?? 1 };
   }
 }
 
