@@ -56,7 +56,7 @@ async function main() {
     const g = guest;
     const t0 = Date.now();
     await g.start();
-    await g.waitSsh();
+    await g.waitSsh(600_000);
     console.log(`guest ${g.name} answers SSH at ${g.ip} after ${Date.now() - t0} ms (TCG)`);
     await agent.agent.report();
     const admin = await c.adminToken();

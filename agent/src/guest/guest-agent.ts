@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { agentRpcFor, LibvirtError, LibvirtUnavailableError } from '../libvirt/agent-rpc.js';
 import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 
 /** The qemu guest agent is absent, not (yet) answering, or the domain is not running. */
@@ -6,9 +7,30 @@ export class NoGuestAgentError extends Error {}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The longest wait between two guest-exec-status (long scripts: the install, the journal read). */
+const POLL_MAX_MS = 160;
+
+/** libvirt's "no domain" error number (VIR_ERR_NO_DOMAIN). */
+const NO_DOMAIN = 42;
+
+/** A failure of libvirt or the guest agent; NoGuestAgentError when the agent or domain is not there. */
+function agentError(msg: string, code?: number): Error {
+  const absent =
+    code === NO_DOMAIN ||
+    /guest agent is not (connected|responding|configured)|not running|QEMU guest agent|Guest agent is not|domain is not running|failed to get domain|Domain not found/i.test(
+      msg,
+    );
+  return absent ? new NoGuestAgentError(msg) : new Error(msg);
+}
+
+/** Until when the daemon connection is not tried (it failed): commands go through virsh. */
+let rpcDownUntil = 0;
+
 /**
- * The qemu guest agent of one domain, through `virsh qemu-agent-command` (the libvirt binding lacks
- * it): commands run in the guest, files written into it, logged-in users.
+ * The qemu guest agent of one domain (the libvirt binding lacks qemu-agent-command): through one
+ * connection to the local daemon kept by the process (agent-rpc.ts), else `virsh qemu-agent-command`
+ * (remote URIs, or that connection failing): commands run in the guest, files written into it,
+ * logged-in users.
  */
 export class GuestAgent implements GuestChannel {
   readonly transport = 'guest-agent';
@@ -21,29 +43,37 @@ export class GuestAgent implements GuestChannel {
   ) {}
 
   /** One guest agent command; its `return` value. */
-  command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
+  async command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
     const json = JSON.stringify(args ? { execute, arguments: args } : { execute });
     this.roundTrips++;
+    const rpc = Date.now() >= rpcDownUntil ? agentRpcFor(this.uri) : undefined;
+    let answer: string | undefined;
+    if (rpc) {
+      try {
+        answer = await rpc.agentCommand(this.domain, json, timeoutSeconds);
+      } catch (err) {
+        if (err instanceof LibvirtError) throw agentError(err.message, err.code);
+        if (!(err instanceof LibvirtUnavailableError)) throw err;
+        // The daemon's socket is not there or refused us (nothing sent): virsh for a while.
+        rpcDownUntil = Date.now() + 30_000;
+      }
+    }
+    answer ??= await this.virsh(json, timeoutSeconds);
+    try {
+      return (JSON.parse(answer) as { return: T }).return;
+    } catch {
+      throw new Error(`unexpected guest agent answer: ${answer.slice(0, 200)}`);
+    }
+  }
+
+  private virsh(json: string, timeoutSeconds: number): Promise<string> {
     return new Promise((resolve, reject) =>
       execFile(
         'virsh',
         ['-c', this.uri, 'qemu-agent-command', this.domain, json, '--timeout', String(timeoutSeconds)],
         { timeout: (timeoutSeconds + 5) * 1000, maxBuffer: 64 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (err) {
-            const msg = String(stderr || err.message).trim();
-            const absent =
-              /guest agent is not (connected|responding|configured)|not running|QEMU guest agent|Guest agent is not|domain is not running|failed to get domain/i.test(
-                msg,
-              );
-            return reject(absent ? new NoGuestAgentError(msg) : new Error(msg));
-          }
-          try {
-            resolve((JSON.parse(stdout) as { return: T }).return);
-          } catch {
-            reject(new Error(`unexpected guest agent answer: ${stdout.slice(0, 200)}`));
-          }
-        },
+        (err, stdout, stderr) =>
+          err ? reject(agentError(String(stderr || err.message).trim())) : resolve(stdout),
       ),
     );
   }
@@ -66,7 +96,8 @@ export class GuestAgent implements GuestChannel {
     });
     const until = Date.now() + (opts.timeoutMs ?? 30_000);
     let roundTrips = 1;
-    for (let delay = 25; ; delay = Math.min(delay + 25, 250)) {
+    // Asked at once (short scripts are done by then), then after 5, 10, 20… ms up to POLL_MAX_MS.
+    for (let delay = 5; ; delay = Math.min(delay * 2, POLL_MAX_MS)) {
       roundTrips++;
       const s = await this.command<{
         exited: boolean;

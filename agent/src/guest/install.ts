@@ -5,7 +5,8 @@ import type { TrustBundleMsg } from '../../../proto/messages.js';
 import { failed } from './failover.js';
 import { serial, type Guest, type GuestTrustContext } from './guest.js';
 import { endSession } from './sessions.js';
-import { fingerprintOf, killSessions } from './trust.js';
+import { killSessions } from './krl-update.js';
+import { fingerprintOf } from './trust.js';
 import { instancePrincipal } from '../../../lib/ssh/identity.js';
 
 /** What a full install put in a guest: when it changes, the guest gets a full install again. */
