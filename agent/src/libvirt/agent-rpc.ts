@@ -2,6 +2,7 @@
 // protocol (XDR over its unix socket; remote_protocol.x and qemu_protocol.x). `virsh
 // qemu-agent-command` costs a process start and a new daemon connection per command (50–300 ms
 // under load); a revocation push polls the guest several times, so it keeps this one connection.
+import { existsSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 
 const REMOTE_PROGRAM = 0x20008086;
@@ -101,12 +102,13 @@ interface DomainRef {
 const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /**
- * The daemon socket for a local system URI (qemu:///system), or undefined for anything else
- * (remote, session, custom socket): those keep going through virsh.
+ * The daemon socket for a local system URI (qemu:///system): libvirtd's, or virtqemud's (modular
+ * daemons); undefined for anything else (remote, session, custom socket): those keep using virsh.
  */
 export function localSocketFor(uri: string): string | undefined {
   if (!/^qemu(\+unix)?:\/\/\/system$/.test(uri)) return undefined;
-  return process.env.VMWARDEN_LIBVIRT_SOCKET || '/var/run/libvirt/libvirt-sock';
+  const sockets = ['/var/run/libvirt/libvirt-sock', '/var/run/libvirt/virtqemud-sock'];
+  return sockets.find((s) => existsSync(s)) ?? sockets[0];
 }
 
 /**
