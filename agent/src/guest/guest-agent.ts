@@ -1,5 +1,10 @@
 import { execFile } from 'node:child_process';
-import { agentRpcFor, LibvirtError, LibvirtUnavailableError } from '../libvirt/agent-rpc.js';
+import {
+  LibvirtAgentRpc,
+  LibvirtError,
+  LibvirtUnavailableError,
+  localSocketFor,
+} from '../libvirt/agent-rpc.js';
 import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 
 /** The qemu guest agent is absent, not (yet) answering, or the domain is not running. */
@@ -37,16 +42,22 @@ export class GuestAgent implements GuestChannel {
   /** Guest agent commands sent so far (each one a round trip through libvirtd into the guest). */
   roundTrips = 0;
 
+  /** The connection to the local daemon (undefined: a remote URI, virsh). */
+  private readonly rpc?: LibvirtAgentRpc;
+
   constructor(
     private readonly uri: string,
     readonly domain: string,
-  ) {}
+  ) {
+    const socket = localSocketFor(uri);
+    if (socket) this.rpc = new LibvirtAgentRpc(socket, uri);
+  }
 
   /** One guest agent command; its `return` value. */
   async command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
     const json = JSON.stringify(args ? { execute, arguments: args } : { execute });
     this.roundTrips++;
-    const rpc = Date.now() >= rpcDownUntil ? agentRpcFor(this.uri) : undefined;
+    const rpc = Date.now() >= rpcDownUntil ? this.rpc : undefined;
     let answer: string | undefined;
     if (rpc) {
       try {
@@ -140,7 +151,9 @@ export class GuestAgent implements GuestChannel {
     }
   }
 
-  close(): void {}
+  close(): void {
+    this.rpc?.close();
+  }
 
   users(): Promise<Array<{ user: string; 'login-time': number; domain?: string }>> {
     return this.command('guest-get-users');

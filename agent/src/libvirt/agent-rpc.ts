@@ -16,6 +16,7 @@ const QEMU_PROC_DOMAIN_AGENT_COMMAND = 3;
 const AUTH_NONE = 0;
 const AUTH_POLKIT = 2;
 const MESSAGE_MAX = 16 * 1024 * 1024;
+const IDLE_MS = 60_000;
 
 /** An error libvirt returned (virErrorNumber `code`, e.g. 42: no such domain). */
 export class LibvirtError extends Error {
@@ -112,8 +113,10 @@ export function localSocketFor(uri: string): string | undefined {
 }
 
 /**
- * One connection, opened on first use and again after it dropped; calls are multiplexed by serial.
- * Domains are looked up once (by UUID or name) and cached while the connection lives.
+ * One connection, opened on first use and again after it dropped, closed after IDLE_MS without a
+ * call; calls are multiplexed by serial. Domains are looked up once (by UUID or name) and cached while
+ * the connection lives. One per guest (GuestAgent): libvirtd serves at most 5 calls of one client at a
+ * time (max_client_requests), and a guest agent that does not answer must not hold up other guests.
  */
 export class LibvirtAgentRpc {
   private socket?: Socket;
@@ -122,6 +125,7 @@ export class LibvirtAgentRpc {
   private readonly pending = new Map<number, { resolve(b: Buffer): void; reject(e: Error): void }>();
   private readonly domains = new Map<string, DomainRef>();
   private inbox: Buffer = Buffer.alloc(0);
+  private idle?: NodeJS.Timeout;
 
   constructor(
     private readonly path: string,
@@ -207,6 +211,7 @@ export class LibvirtAgentRpc {
   private call(prog: number, proc: number, args: Buffer, timeoutMs = 30_000): Promise<Buffer> {
     const socket = this.socket;
     if (!socket) return Promise.reject(new Error('libvirt connection closed'));
+    clearTimeout(this.idle);
     const serial = this.serial++;
     const header = new XdrWriter()
       .u32(28 + args.length)
@@ -226,6 +231,7 @@ export class LibvirtAgentRpc {
         <T>(f: (v: T) => void) =>
         (v: T) => {
           clearTimeout(timer);
+          if (!this.pending.size) (this.idle = setTimeout(() => socket.destroy(), IDLE_MS)).unref();
           f(v);
         };
       this.pending.set(serial, { resolve: settle(resolve), reject: settle(reject) });
@@ -274,15 +280,4 @@ function decodeError(body: Buffer): LibvirtError {
   } catch {
     return new LibvirtError(-1, 'unreadable libvirt error');
   }
-}
-
-const shared = new Map<string, LibvirtAgentRpc>();
-
-/** The process's one connection to the local daemon of `uri`; undefined when `uri` is not local. */
-export function agentRpcFor(uri: string): LibvirtAgentRpc | undefined {
-  const path = localSocketFor(uri);
-  if (!path) return undefined;
-  let rpc = shared.get(uri);
-  if (!rpc) shared.set(uri, (rpc = new LibvirtAgentRpc(path, uri)));
-  return rpc;
 }

@@ -8,7 +8,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import {
-  agentRpcFor,
   LibvirtAgentRpc,
   LibvirtError,
   LibvirtUnavailableError,
@@ -18,6 +17,7 @@ import { GuestAgent, NoGuestAgentError } from '../../../agent/src/guest/guest-ag
 import { ensureLibvirtd, QEMU_URI } from '../../helpers/libvirtd.js';
 import { startBareDomain } from '../../helpers/guest.js';
 
+const rpc = new LibvirtAgentRpc(localSocketFor(QEMU_URI)!, QEMU_URI);
 let bare: Awaited<ReturnType<typeof startBareDomain>> | undefined;
 
 test.before(async () => {
@@ -26,7 +26,7 @@ test.before(async () => {
 });
 test.after(async () => {
   await bare?.destroy();
-  agentRpcFor(QEMU_URI)?.close();
+  rpc.close();
 });
 
 const rejection = (p: Promise<unknown>) =>
@@ -43,7 +43,6 @@ test('only the local system daemon is reached directly', () => {
 });
 
 test('libvirt errors come back by number and text: no such domain, no guest agent channel', async () => {
-  const rpc = agentRpcFor(QEMU_URI)!;
   const missing = (await rejection(
     rpc.agentCommand(randomUUID(), '{"execute":"guest-ping"}', 2),
   )) as LibvirtError;
