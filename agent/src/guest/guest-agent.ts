@@ -48,8 +48,9 @@ export class GuestAgent implements GuestChannel {
   constructor(
     private readonly uri: string,
     readonly domain: string,
+    opts: { virshOnly?: boolean } = {},
   ) {
-    const socket = localSocketFor(uri);
+    const socket = opts.virshOnly ? undefined : localSocketFor(uri);
     if (socket) this.rpc = new LibvirtAgentRpc(socket, uri);
   }
 
