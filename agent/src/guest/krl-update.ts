@@ -28,18 +28,22 @@ done; true`;
 }
 
 /**
- * The script that installs `krl` (given on its stdin) at `target`: written to a temporary name
- * next to it (mode 0644 from the umask), its SHA-256 checked against the one expected (a short or
- * damaged copy is never installed), renamed over the old one (sshd reads RevokedKeys at each login:
- * no reload); then the given sessions killed. Exits 1, the old KRL kept, when the copy fails.
+ * The script that kills the given sessions, then installs `krl` (given on its stdin) at `target`:
+ * written to a temporary name next to it (mode 0644 from the umask), its SHA-256 checked against the
+ * one expected (a short or damaged copy is never installed), renamed over the old one (sshd reads
+ * RevokedKeys at each login: no reload). Exits 1, the old KRL kept, when the copy fails.
+ *
+ * The kills come first because they start no program (under TCG the three programs of the KRL part
+ * take most of the time). A login with a revoked certificate in between is killed by the next poll,
+ * which reads it from the journal (poller.ts).
  */
 export function krlUpdateScript(target: string, krl: Buffer, killPids: number[], tmpSuffix: string): string {
   const digest = createHash('sha256').update(krl).digest('hex');
   const tmp = shellQuote(`${target}.vmwarden-${tmpSuffix}`);
-  return `umask 022
+  return `${killSessions(killPids)}
+umask 022
 t=${tmp}
 if cat > "$t" && s=$(sha256sum < "$t") && [ "\${s%% *}" = ${digest} ] && mv -f "$t" ${shellQuote(target)}; then :; else
   rm -f "$t"; echo 'KRL not installed: copy failed or damaged' >&2; exit 1
-fi
-${killSessions(killPids)}`;
+fi`;
 }
