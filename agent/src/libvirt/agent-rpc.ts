@@ -122,7 +122,10 @@ export class LibvirtAgentRpc {
   private socket?: Socket;
   private opening?: Promise<void>;
   private serial = 1;
-  private readonly pending = new Map<number, { resolve(b: Buffer): void; reject(e: Error): void }>();
+  private readonly pending = new Map<
+    number,
+    { socket: Socket; resolve(b: Buffer): void; reject(e: Error): void }
+  >();
   private readonly domains = new Map<string, DomainRef>();
   private inbox: Buffer = Buffer.alloc(0);
   private idle?: NodeJS.Timeout;
@@ -189,8 +192,11 @@ export class LibvirtAgentRpc {
     socket.on('data', (d: Buffer) => this.receive(d));
     const drop = (err?: Error) => {
       if (this.socket === socket) this.socket = undefined;
-      for (const p of this.pending.values()) p.reject(err ?? new Error('libvirt connection closed'));
-      this.pending.clear();
+      for (const [serial, p] of this.pending) {
+        if (p.socket !== socket) continue;
+        this.pending.delete(serial);
+        p.reject(err ?? new Error('libvirt connection closed'));
+      }
     };
     socket.on('error', drop);
     socket.on('close', () => drop());
@@ -234,7 +240,7 @@ export class LibvirtAgentRpc {
           if (!this.pending.size) (this.idle = setTimeout(() => socket.destroy(), IDLE_MS)).unref();
           f(v);
         };
-      this.pending.set(serial, { resolve: settle(resolve), reject: settle(reject) });
+      this.pending.set(serial, { socket, resolve: settle(resolve), reject: settle(reject) });
       socket.write(Buffer.concat([header, args]));
     });
   }
