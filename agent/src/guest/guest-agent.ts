@@ -13,7 +13,7 @@ export class NoGuestAgentError extends Error {}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The longest wait between two guest-exec-status (long scripts: the install, the journal read). */
-const POLL_MAX_MS = 160;
+const POLL_MAX_MS = 250;
 
 /** libvirt's "no domain" error number (VIR_ERR_NO_DOMAIN). */
 const NO_DOMAIN = 42;
