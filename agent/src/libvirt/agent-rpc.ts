@@ -126,7 +126,7 @@ export class LibvirtAgentRpc {
     number,
     { socket: Socket; resolve(b: Buffer): void; reject(e: Error): void }
   >();
-  private readonly domains = new Map<string, DomainRef>();
+  private readonly domains = new Map<string, Promise<DomainRef>>();
   private inbox: Buffer = Buffer.alloc(0);
   private idle?: NodeJS.Timeout;
 
@@ -157,9 +157,17 @@ export class LibvirtAgentRpc {
     this.socket?.destroy();
   }
 
-  private async lookup(domain: string): Promise<DomainRef> {
-    const known = this.domains.get(domain);
-    if (known) return known;
+  /** Concurrent calls share one lookup; a failed one is not kept. */
+  private lookup(domain: string): Promise<DomainRef> {
+    let ref = this.domains.get(domain);
+    if (!ref) {
+      this.domains.set(domain, (ref = this.lookupNow(domain)));
+      ref.catch(() => this.domains.get(domain) === ref && this.domains.delete(domain));
+    }
+    return ref;
+  }
+
+  private async lookupNow(domain: string): Promise<DomainRef> {
     const ret = UUID_RE.test(domain)
       ? await this.call(
           REMOTE_PROGRAM,
@@ -168,9 +176,7 @@ export class LibvirtAgentRpc {
         )
       : await this.call(REMOTE_PROGRAM, PROC_DOMAIN_LOOKUP_BY_NAME, new XdrWriter().string(domain).done());
     const r = new XdrReader(ret);
-    const dom = { name: r.string(), uuid: Buffer.from(r.opaque(16)), id: r.i32() };
-    this.domains.set(domain, dom);
-    return dom;
+    return { name: r.string(), uuid: Buffer.from(r.opaque(16)), id: r.i32() };
   }
 
   private open(): Promise<void> {
