@@ -10,6 +10,8 @@ export interface TrustPush {
   ms: number;
   krlVersion: number;
   sessionsEnded: number;
+  /** Guest agent round trips the agent spent on the push (all its guests). */
+  guestRoundTrips: number;
   error?: string;
 }
 
@@ -31,6 +33,7 @@ export function watchTrustPushes(agents: AgentClients): ReadonlyMap<number, Trus
             ms: Date.now() - t0,
             krlVersion,
             sessionsEnded: r.sessionsEnded,
+            guestRoundTrips: r.guestRoundTrips,
           });
           return r;
         } catch (err) {
@@ -40,6 +43,7 @@ export function watchTrustPushes(agents: AgentClients): ReadonlyMap<number, Trus
             ms: Date.now() - t0,
             krlVersion,
             sessionsEnded: 0,
+            guestRoundTrips: 0,
             error,
           });
           throw err;

@@ -153,7 +153,7 @@ export function agentService(d: AgentServiceDeps) {
     }),
 
     updateTrust: unary<TrustBundleMsg>(async (bundle) => {
-      if (!d.guests) return { guests: 0, sessionsEnded: 0 };
+      if (!d.guests) return { guests: 0, sessionsEnded: 0, guestRoundTrips: 0 };
       return d.guests.update(bundle);
     }),
 

@@ -3,6 +3,8 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Requests into the guest it took (guest agent: guest-exec plus each guest-exec-status). */
+  roundTrips?: number;
 }
 
 /**

@@ -1,4 +1,10 @@
 import { execFile } from 'node:child_process';
+import {
+  LibvirtAgentRpc,
+  LibvirtError,
+  LibvirtUnavailableError,
+  localSocketFor,
+} from '../libvirt/agent-rpc.js';
 import { runShell, type ExecResult, type GuestChannel } from './channel.js';
 
 /** The qemu guest agent is absent, not (yet) answering, or the domain is not running. */
@@ -6,41 +12,80 @@ export class NoGuestAgentError extends Error {}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The longest wait between two guest-exec-status (long scripts: the install, the journal read). */
+const POLL_MAX_MS = 250;
+
+/** libvirt's "no domain" error number (VIR_ERR_NO_DOMAIN). */
+const NO_DOMAIN = 42;
+
+/** A failure of libvirt or the guest agent; NoGuestAgentError when the agent or domain is not there. */
+function agentError(msg: string, code?: number): Error {
+  const absent =
+    code === NO_DOMAIN ||
+    /guest agent is not (connected|responding|configured)|not running|QEMU guest agent|Guest agent is not|domain is not running|failed to get domain|Domain not found/i.test(
+      msg,
+    );
+  return absent ? new NoGuestAgentError(msg) : new Error(msg);
+}
+
+/** Until when the daemon connection is not tried (it failed): commands go through virsh. */
+let rpcDownUntil = 0;
+
 /**
- * The qemu guest agent of one domain, through `virsh qemu-agent-command` (the libvirt binding lacks
- * it): commands run in the guest, files written into it, logged-in users.
+ * The qemu guest agent of one domain (the libvirt binding lacks qemu-agent-command): through one
+ * connection to the local daemon kept by the process (agent-rpc.ts), else `virsh qemu-agent-command`
+ * (remote URIs, or that connection failing): commands run in the guest, files written into it,
+ * logged-in users.
  */
 export class GuestAgent implements GuestChannel {
   readonly transport = 'guest-agent';
+  /** Guest agent commands sent so far (each one a round trip through libvirtd into the guest). */
+  roundTrips = 0;
+
+  /** The connection to the local daemon (undefined: a remote URI, virsh). */
+  private readonly rpc?: LibvirtAgentRpc;
 
   constructor(
     private readonly uri: string,
     readonly domain: string,
-  ) {}
+    opts: { virshOnly?: boolean } = {},
+  ) {
+    const socket = opts.virshOnly ? undefined : localSocketFor(uri);
+    if (socket) this.rpc = new LibvirtAgentRpc(socket, uri);
+  }
 
   /** One guest agent command; its `return` value. */
-  command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
+  async command<T = unknown>(execute: string, args?: object, timeoutSeconds = 10): Promise<T> {
     const json = JSON.stringify(args ? { execute, arguments: args } : { execute });
+    this.roundTrips++;
+    const rpc = Date.now() >= rpcDownUntil ? this.rpc : undefined;
+    let answer: string | undefined;
+    if (rpc) {
+      try {
+        answer = await rpc.agentCommand(this.domain, json, timeoutSeconds);
+      } catch (err) {
+        if (err instanceof LibvirtError) throw agentError(err.message, err.code);
+        if (!(err instanceof LibvirtUnavailableError)) throw err;
+        // The daemon's socket is not there or refused us (nothing sent): virsh for a while.
+        rpcDownUntil = Date.now() + 30_000;
+      }
+    }
+    answer ??= await this.virsh(json, timeoutSeconds);
+    try {
+      return (JSON.parse(answer) as { return: T }).return;
+    } catch {
+      throw new Error(`unexpected guest agent answer: ${answer.slice(0, 200)}`);
+    }
+  }
+
+  private virsh(json: string, timeoutSeconds: number): Promise<string> {
     return new Promise((resolve, reject) =>
       execFile(
         'virsh',
         ['-c', this.uri, 'qemu-agent-command', this.domain, json, '--timeout', String(timeoutSeconds)],
         { timeout: (timeoutSeconds + 5) * 1000, maxBuffer: 64 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (err) {
-            const msg = String(stderr || err.message).trim();
-            const absent =
-              /guest agent is not (connected|responding|configured)|not running|QEMU guest agent|Guest agent is not|domain is not running|failed to get domain/i.test(
-                msg,
-              );
-            return reject(absent ? new NoGuestAgentError(msg) : new Error(msg));
-          }
-          try {
-            resolve((JSON.parse(stdout) as { return: T }).return);
-          } catch {
-            reject(new Error(`unexpected guest agent answer: ${stdout.slice(0, 200)}`));
-          }
-        },
+        (err, stdout, stderr) =>
+          err ? reject(agentError(String(stderr || err.message).trim())) : resolve(stdout),
       ),
     );
   }
@@ -62,7 +107,10 @@ export class GuestAgent implements GuestChannel {
       ...(opts.input ? { 'input-data': opts.input.toString('base64') } : {}),
     });
     const until = Date.now() + (opts.timeoutMs ?? 30_000);
-    for (let delay = 25; ; delay = Math.min(delay + 25, 250)) {
+    let roundTrips = 1;
+    // Asked at once (short scripts are done by then), then after 5, 10, 20… ms up to POLL_MAX_MS.
+    for (let delay = 5; ; delay = Math.min(delay * 2, POLL_MAX_MS)) {
+      roundTrips++;
       const s = await this.command<{
         exited: boolean;
         exitcode?: number;
@@ -75,6 +123,7 @@ export class GuestAgent implements GuestChannel {
           exitCode: s.exitcode ?? (s.signal ? 128 + s.signal : -1),
           stdout: Buffer.from(s['out-data'] ?? '', 'base64').toString('utf8'),
           stderr: Buffer.from(s['err-data'] ?? '', 'base64').toString('utf8'),
+          roundTrips,
         };
       }
       if (Date.now() > until) throw new Error(`${path} did not finish in the guest`);
@@ -103,7 +152,9 @@ export class GuestAgent implements GuestChannel {
     }
   }
 
-  close(): void {}
+  close(): void {
+    this.rpc?.close();
+  }
 
   users(): Promise<Array<{ user: string; 'login-time': number; domain?: string }>> {
     return this.command('guest-get-users');

@@ -5,7 +5,8 @@ import type { TrustBundleMsg } from '../../../proto/messages.js';
 import { failed } from './failover.js';
 import { serial, type Guest, type GuestTrustContext } from './guest.js';
 import { endSession } from './sessions.js';
-import { fingerprintOf, killSessions } from './trust.js';
+import { killSessions } from './krl-update.js';
+import { fingerprintOf } from './trust.js';
 import { instancePrincipal } from '../../../lib/ssh/identity.js';
 
 /** What a full install put in a guest: when it changes, the guest gets a full install again. */
@@ -51,19 +52,21 @@ function installedOk(ctx: GuestTrustContext, g: Guest, b: TrustBundleMsg): void 
 
 /**
  * A bundle pushed by the controller, into one guest with trust installed: the KRL goes in now, the
- * sessions of revoked certificates are ended. Returns how many sessions were ended.
+ * sessions of revoked certificates are ended. Returns how many sessions were ended, and the round
+ * trips into the guest the fast path took (0 on the full install).
  */
 export async function pushBundle(
   ctx: GuestTrustContext,
   g: Guest,
   bundle: TrustBundleMsg,
   revoked: Set<string>,
-): Promise<number> {
+): Promise<{ sessionsEnded: number; roundTrips: number }> {
   const kill = [...g.sessions.values()].filter((s) => revoked.has(s.serial) && !s.killed);
   const pids = kill.map((s) => s.pid);
+  let roundTrips = 0;
   if (g.installed === contentKey(g, bundle)) {
     // Fast path, not queued behind a poll: the KRL renamed into place, then the kills.
-    await g.installer.updateKrl(Buffer.from(bundle.krl), pids);
+    ({ roundTrips } = await g.installer.updateKrl(Buffer.from(bundle.krl), pids));
     installedOk(ctx, g, bundle);
     // An install already under way may write an older KRL after us: checked once it is done.
     void serial(g, async () => {
@@ -83,5 +86,5 @@ export async function pushBundle(
     // Reported after answering the push (the controller ended it already on revocation).
     void endSession(ctx, g, s, 'revoked');
   }
-  return kill.length;
+  return { sessionsEnded: kill.length, roundTrips };
 }

@@ -82,22 +82,27 @@ export class GuestTrustManager {
   }
 
   /** A bundle pushed by the controller: the KRL (and CA keys) go into every guest now. */
-  async update(bundle: TrustBundleMsg): Promise<{ guests: number; sessionsEnded: number }> {
+  async update(
+    bundle: TrustBundleMsg,
+  ): Promise<{ guests: number; sessionsEnded: number; guestRoundTrips: number }> {
     this.bundle = bundle;
     const revoked = new Set(bundle.revokedSerials.map(String));
     let sessionsEnded = 0;
+    let guestRoundTrips = 0;
     const work = [...this.guests.values()]
       .filter((g) => g.installed !== undefined)
       .map(async (g) => {
         try {
-          sessionsEnded += await pushBundle(this.ctx, g, bundle, revoked);
+          const r = await pushBundle(this.ctx, g, bundle, revoked);
+          sessionsEnded += r.sessionsEnded;
+          guestRoundTrips += r.roundTrips;
         } catch (err) {
           failed(this.ctx, g, err);
         }
       });
     await Promise.all(work);
     void this.reportTrust();
-    return { guests: work.length, sessionsEnded };
+    return { guests: work.length, sessionsEnded, guestRoundTrips };
   }
 
   private async tick(): Promise<void> {

@@ -3,7 +3,8 @@
 import { shellQuote } from '../shell.js';
 import type { Guest, GuestTrustContext } from './guest.js';
 import { contentKey, installFull } from './install.js';
-import { endGone, lost, readJournal } from './sessions.js';
+import { killSessions } from './krl-update.js';
+import { endGone, endSession, lost, readJournal } from './sessions.js';
 
 export async function poll(ctx: GuestTrustContext, g: Guest): Promise<void> {
   const pids = [...g.sessions.keys()];
@@ -28,4 +29,20 @@ export async function poll(ctx: GuestTrustContext, g: Guest): Promise<void> {
   const alive = new Set(alivePart.split('\n').filter(Boolean).map(Number));
   await readJournal(ctx, g, journalPart, alive);
   await endGone(ctx, g, pids, alive);
+  await killRevoked(ctx, g);
+}
+
+/**
+ * A login read from the journal only after its certificate was revoked (it logged in between two
+ * polls and the push did not know it): killed now.
+ */
+async function killRevoked(ctx: GuestTrustContext, g: Guest): Promise<void> {
+  const revoked = new Set(ctx.bundle()?.revokedSerials.map(String) ?? []);
+  const late = [...g.sessions.values()].filter((s) => revoked.has(s.serial) && !s.killed);
+  if (!late.length) return;
+  await g.channel.sh(killSessions(late.map((s) => s.pid)));
+  for (const s of late) {
+    s.killed = true;
+    void endSession(ctx, g, s, 'revoked');
+  }
 }

@@ -1,6 +1,7 @@
 import { sshFingerprint } from '../../../lib/ssh/fingerprint.js';
 import type { GuestChannel } from './channel.js';
 import { shellQuote } from '../shell.js';
+import { krlUpdateScript } from './krl-update.js';
 
 export const GUEST_DIR = '/etc/ssh/vmwarden';
 export const CA_KEYS_FILE = `${GUEST_DIR}/trusted_user_ca_keys`;
@@ -83,26 +84,14 @@ fi
   }
 
   /**
-   * The fast path on revocation, one guest-exec: the new KRL (on stdin) to a temp file, renamed over
-   * the old one (sshd reads it at each login: no reload), then the given sessions killed.
+   * The fast path on revocation, one guest-exec: the new KRL (on stdin) written and checked under a
+   * temporary name, renamed over the old one (sshd reads it at each login: no reload), then the given
+   * sessions killed (see krl-update.ts).
    */
-  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<void> {
-    const tmp = `${KRL_FILE}.vmwarden-${Date.now()}`;
-    const kill = killPids.length ? `; ${killSessions(killPids)}` : '';
-    const r = await this.guest.exec(
-      '/bin/sh',
-      ['-c', `{ cat > ${tmp} && chmod 0644 ${tmp} && mv -f ${tmp} ${KRL_FILE}; } || exit 1${kill}`],
-      { input: krl },
-    );
+  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<{ roundTrips: number }> {
+    const script = krlUpdateScript(KRL_FILE, krl, killPids, `${process.pid}-${Date.now()}`);
+    const r = await this.guest.exec('/bin/sh', ['-c', script], { input: krl });
     if (r.exitCode !== 0) throw new Error(`KRL update failed in the guest: ${r.stderr.trim().slice(0, 300)}`);
+    return { roundTrips: r.roundTrips ?? 1 };
   }
 }
-
-/**
- * Shell that ends sshd sessions given the pid sshd logged them under (the per-connection monitor):
- * its children first (the unprivileged `sshd: user@…` process holds the connection and would survive
- * its parent), then the monitor itself.
- */
-export const killSessions = (pids: number[]) =>
-  pids.map((p) => `pkill -KILL -P ${Math.trunc(p)}; kill -KILL ${Math.trunc(p)}`).join('; ') +
-  ' 2>/dev/null; true';

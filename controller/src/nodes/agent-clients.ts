@@ -23,7 +23,9 @@ export interface AgentClient {
   verify(serverId: string): Promise<VerdictMsg>;
   setValidation(active: boolean, onProgress: (p: ValidationProgressMsg) => void): Promise<void>;
   /** Pushes the SSH trust bundle (CA keys + KRL) into the agent's guests. */
-  updateTrust(bundle: TrustBundleMsg): Promise<{ guests: number; sessionsEnded: number }>;
+  updateTrust(
+    bundle: TrustBundleMsg,
+  ): Promise<{ guests: number; sessionsEnded: number; guestRoundTrips: number }>;
 }
 
 /**
