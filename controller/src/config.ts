@@ -42,6 +42,8 @@ export interface ControllerConfig {
   certSourceAddress: string;
   /** Login user recorded for instances that agents report (guests get this user; see the trust issue). */
   defaultLoginUser: string;
+  /** File digest of the fleet's new signatures, told to every agent in the trust bundle. */
+  signatureDigest: 'sha256' | 'blake3';
   /** REST: a client must send its request line and headers within this time (else 408, connection closed). */
   httpHeadersTimeoutSeconds: number;
   /** REST: a client must send its whole request, body included, within this time (a trickling body is cut). */
@@ -87,6 +89,7 @@ export const SETTINGS: Record<keyof ControllerConfig, SettingSpec> = {
   certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
   certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
   defaultLoginUser: { kind: 'string', env: 'VMWARDEN_DEFAULT_LOGIN_USER' },
+  signatureDigest: { kind: 'string', env: 'VMWARDEN_SIGNATURE_DIGEST' },
   httpHeadersTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_HEADERS_TIMEOUT_SECONDS' },
   httpRequestTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_REQUEST_TIMEOUT_SECONDS' },
   taskLeaseSeconds: { kind: 'number', env: 'VMWARDEN_TASK_LEASE_SECONDS' },
@@ -121,6 +124,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     certForceCommand: '',
     certSourceAddress: '',
     defaultLoginUser: 'vmwarden',
+    signatureDigest: 'sha256',
     httpHeadersTimeoutSeconds: 30,
     httpRequestTimeoutSeconds: 30,
     taskLeaseSeconds: 15,
@@ -142,6 +146,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError('database must be a postgres:// URL (leave it empty for SQLite in the data dir)');
   for (const k of ['listenHttp', 'listenHttps', 'listenGrpc'] as const)
     if (result[k]) parseHostPort(result[k], k);
+  if (!['sha256', 'blake3'].includes(result.signatureDigest)) {
+    throw new ConfigError(`signatureDigest must be sha256 or blake3, got '${result.signatureDigest}'`);
+  }
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
     throw new ConfigError(`sshCaKeyType must be ed25519, ecdsa-p256 or rsa, got '${result.sshCaKeyType}'`);
   }
