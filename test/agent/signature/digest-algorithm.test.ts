@@ -61,10 +61,11 @@ test.after(async () => {
 test('BLAKE3 chunk and file digests equal b3sum of each chunk, composed as documented', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vmwarden-b3-'));
   try {
-    // 3 MiB + 5 bytes: a random chunk, an all-zero chunk (never hashed), a random one, a short tail.
+    // 3 MiB + 5 bytes: a random chunk, an all-zero chunk (never hashed), one starting with 300 KiB
+    // of zeros (read pieces that are all zero, then data), a short tail.
     const data = Buffer.alloc(3 * MiB + 5);
     data.set(readFileSync(files.data).subarray(0, MiB), 0);
-    data.set(readFileSync(files.data).subarray(MiB, 2 * MiB + 5), 2 * MiB);
+    data.set(readFileSync(files.data).subarray(MiB, 2 * MiB + 5 - 300 * 1024), 2 * MiB + 300 * 1024);
     const path = join(dir, 'f.raw');
     writeFileSync(path, data);
     const ref = b3Reference(data);
