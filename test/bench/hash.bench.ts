@@ -40,9 +40,9 @@ function writeFile(path: string, size: number, extents: { offset: number; length
   closeSync(fd);
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[], stderr: 'inherit' | 'ignore' = 'inherit'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', stderr] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     child.on('error', reject);
@@ -72,17 +72,11 @@ interface ToolFigures {
  * blocks, SHA-NI when the CPU has it). Its last line is "sha256  <thousands of bytes per second>k".
  */
 async function opensslSha256(procs: number, seconds: number): Promise<number> {
-  const out = await run('openssl', [
-    'speed',
-    '-multi',
-    String(procs),
-    '-bytes',
-    String(MiB),
-    '-seconds',
-    String(seconds),
-    '-evp',
-    'sha256',
-  ]);
+  const out = await run(
+    'openssl',
+    ['speed', '-multi', String(procs), '-bytes', String(MiB), '-seconds', String(seconds), '-evp', 'sha256'],
+    'ignore', // its per-process progress lines
+  );
   const m = /^\S*sha256\S*\s+([\d.]+)k\s*$/im.exec(out.trim().split('\n').reverse().join('\n'));
   if (!m) throw new Error(`unexpected openssl speed output: ${out.slice(-300)}`);
   return Number(m[1]) * 1000;
