@@ -111,6 +111,8 @@ export interface TrustBundleMsg {
   krlVersion: string | number;
   revokedSerials: string[];
   loginUser: string;
+  /** 'sha256' | 'blake3'; '' (or absent, from an older controller): the agent's own setting. */
+  signatureDigest?: string;
 }
 
 export interface GuestTrustStatusMsg {

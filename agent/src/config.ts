@@ -46,11 +46,14 @@ export interface AgentConfig {
    * `{ keyFile, port?, address?, hostKey? }` (config file, or JSON in the environment).
    */
   sshProvisioning: Record<string, SshTarget>;
+  /** File digest of new signatures until the controller's trust bundle names the fleet's. */
+  signatureDigest: 'sha256' | 'blake3';
 }
 
 const CHOICES: Partial<Record<keyof AgentConfig, readonly string[]>> = {
   logFormat: LOG_FORMATS,
   unsignedPolicy: ['sign', 'refuse'],
+  signatureDigest: ['sha256', 'blake3'],
   tamperPolicy: ['alert', 'shutdown'],
   uninspectedPolicy: ['allow', 'refuse'],
   hookFailPolicy: ['closed', 'open'],
@@ -79,6 +82,7 @@ export const SETTINGS: Record<keyof AgentConfig, SettingSpec> = {
   logFormat: { kind: 'string', env: 'VMWARDEN_AGENT_LOG_FORMAT', flag: 'log-format' },
   libvirtXmlDir: { kind: 'string', env: 'VMWARDEN_AGENT_LIBVIRT_XML_DIR' },
   rehashSchedule: { kind: 'string', env: 'VMWARDEN_AGENT_REHASH_SCHEDULE' },
+  signatureDigest: { kind: 'string', env: 'VMWARDEN_AGENT_SIGNATURE_DIGEST' },
   unsignedPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_UNSIGNED_POLICY', flag: 'unsigned-policy' },
   tamperPolicy: { kind: 'string', env: 'VMWARDEN_AGENT_TAMPER_POLICY', flag: 'tamper-policy' },
   uninspectedPolicy: {
@@ -112,6 +116,7 @@ export function defaultAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentC
     uninspectedPolicy: 'allow',
     hookFailPolicy: 'closed',
     sshProvisioning: {},
+    signatureDigest: 'sha256',
   };
 }
 

@@ -7,7 +7,8 @@ import { vmwardenServices } from '../../proto/load.js';
 import { CertificateSource, grpcServerOptions, serverTls } from '../../proto/grpc-tls.js';
 import cron from 'node-cron';
 import { needsRotation, rotateCertificate } from './rotation.js';
-import type { NodeInfo } from '../../proto/messages.js';
+import type { NodeInfo, TrustBundleMsg } from '../../proto/messages.js';
+import { isDigestAlgorithm } from './signature/hashing/digest.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import { listenOn } from '../../lib/platform/listen-error.js';
 import { dropGrpcBindFailureLine } from '../../lib/grpc/bind-log.js';
@@ -115,6 +116,7 @@ export async function startAgent(
     hypervisor: guard,
     node: creds.enrollment.nodeName,
     onHashed: (d) => metrics.onHashed(d),
+    digestAlgorithm: config.signatureDigest,
   });
   const events = new EventEmitter();
   events.on('event', (e: AgentEvent) => metrics.onEvent(e));
@@ -141,6 +143,13 @@ export async function startAgent(
           ...(opts.guests || {}),
         })
       : undefined;
+  // The fleet's digest for new signatures comes with the trust bundle (pulled until the controller
+  // answered once, then with every push); the agent's own setting holds until then.
+  let fleetSettingsKnown = false;
+  const onTrustBundle = (b: TrustBundleMsg) => {
+    fleetSettingsKnown = true;
+    if (isDigestAlgorithm(b.signatureDigest)) signatures.setDigestAlgorithm(b.signatureDigest);
+  };
   const onSigned = (serverId: string) => {
     enforcer.signed(serverId);
     void watcher.refresh();
@@ -167,7 +176,17 @@ export async function startAgent(
   tcp.addService(
     Agent.service,
     instrumentGrpc(
-      agentService({ signatures, hypervisor, events, info, caPem: creds.ca, onSigned, enforcer, guests }),
+      agentService({
+        signatures,
+        hypervisor,
+        events,
+        info,
+        caPem: creds.ca,
+        onSigned,
+        onTrustBundle,
+        enforcer,
+        guests,
+      }),
       metrics,
     ) as never,
   );
@@ -209,6 +228,7 @@ export async function startAgent(
   const advertise =
     config.advertiseAddress || (host === '0.0.0.0' ? `${hostname()}:${boundPort}` : grpcAddress);
   const report = async () => {
+    if (!fleetSettingsKnown) await link.getTrustBundle().then(onTrustBundle, () => undefined);
     const instances = await instancesOf(signatures, hypervisor);
     const v = await signatures.validation();
     await link.reportInventory({

@@ -47,6 +47,8 @@ export interface ControllerConfig {
   certSourceAddress: string;
   /** Login user recorded for instances that agents report (guests get this user; see the trust issue). */
   defaultLoginUser: string;
+  /** File digest of the fleet's new signatures, told to every agent in the trust bundle. */
+  signatureDigest: 'sha256' | 'blake3';
   /** REST: a client must send its request line and headers within this time (else 408, connection closed). */
   httpHeadersTimeoutSeconds: number;
   /** REST: a client must send its whole request, body included, within this time (a trickling body is cut). */
@@ -94,6 +96,7 @@ export const SETTINGS: Record<keyof ControllerConfig, SettingSpec> = {
   certForceCommand: { kind: 'string', env: 'VMWARDEN_CERT_FORCE_COMMAND' },
   certSourceAddress: { kind: 'string', env: 'VMWARDEN_CERT_SOURCE_ADDRESS' },
   defaultLoginUser: { kind: 'string', env: 'VMWARDEN_DEFAULT_LOGIN_USER' },
+  signatureDigest: { kind: 'string', env: 'VMWARDEN_SIGNATURE_DIGEST' },
   httpHeadersTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_HEADERS_TIMEOUT_SECONDS' },
   httpRequestTimeoutSeconds: { kind: 'number', env: 'VMWARDEN_HTTP_REQUEST_TIMEOUT_SECONDS' },
   taskLeaseSeconds: { kind: 'number', env: 'VMWARDEN_TASK_LEASE_SECONDS' },
@@ -130,6 +133,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): ControllerC
     certForceCommand: '',
     certSourceAddress: '',
     defaultLoginUser: 'vmwarden',
+    signatureDigest: 'sha256',
     httpHeadersTimeoutSeconds: 30,
     httpRequestTimeoutSeconds: 30,
     taskLeaseSeconds: 15,
@@ -153,6 +157,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (result[k]) parseHostPort(result[k], k);
   if (!isLogFormat(result.logFormat))
     throw new ConfigError(`logFormat must be one of ${LOG_FORMATS.join(', ')}, got '${result.logFormat}'`);
+  if (!['sha256', 'blake3'].includes(result.signatureDigest)) {
+    throw new ConfigError(`signatureDigest must be sha256 or blake3, got '${result.signatureDigest}'`);
+  }
   if (!['ed25519', 'ecdsa-p256', 'rsa'].includes(result.sshCaKeyType)) {
     throw new ConfigError(`sshCaKeyType must be ed25519, ecdsa-p256 or rsa, got '${result.sshCaKeyType}'`);
   }

@@ -183,6 +183,8 @@ export async function createServices(
     new GuestTrustStore(db),
     clock,
     config.defaultLoginUser,
+    undefined,
+    config.signatureDigest,
   );
   return {
     version,

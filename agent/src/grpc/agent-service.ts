@@ -29,6 +29,8 @@ export interface AgentServiceDeps {
   caPem: string | null;
   /** Told after a baseline was created or replaced (the watcher follows new artifacts). */
   onSigned?: (serverId: string) => void;
+  /** Fleet settings a pushed trust bundle carries (the signature digest). */
+  onTrustBundle?: (bundle: TrustBundleMsg) => void;
   /** Start checks for the libvirt hook (CheckStart); absent: every start is allowed. */
   enforcer?: Enforcer;
   /** SSH trust inside guests (UpdateTrust); absent: the push is acknowledged with no guests. */
@@ -153,6 +155,7 @@ export function agentService(d: AgentServiceDeps) {
     }),
 
     updateTrust: unary<TrustBundleMsg>(async (bundle) => {
+      d.onTrustBundle?.(bundle);
       if (!d.guests) return { guests: 0, sessionsEnded: 0, guestRoundTrips: 0 };
       return d.guests.update(bundle);
     }),

@@ -2,12 +2,20 @@
 // no whitespace) is the exact byte string the node key signs, so a manifest can be verified
 // offline from its JSON alone.
 //
-// File digests are written 'sha256-1m:<hex>': the chunked SHA-256 of hashing/digest.ts (SHA-256
-// over the SHA-256 of every 1 MiB chunk followed by the 8-byte big-endian size), not the plain
-// SHA-256 of the file. The config digest is a plain 'sha256:<hex>' of the canonical domain XML.
+// File digests are written '<algorithm>-1m:<hex>': the chunked digest of hashing/digest.ts (the
+// algorithm over the digests of every 1 MiB chunk followed by the 8-byte big-endian size), not the
+// plain digest of the file; the algorithm is SHA-256 ('sha256-1m:') or BLAKE3 ('blake3-1m:'). A
+// BLAKE3 manifest says so in `digestAlgorithm`; a manifest without it is SHA-256 (every manifest
+// signed before BLAKE3 existed), and SHA-256 manifests still omit it so they stay byte-identical.
+// The config digest is a plain 'sha256:<hex>' of the canonical domain XML whatever the algorithm.
 import type { BootRole } from './artifacts.js';
+import { isDigestAlgorithm, type DigestAlgorithm } from './hashing/digest.js';
 
 export const FILE_DIGEST_PREFIX = 'sha256-1m:';
+export const FILE_DIGEST_PREFIXES: Record<DigestAlgorithm, string> = {
+  sha256: FILE_DIGEST_PREFIX,
+  blake3: 'blake3-1m:',
+};
 
 export interface BootEntry {
   role: BootRole;
@@ -44,13 +52,36 @@ export interface Manifest {
   boot: BootEntry[];
   disks: DiskEntry[];
   unsupported?: string[];
+  /** Digest of the files: absent = 'sha256'; only 'blake3' is ever written. */
+  digestAlgorithm?: 'blake3';
 }
 
 export function isSealed(d: DiskEntry): d is SealedDisk {
   return !('state' in d);
 }
 
-export const fileDigest = (hex: string) => FILE_DIGEST_PREFIX + hex;
+export const fileDigest = (hex: string, algorithm: DigestAlgorithm = 'sha256') =>
+  FILE_DIGEST_PREFIXES[algorithm] + hex;
+
+/** The algorithm of a manifest's file digests. */
+export function manifestAlgorithm(m: Pick<Manifest, 'digestAlgorithm'>): DigestAlgorithm {
+  const a: unknown = m.digestAlgorithm ?? 'sha256';
+  if (!isDigestAlgorithm(a)) throw new Error(`unknown digest algorithm in manifest: ${String(a)}`);
+  return a;
+}
+
+/** The `digestAlgorithm` field a manifest of this algorithm carries (none for SHA-256). */
+export const algorithmField = (a: DigestAlgorithm): Pick<Manifest, 'digestAlgorithm'> =>
+  a === 'sha256' ? {} : { digestAlgorithm: a };
+
+/** Algorithm and hex of a file digest string, or undefined when it is not one. */
+export function parseFileDigest(s: string): { algorithm: DigestAlgorithm; hex: string } | undefined {
+  for (const [algorithm, prefix] of Object.entries(FILE_DIGEST_PREFIXES) as [DigestAlgorithm, string][]) {
+    if (s.startsWith(prefix) && /^[0-9a-f]{64}$/.test(s.slice(prefix.length)))
+      return { algorithm, hex: s.slice(prefix.length) };
+  }
+  return undefined;
+}
 
 /** JSON with object keys sorted at every level and no insignificant whitespace. */
 export function canonicalJson(value: unknown): string {

@@ -23,10 +23,13 @@ import {
   NotFoundError,
   NotSignedError,
 } from './errors.js';
-import { HashEngine, diffChunks, type FileDigest } from './hashing/engine.js';
+import { HashEngine, algorithmOf, diffChunks, type FileDigest } from './hashing/engine.js';
+import type { DigestAlgorithm } from './hashing/digest.js';
 import {
+  algorithmField,
   fileDigest,
   isSealed,
+  manifestAlgorithm,
   type BootEntry,
   type DiskEntry,
   type Manifest,
@@ -84,6 +87,8 @@ export interface SignatureServiceOptions {
   qemuImg?: string | false;
   /** Told about every file hashed (or re-checked): the agent's hashing metrics. */
   onHashed?: (d: FileDigest) => void;
+  /** Digest of new signatures (default 'sha256'); the fleet's setting, see setDigestAlgorithm. */
+  digestAlgorithm?: DigestAlgorithm;
 }
 
 /** What a definition covers, with the files we can hash separated from those we cannot. */
@@ -116,7 +121,8 @@ function sealedDisk(
     return undefined;
   }
   files.push(r.file);
-  return { target: d.target, path: d.path, size: r.file.size, digest: fileDigest(r.file.digest), sealedAt };
+  const digest = fileDigest(r.file.digest, algorithmOf(r.file));
+  return { target: d.target, path: d.path, size: r.file.size, digest, sealedAt };
 }
 
 export class SignatureService {
@@ -131,6 +137,7 @@ export class SignatureService {
   private readonly onHashed?: (d: FileDigest) => void;
   private ownsStore = false;
   private readonly locks = new Map<string, Promise<unknown>>();
+  private algorithm: DigestAlgorithm;
 
   constructor(opts: SignatureServiceOptions) {
     this.hv = opts.hypervisor;
@@ -142,6 +149,20 @@ export class SignatureService {
     this.node = opts.node ?? hostname();
     this.qemuImg = opts.qemuImg ?? 'qemu-img';
     this.onHashed = opts.onHashed;
+    this.algorithm = opts.digestAlgorithm ?? 'sha256';
+  }
+
+  /** The digest new signatures take. */
+  get digestAlgorithm(): DigestAlgorithm {
+    return this.algorithm;
+  }
+
+  /**
+   * The fleet switched digests: signatures made from now on use `algorithm`. Existing baselines keep
+   * theirs (checks and seals use the one their manifest names) until they are signed again.
+   */
+  setDigestAlgorithm(algorithm: DigestAlgorithm): void {
+    this.algorithm = algorithm;
   }
 
   /** A service over `<dataDir>/agent.db` and `<dataDir>/node-key.pem` (both created when absent). */
@@ -281,13 +302,17 @@ export class SignatureService {
   }
 
   /** Hashes files with their cached previous digests and refreshes the cache. */
-  private async hashAll(paths: string[], full = false): Promise<Map<string, HashResult>> {
+  private async hashAll(
+    paths: string[],
+    full: boolean,
+    algorithm: DigestAlgorithm,
+  ): Promise<Map<string, HashResult>> {
     const unique = [...new Set(paths)];
     const results = await Promise.all(
       unique.map(async (path): Promise<HashResult> => {
         try {
           const previous = full ? undefined : await this.store.cachedDigest(path);
-          const file = await this.engine.hashFile(path, { previous });
+          const file = await this.engine.hashFile(path, { previous, algorithm });
           this.onHashed?.(file);
           return { ok: true, file };
         } catch (e) {
@@ -308,10 +333,12 @@ export class SignatureService {
 
     const cov = await this.coverage(uuid);
     const seal = dom.state === 'shut off';
-    const hashed = await this.hashAll([
-      ...cov.boot.map((b) => b.path),
-      ...(seal ? cov.disks.map((d) => d.path) : []),
-    ]);
+    const algorithm = this.algorithm;
+    const hashed = await this.hashAll(
+      [...cov.boot.map((b) => b.path), ...(seal ? cov.disks.map((d) => d.path) : [])],
+      false,
+      algorithm,
+    );
     const problems: Array<{ path: string; reason: string }> = [];
     const files: FileDigest[] = [];
     const boot: BootEntry[] = [];
@@ -320,7 +347,8 @@ export class SignatureService {
       if (!r.ok) problems.push({ path: a.path, reason: r.reason });
       else {
         files.push(r.file);
-        boot.push({ role: a.role, path: a.path, size: r.file.size, digest: fileDigest(r.file.digest) });
+        const digest = fileDigest(r.file.digest, algorithm);
+        boot.push({ role: a.role, path: a.path, size: r.file.size, digest });
       }
     }
     // The instance may have started while its disks were being read: then they are in use.
@@ -346,6 +374,7 @@ export class SignatureService {
       config: { digest: cov.config },
       boot,
       disks,
+      ...algorithmField(algorithm),
     };
     if (cov.unsupported.length) manifest.unsupported = cov.unsupported;
     const stored: StoredSignature = {
@@ -368,6 +397,7 @@ export class SignatureService {
     const baseline = await this.store.getSignature(uuid);
     if (!baseline) return { serverId: uuid, isValid: 'unknown', checkedAt: this.now(), differences: [] };
     const m = baseline.manifest;
+    const algorithm = manifestAlgorithm(m);
     const differences: Difference[] = [];
     const skipped: NonNullable<Verdict['skipped']> = [];
 
@@ -389,6 +419,7 @@ export class SignatureService {
     const hashed = await this.hashAll(
       [...m.boot.map((b) => b.path), ...extra.map((b) => b.path), ...diskPaths],
       full,
+      algorithm,
     );
 
     for (const b of m.boot) {
@@ -401,7 +432,7 @@ export class SignatureService {
         component: 'boot',
         role: b.role,
         path: b.path,
-        ...(r.ok ? { actual: fileDigest(r.file.digest) } : {}),
+        ...(r.ok ? { actual: fileDigest(r.file.digest, algorithm) } : {}),
         reason: 'not in baseline',
       });
     }
@@ -446,11 +477,17 @@ export class SignatureService {
     r: HashResult,
   ): Promise<Omit<Difference, 'component'> | undefined> {
     if (!r.ok) return { path, expected, reason: r.reason };
-    const actual = fileDigest(r.file.digest);
+    const algorithm = algorithmOf(r.file);
+    const actual = fileDigest(r.file.digest, algorithm);
     if (actual === expected) return undefined;
     const diff: Omit<Difference, 'component'> = { path, expected, actual };
     const base = await this.store.baselineFile(uuid, path);
-    if (base && fileDigest(base.digest) === expected && base.chunkSize === r.file.chunkSize) {
+    if (
+      base &&
+      base.algorithm === algorithm &&
+      fileDigest(base.digest, algorithm) === expected &&
+      base.chunkSize === r.file.chunkSize
+    ) {
       diff.chunks = diffChunks({ ...r.file, chunks: base.chunks }, r.file);
     }
     if (base && base.size !== r.file.size) diff.reason = `size changed from ${base.size} to ${r.file.size}`;
@@ -463,7 +500,12 @@ export class SignatureService {
     if (!baseline) throw new NotSignedError(uuid);
     if (dom.state !== 'shut off') throw new DomainStateError(uuid, dom.state);
     const m = baseline.manifest;
-    const hashed = await this.hashAll(m.disks.map((d) => d.path));
+    // A seal keeps the baseline's algorithm: one manifest, one digest (see setDigestAlgorithm).
+    const hashed = await this.hashAll(
+      m.disks.map((d) => d.path),
+      false,
+      manifestAlgorithm(m),
+    );
     if ((await this.hv.getDomain(uuid))?.state !== 'shut off') throw new DomainStateError(uuid, 'running');
     const now = this.now();
     const problems: Array<{ path: string; reason: string }> = [];

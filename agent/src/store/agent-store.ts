@@ -2,7 +2,8 @@
 // survive restarts, and node state. Works without the controller.
 import { Database, type Tx } from '../../../lib/store/database.js';
 import { migrate } from '../../../lib/store/migrations.js';
-import type { FileDigest } from '../signature/hashing/engine.js';
+import { algorithmOf, type FileDigest } from '../signature/hashing/engine.js';
+import { isDigestAlgorithm, type DigestAlgorithm } from '../signature/hashing/digest.js';
 import type { FileIdentity } from '../signature/hashing/identity.js';
 import type { Manifest } from '../signature/manifest.js';
 import { agentMigrations } from './migrations.js';
@@ -26,6 +27,7 @@ export interface BaselineFile {
   digest: string;
   size: number;
   chunkSize: number;
+  algorithm: DigestAlgorithm;
   chunks: string[];
 }
 
@@ -46,9 +48,12 @@ interface DigestRow {
   digest: string;
   size: number;
   chunk_size: number;
+  algorithm: string;
   chunks: Buffer;
   stable: number;
 }
+
+const algorithmColumn = (v: string): DigestAlgorithm => (isDigestAlgorithm(v) ? v : 'sha256');
 
 /** 32-byte digests back to back. */
 export function packChunks(chunks: string[]): Buffer {
@@ -180,17 +185,19 @@ export class AgentStore {
       digest: string;
       size: number;
       chunk_size: number;
+      algorithm: string;
       chunks: Buffer;
-    }>('SELECT path, digest, size, chunk_size, chunks FROM baseline_files WHERE server_id = ? AND path = ?', [
-      serverId,
-      path,
-    ]);
+    }>(
+      'SELECT path, digest, size, chunk_size, algorithm, chunks FROM baseline_files WHERE server_id = ? AND path = ?',
+      [serverId, path],
+    );
     return (
       r && {
         path: r.path,
         digest: r.digest,
         size: r.size,
         chunkSize: r.chunk_size,
+        algorithm: algorithmColumn(r.algorithm),
         chunks: unpackChunks(r.chunks),
       }
     );
@@ -205,6 +212,7 @@ export class AgentStore {
       path: r.path,
       size: r.size,
       chunkSize: r.chunk_size,
+      algorithm: algorithmColumn(r.algorithm),
       digest: r.digest,
       chunks: unpackChunks(r.chunks),
       identity: JSON.parse(r.identity) as FileIdentity,
@@ -221,16 +229,18 @@ export class AgentStore {
     await this.db.write(async (tx) => {
       for (const f of fresh) {
         await tx.run(
-          `INSERT INTO file_digests (path, identity, digest, size, chunk_size, chunks, stable, hashed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO file_digests (path, identity, digest, size, chunk_size, algorithm, chunks, stable, hashed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (path) DO UPDATE SET identity = excluded.identity, digest = excluded.digest, size = excluded.size,
-             chunk_size = excluded.chunk_size, chunks = excluded.chunks, stable = excluded.stable, hashed_at = excluded.hashed_at`,
+             chunk_size = excluded.chunk_size, algorithm = excluded.algorithm, chunks = excluded.chunks,
+             stable = excluded.stable, hashed_at = excluded.hashed_at`,
           [
             f.path,
             JSON.stringify(f.identity),
             f.digest,
             f.size,
             f.chunkSize,
+            algorithmOf(f),
             packChunks(f.chunks),
             f.stable ? 1 : 0,
             at,
@@ -276,10 +286,11 @@ export class AgentStore {
 async function insertBaselineFiles(tx: Tx, serverId: string, files: FileDigest[]): Promise<void> {
   for (const f of files) {
     await tx.run(
-      `INSERT INTO baseline_files (server_id, path, digest, size, chunk_size, chunks) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO baseline_files (server_id, path, digest, size, chunk_size, algorithm, chunks)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (server_id, path) DO UPDATE SET digest = excluded.digest, size = excluded.size,
-         chunk_size = excluded.chunk_size, chunks = excluded.chunks`,
-      [serverId, f.path, f.digest, f.size, f.chunkSize, packChunks(f.chunks)],
+         chunk_size = excluded.chunk_size, algorithm = excluded.algorithm, chunks = excluded.chunks`,
+      [serverId, f.path, f.digest, f.size, f.chunkSize, algorithmOf(f), packChunks(f.chunks)],
     );
   }
 }

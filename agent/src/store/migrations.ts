@@ -42,4 +42,13 @@ CREATE TABLE node_state (
 INSERT INTO node_state (id, validation_active, validation_since) VALUES (1, 0, NULL);
 `,
   },
+  {
+    // Digests taken with BLAKE3 next to SHA-256: a cached or baseline digest is reused or compared
+    // only with one of the same algorithm. Rows from before are SHA-256.
+    id: 'agent-002-digest-algorithm',
+    sql: `
+ALTER TABLE file_digests ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'sha256';
+ALTER TABLE baseline_files ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'sha256';
+`,
+  },
 ];

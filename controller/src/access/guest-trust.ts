@@ -36,6 +36,8 @@ export class GuestTrust {
     private readonly clock: Clock,
     private readonly loginUser: string,
     private readonly log: (msg: string, err?: unknown) => void = () => undefined,
+    /** The fleet's file digest for new signatures (config signatureDigest), carried by the bundle. */
+    private readonly signatureDigest = 'sha256',
   ) {
     this.krl.events.on('krl', (k: PublishedKrl) => void this.push(k));
   }
@@ -48,6 +50,7 @@ export class GuestTrust {
       krlVersion: String(krl.version),
       revokedSerials: krl.serials.map(String),
       loginUser: this.loginUser,
+      signatureDigest: this.signatureDigest,
     };
   }
 

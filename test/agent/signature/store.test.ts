@@ -48,7 +48,11 @@ test('digest cache survives reopening; reused results are not written', async ()
   await store.close();
   store = await AgentStore.open(dbPath);
   const got = await store.cachedDigest(digest.path);
-  assert.equal(got, { ...digest, stats: { bytesRead: 0, holeChunks: 0, zeroChunks: 0, ms: 0 } });
+  // A result without an algorithm (from before BLAKE3) is SHA-256.
+  const stats = { bytesRead: 0, holeChunks: 0, zeroChunks: 0, ms: 0 };
+  assert.equal(got, { ...digest, algorithm: 'sha256', stats });
+  await store.cacheDigests([{ ...digest, algorithm: 'blake3' }], '2026-01-01T00:00:01.000Z');
+  assert.is((await store.cachedDigest(digest.path))!.algorithm, 'blake3');
   await store.cacheDigests([{ ...digest, digest: h('b'), reused: true }], 'x');
   assert.is((await store.cachedDigest(digest.path))!.digest, h('a'));
   await store.forgetDigest(digest.path);
@@ -77,6 +81,7 @@ test('signatures: insert, no silent overwrite, replace, baseline files, verdicts
     digest: h('a'),
     size: digest.size,
     chunkSize: digest.chunkSize,
+    algorithm: 'sha256',
     chunks: digest.chunks,
   });
   assert.ok(

@@ -53,6 +53,7 @@ test('the bundle holds the trusted CA keys, the KRL and the login user', async (
   );
   assert.ok(Buffer.from(b.krl).subarray(0, 6).equals(Buffer.from('SSHKRL')));
   assert.is(b.loginUser, 'vmwarden');
+  assert.is(b.signatureDigest, 'sha256'); // the fleet's digest (config signatureDigest)
 });
 
 test('trust reports, transport included, are what GET /v1/instances/{id}/trust shows', async () => {

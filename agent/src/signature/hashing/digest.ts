@@ -1,27 +1,68 @@
 // Digest composition for the agent's file hashing.
 //
 // A file is cut into fixed chunks of CHUNK_SIZE bytes (1 MiB; the last chunk may be shorter, an
-// empty file has zero chunks). Each chunk digest is SHA-256 of the chunk's bytes. The file digest is
+// empty file has zero chunks). With algorithm H (SHA-256 or BLAKE3, both 32-byte digests), each
+// chunk digest is H of the chunk's bytes, and the file digest is
 //
-//   SHA-256( chunkDigest[0] || chunkDigest[1] || … || chunkDigest[n-1] || uint64_be(fileSize) )
+//   H( chunkDigest[0] || chunkDigest[1] || … || chunkDigest[n-1] || uint64_be(fileSize) )
 //
 // i.e. the raw 32-byte chunk digests concatenated in order, followed by the file size as an 8-byte
 // big-endian integer. The size suffix tells apart files whose chunk lists could otherwise collide
 // (e.g. the empty file). The per-chunk digests let two versions of a file be compared chunk by chunk.
+// BLAKE3 is plain (unkeyed) BLAKE3 with its default 32-byte output, i.e. what `b3sum` prints.
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 
 export const CHUNK_SIZE = 1024 * 1024;
 export const DIGEST_BYTES = 32;
 
-const zeroDigests = new Map<number, Buffer>();
+export const DIGEST_ALGORITHMS = ['sha256', 'blake3'] as const;
+export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 
-/** SHA-256 of `length` zero bytes (cached): the digest of a chunk lying entirely in a hole. */
-export function zeroChunkDigest(length: number): Buffer {
-  let d = zeroDigests.get(length);
+export function isDigestAlgorithm(v: unknown): v is DigestAlgorithm {
+  return v === 'sha256' || v === 'blake3';
+}
+
+/** The part of @napi-rs/blake-hash used here (prebuilt BLAKE3 from the official Rust crate). */
+interface Blake3Module {
+  blake3(input: Uint8Array): Buffer;
+}
+
+let blake3Module: Blake3Module | undefined;
+
+/**
+ * Loaded on first use, so a SHA-256 fleet never needs the native module. createRequire (not a
+ * static import): the package is CommonJS with a per-platform binary sub-package.
+ */
+function blake3(): Blake3Module {
+  if (!blake3Module) {
+    try {
+      blake3Module = createRequire(import.meta.url)('@napi-rs/blake-hash') as Blake3Module;
+    } catch (e) {
+      throw new Error(`BLAKE3 is not available (@napi-rs/blake-hash): ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  return blake3Module;
+}
+
+/** One-shot digest of `data` (32 bytes). */
+export function digestOf(algorithm: DigestAlgorithm, data: Uint8Array): Buffer {
+  if (algorithm === 'blake3') return blake3().blake3(data);
+  return createHash('sha256').update(data).digest();
+}
+
+const zeroDigests = new Map<string, Buffer>();
+
+/** Digest of `length` zero bytes (cached): the digest of a chunk lying entirely in a hole. */
+export function zeroChunkDigest(length: number, algorithm: DigestAlgorithm = 'sha256'): Buffer {
+  const key = `${algorithm}:${length}`;
+  let d = zeroDigests.get(key);
   if (!d) {
-    d = createHash('sha256').update(Buffer.alloc(length)).digest();
+    d = digestOf(algorithm, Buffer.alloc(length));
     if (zeroDigests.size > 64) zeroDigests.clear();
-    zeroDigests.set(length, d);
+    zeroDigests.set(key, d);
   }
   return d;
 }
@@ -37,8 +78,13 @@ export function chunkLength(index: number, size: number, chunkSize = CHUNK_SIZE)
 }
 
 /** File digest from the concatenated raw chunk digests (n × 32 bytes) and the file size. */
-export function composeFileDigest(concatenatedChunkDigests: Uint8Array, size: number): Buffer {
-  const suffix = Buffer.alloc(8);
-  suffix.writeBigUInt64BE(BigInt(size));
-  return createHash('sha256').update(concatenatedChunkDigests).update(suffix).digest();
+export function composeFileDigest(
+  concatenatedChunkDigests: Uint8Array,
+  size: number,
+  algorithm: DigestAlgorithm = 'sha256',
+): Buffer {
+  const input = Buffer.allocUnsafe(concatenatedChunkDigests.length + 8);
+  input.set(concatenatedChunkDigests, 0);
+  input.writeBigUInt64BE(BigInt(size), concatenatedChunkDigests.length);
+  return digestOf(algorithm, input);
 }

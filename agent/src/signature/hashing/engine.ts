@@ -16,6 +16,7 @@ import {
   chunkLength,
   composeFileDigest,
   zeroChunkDigest,
+  type DigestAlgorithm,
 } from './digest.js';
 import { blockDeviceSize } from './block-device.js';
 import { holeChunkMask, zeroExtents } from './extents.js';
@@ -37,6 +38,10 @@ export interface HashEngineOptions {
   qemuImg?: string | false;
   /** Largest number of chunks sent to a worker in one message (default 32). */
   batchChunks?: number;
+  /** Digest used when a hashFile call names none (default 'sha256'). */
+  algorithm?: DigestAlgorithm;
+  /** Bytes per read syscall in the workers (default 256 KiB, see hash-worker.ts). */
+  readBytes?: number;
 }
 
 export interface HashFileOptions {
@@ -44,15 +49,19 @@ export interface HashFileOptions {
   previous?: FileDigest | null;
   /** Hole probing: 'auto' (files ≥ sparseThreshold), 'always' or 'never'. */
   sparse?: 'auto' | 'always' | 'never';
+  /** Digest algorithm (default: the engine's). `previous` is reused only if it used the same. */
+  algorithm?: DigestAlgorithm;
 }
 
 export interface FileDigest {
   path: string;
   size: number;
   chunkSize: number;
-  /** Hex SHA-256 over the chunk digests and the size (see digest.ts). */
+  /** Absent in results stored before BLAKE3 existed: SHA-256. */
+  algorithm?: DigestAlgorithm;
+  /** Hex digest over the chunk digests and the size (see digest.ts). */
   digest: string;
-  /** Hex SHA-256 of each chunk. */
+  /** Hex digest of each chunk. */
   chunks: string[];
   identity: FileIdentity;
   /** True when this result was taken from `previous` without reading the file. */
@@ -65,6 +74,7 @@ export interface FileDigest {
 /** Indices of the chunks that differ between two digests of a file, including added/removed chunks. */
 export function diffChunks(a: FileDigest, b: FileDigest): number[] {
   if (a.chunkSize !== b.chunkSize) throw new Error('diffChunks: different chunk sizes');
+  if (algorithmOf(a) !== algorithmOf(b)) throw new Error('diffChunks: different digest algorithms');
   const out: number[] = [];
   const n = Math.max(a.chunks.length, b.chunks.length);
   for (let i = 0; i < n; i++) if (a.chunks[i] !== b.chunks[i]) out.push(i);
@@ -73,10 +83,13 @@ export function diffChunks(a: FileDigest, b: FileDigest): number[] {
 
 export { sameIdentity };
 
+export const algorithmOf = (d: Pick<FileDigest, 'algorithm'>): DigestAlgorithm => d.algorithm ?? 'sha256';
+
 interface Job {
   fd: number;
   size: number;
   chunkSize: number;
+  algorithm: DigestAlgorithm;
   digests: Uint8Array;
   pending: number;
   bytesRead: number;
@@ -112,6 +125,8 @@ export class HashEngine {
   private readonly sparseThreshold: number;
   private readonly qemuImg: string | false;
   private readonly batchChunks: number;
+  readonly algorithm: DigestAlgorithm;
+  private readonly readBytes: number;
   private slots: Slot[] = [];
   private queue: Batch[] = [];
   private nextId = 1;
@@ -123,6 +138,8 @@ export class HashEngine {
     this.sparseThreshold = opts.sparseThreshold ?? 64 * 1024 * 1024;
     this.qemuImg = opts.qemuImg ?? 'qemu-img';
     this.batchChunks = Math.max(1, opts.batchChunks ?? 32);
+    this.algorithm = opts.algorithm ?? 'sha256';
+    this.readBytes = opts.readBytes ?? 256 * 1024;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 4096)
       throw new Error('chunkSize must be ≥ 4096');
   }
@@ -131,7 +148,8 @@ export class HashEngine {
     const t0 = performance.now();
     if (this.closed) throw new Error('hash engine is closed');
     const prev = opts.previous;
-    if (prev && prev.stable && prev.chunkSize === this.chunkSize) {
+    const algorithm = opts.algorithm ?? this.algorithm;
+    if (prev && prev.stable && prev.chunkSize === this.chunkSize && algorithmOf(prev) === algorithm) {
       let st: BigIntStats;
       try {
         st = await stat(path, { bigint: true });
@@ -145,14 +163,19 @@ export class HashEngine {
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.hashOnce(path, opts, t0);
+        return await this.hashOnce(path, algorithm, opts, t0);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EFILECHANGED' || attempt >= 3) throw e;
       }
     }
   }
 
-  private async hashOnce(path: string, opts: HashFileOptions, t0: number): Promise<FileDigest> {
+  private async hashOnce(
+    path: string,
+    algorithm: DigestAlgorithm,
+    opts: HashFileOptions,
+    t0: number,
+  ): Promise<FileDigest> {
     const startNs = BigInt(Date.now()) * 1_000_000n;
     let fd: number;
     try {
@@ -189,12 +212,12 @@ export class HashEngine {
       if (holes) {
         for (let i = 0; i < n; i++) {
           if (holes[i]) {
-            digests.set(zeroChunkDigest(chunkLength(i, size, cs)), i * DIGEST_BYTES);
+            digests.set(zeroChunkDigest(chunkLength(i, size, cs), algorithm), i * DIGEST_BYTES);
             holeChunks++;
           }
         }
       }
-      const job = await this.run(fd, size, digests, holes).catch((e: unknown) => {
+      const job = await this.run(fd, size, algorithm, digests, holes).catch((e: unknown) => {
         throw fileError(path, e);
       });
       const after = await fstatP(fd, { bigint: true });
@@ -211,7 +234,8 @@ export class HashEngine {
         path,
         size,
         chunkSize: cs,
-        digest: composeFileDigest(digests, size).toString('hex'),
+        algorithm,
+        digest: composeFileDigest(digests, size, algorithm).toString('hex'),
         chunks,
         identity,
         reused: false,
@@ -229,13 +253,20 @@ export class HashEngine {
   }
 
   /** Queues the non-hole chunks of a file as batches; resolves once every batch has come back. */
-  private run(fd: number, size: number, digests: Uint8Array, holes: Uint8Array | null): Promise<Job> {
+  private run(
+    fd: number,
+    size: number,
+    algorithm: DigestAlgorithm,
+    digests: Uint8Array,
+    holes: Uint8Array | null,
+  ): Promise<Job> {
     const n = digests.length / DIGEST_BYTES;
     return new Promise<Job>((resolve, reject) => {
       const job: Job = {
         fd,
         size,
         chunkSize: this.chunkSize,
+        algorithm,
         digests,
         pending: 0,
         bytesRead: 0,
@@ -285,8 +316,17 @@ export class HashEngine {
         const batch = this.queue.shift()!;
         const id = this.nextId++;
         slot.inflight.set(id, batch);
-        const { fd, size, chunkSize } = batch.job;
-        const req: BatchRequest = { id, fd, size, chunkSize, first: batch.first, count: batch.count };
+        const { fd, size, chunkSize, algorithm } = batch.job;
+        const req: BatchRequest = {
+          id,
+          fd,
+          size,
+          chunkSize,
+          first: batch.first,
+          count: batch.count,
+          algorithm,
+          readBytes: this.readBytes,
+        };
         slot.worker.postMessage(req);
       }
     }

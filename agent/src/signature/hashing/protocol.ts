@@ -1,6 +1,7 @@
 // Messages between the HashEngine (main thread) and its hash workers. The file descriptor is opened
 // by the engine and shared: worker threads live in the same process, so they read the same open file
 // with positional reads. Only the chunk digests travel back (transferred, not copied).
+import type { DigestAlgorithm } from './digest.js';
 
 /** Hash chunks [first, first + count) of the open file `fd` of `size` bytes. */
 export interface BatchRequest {
@@ -10,6 +11,9 @@ export interface BatchRequest {
   chunkSize: number;
   first: number;
   count: number;
+  algorithm: DigestAlgorithm;
+  /** Bytes per read syscall; each piece is hashed right after its read, while still in L2. */
+  readBytes: number;
 }
 
 export type BatchReply =
