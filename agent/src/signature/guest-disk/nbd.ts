@@ -83,7 +83,22 @@ export class NbdClient {
 
   /** Connects to the default export of the NBD server listening on `socketPath`. */
   static async connect(socketPath: string, exportName = ''): Promise<NbdClient> {
+    // The server's socket may exist a moment before it listens.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await NbdClient.connectOnce(socketPath, exportName);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if ((code !== 'ECONNREFUSED' && code !== 'ENOENT') || attempt >= 50) throw e;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+  }
+
+  private static async connectOnce(socketPath: string, exportName: string): Promise<NbdClient> {
     const sock = connect(socketPath);
+    // A server that stops answering ends the connection (and every read waiting on it).
+    sock.setTimeout(60_000, () => sock.destroy(new Error('NBD server not answering')));
     const reader = new Reader();
     sock.on('data', (b) => reader.push(b));
     sock.on('error', (e) => reader.fail(e));

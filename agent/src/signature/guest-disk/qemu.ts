@@ -150,13 +150,18 @@ export class NbdExport {
     return out;
   }
 
-  /** Ends the server and waits for it to exit (it holds the image's lock until then). */
+  /**
+   * Ends the server and waits for it to exit (it holds the image's lock until then). qemu-nbd loses
+   * a SIGTERM that arrives before its main loop runs, so SIGKILL follows: the export is read-only.
+   */
   async stop(): Promise<void> {
     const c = this.child;
     if (c.exitCode === null && c.signalCode === null) {
       const gone = new Promise((r) => c.once('exit', r));
       c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 2000);
       await gone;
+      clearTimeout(timer);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -82,7 +82,9 @@ export class GuestDisks {
     const t = await this.trust.get(path);
     let previous: FileDigest | undefined;
     let why = 'no trusted bitmap';
-    if (!t || t.serverId !== uuid) why = 'not sealed with a bitmap before';
+    // no record: never sealed with a bitmap, or it was dropped (a start not verified, the image
+    // touched between seal and start)
+    if (!t || t.serverId !== uuid) why = 'bitmap not trusted since the last seal';
     else if (t.epoch !== this.epoch) why = 'run not watched by this agent';
     else if (t.state !== 'running') why = `no verified run since the last seal (${t.state})`;
     else if (entry?.content !== 'guest') why = 'previous seal not over guest content';
