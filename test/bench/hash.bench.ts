@@ -13,6 +13,7 @@ import { closeSync, fdatasyncSync, ftruncateSync, mkdtempSync, openSync, rmSync,
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { HashEngine, type FileDigest } from '../../agent/src/signature/hashing/index.js';
+import { benchIncrementalSeal } from './incremental-seal.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -180,6 +181,7 @@ try {
     console.log(
       `target ${k}: ${v.actual} (${k === 'recheckMs' ? '<' : '≥'} ${v.target}) → ${v.met ? 'met' : 'MISSED'}`,
     );
+  const incrementalSeal = await benchIncrementalSeal();
   console.log(
     JSON.stringify({
       bench: 'hash',
@@ -192,6 +194,7 @@ try {
       recheck: recheckFig,
       targets,
       allMet: Object.values(targets).every((v) => v.met),
+      incrementalSeal,
     }),
   );
 } finally {
