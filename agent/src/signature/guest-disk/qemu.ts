@@ -90,6 +90,12 @@ export interface Extent {
   type: number;
 }
 
+/** Servers still running: ended with the agent, even when it exits without stopping them. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** A read-only `qemu-nbd` export of an image on a private unix socket; stop() ends it. */
 export class NbdExport {
   private constructor(
@@ -111,6 +117,8 @@ export class NbdExport {
     if (opts.bitmap) args.push('-B', opts.bitmap);
     args.push(path);
     const child = spawn(tools.qemuNbd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(child);
+    child.once('exit', () => live.delete(child));
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     let exited: string | undefined;
