@@ -65,14 +65,22 @@ export function chunksOf(
 
 /** Hashes the guest content of `path`; incremental when `previous` and a usable `bitmap` are given. */
 export async function hashGuestDisk(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1, locked = 0; ; attempt++) {
     try {
       return await hashOnce(path, opts);
     } catch (e) {
+      // QEMU may still hold the image's lock for a moment after libvirt reported it stopped.
+      if (isLockError(e) && ++locked <= 25) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
       if ((e as NodeJS.ErrnoException).code !== 'EFILECHANGED' || attempt >= 3) throw e;
     }
   }
 }
+
+export const isLockError = (e: unknown) =>
+  /Failed to get .* lock|another process using the image/.test((e as Error)?.message ?? '');
 
 async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
   const t0 = performance.now();
@@ -94,7 +102,9 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   const server = await NbdExport.start(path, opts.format, { bitmap, tools });
   let client: NbdClient | undefined;
   try {
-    client = await NbdClient.connect(server.socket);
+    client = await NbdClient.connect(server.socket).catch(async (e: unknown) => {
+      throw await server.explain(e, path);
+    });
     const size = client.size;
     const n = chunkCount(size, cs);
     const digests = new Uint8Array(n * DIGEST_BYTES);

@@ -121,6 +121,7 @@ export class NbdExport {
     child.once('exit', () => live.delete(child));
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.stderr!.on('error', () => undefined); // a stdio socket reset when the server dies
     let exited: string | undefined;
     child.on('error', (e) => (exited ??= e.message));
     child.on('exit', (code, signal) => (exited ??= stderr.trim() || `exited (${code ?? signal})`));
@@ -135,7 +136,19 @@ export class NbdExport {
       }
       await new Promise((r) => setTimeout(r, 2));
     }
-    return new NbdExport(socket, dir, child, tools);
+    const server = new NbdExport(socket, dir, child, tools);
+    child.once('exit', () => (server.exitMessage = exited));
+    return server;
+  }
+
+  /** Why the server ended on its own (it may bind its socket before it opens the image). */
+  exitMessage?: string;
+
+  /** An error naming the server's own failure when it has ended, else `e`. */
+  async explain(e: unknown, path: string): Promise<Error> {
+    if (this.exitMessage === undefined) await new Promise((r) => setTimeout(r, 100));
+    if (this.exitMessage === undefined) return e as Error;
+    return new Error(`qemu-nbd ${path}: ${this.exitMessage.trim().split('\n').join(' ')}`);
   }
 
   get uri(): string {

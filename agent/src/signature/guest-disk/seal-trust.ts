@@ -15,7 +15,7 @@ import type { FileDigest } from '../hashing/engine.js';
 import { identityOf, sameIdentity } from '../hashing/identity.js';
 import type { SealedDisk } from '../manifest.js';
 import { fileDigest } from '../manifest.js';
-import { hashGuestDisk, type GuestDigest } from './hasher.js';
+import { hashGuestDisk, isLockError, type GuestDigest } from './hasher.js';
 import { defaultQemuTools, resetBitmap, type QemuTools } from './qemu.js';
 
 export const SEAL_BITMAP = 'vmwarden-seal';
@@ -111,10 +111,18 @@ export class GuestDisks {
   async commit(uuid: string, g: GuestDigest, format: string): Promise<FileDigest> {
     const path = g.path;
     let trusted = true;
-    try {
-      await resetBitmap(path, format, SEAL_BITMAP, this.tools);
-    } catch {
-      trusted = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await resetBitmap(path, format, SEAL_BITMAP, this.tools);
+        break;
+      } catch (e) {
+        if (isLockError(e) && attempt < 10) {
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
+        }
+        trusted = false;
+        break;
+      }
     }
     const st = await stat(path, { bigint: true });
     const identity = identityOf(st);
