@@ -161,7 +161,7 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
       identity: identityOf(before),
       reused: false,
       stable: !isRacy(before, startNs),
-      stats: { bytesRead, holeChunks: n - todo.length, zeroChunks, ms: performance.now() - t0 },
+      stats: { bytesRead, holeChunks: bitmap ? 0 : n - todo.length, zeroChunks, ms: performance.now() - t0 },
       pass: { mode: bitmap ? 'incremental' : 'full', chunksHashed: todo.length, ...(why ? { why } : {}) },
     };
   } finally {
