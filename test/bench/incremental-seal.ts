@@ -21,7 +21,9 @@ import { HashEngine } from '../../agent/src/signature/hashing/index.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-const SIZE = 8 * GiB;
+/** 8 GiB; BENCH_INC_GIB=1 for a quick smoke run. */
+const GIBS = Math.max(1, Number(process.env.BENCH_INC_GIB ?? 8));
+const SIZE = GIBS * GiB;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -68,14 +70,14 @@ export async function benchIncrementalSeal(
   const img = join(dir, 'disk.qcow2');
   const engine = new HashEngine();
   try {
-    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, '8G']);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', img, `${GIBS}G`]);
     let t = performance.now();
     const fill: string[] = [];
     for (let i = 0; i < SIZE / (128 * MiB); i++) fill.push(`write -P ${(i % 250) + 1} ${i * 128}M 128M`);
     qemuIo(img, fill);
     execFileSync('sync');
     const fillMs = performance.now() - t;
-    log(`incremental seal: 8 GiB qcow2 filled densely in ${r2(fillMs / 1000)} s`);
+    log(`incremental seal: ${GIBS} GiB qcow2 filled densely in ${r2(fillMs / 1000)} s`);
 
     const full: number[] = [];
     let last!: GuestDigest;
@@ -93,7 +95,7 @@ export async function benchIncrementalSeal(
     await resetBitmap(img, 'qcow2', SEAL_BITMAP);
     const inc: number[] = [];
     const chunks: number[] = [];
-    const count = Math.round((SIZE * 0.01) / MiB); // 82 × 1 MiB
+    const count = Math.round((SIZE * 0.01) / MiB); // 82 × 1 MiB for 8 GiB
     for (let r = 0; r < runs; r++) {
       qemuIo(
         img,
@@ -111,7 +113,7 @@ export async function benchIncrementalSeal(
     const fileBest = Math.min(...fileBytes);
     const incMedian = median(inc);
     const figures: IncrementalSealFigures = {
-      imageGiB: 8,
+      imageGiB: GIBS,
       fillMs: r2(fillMs),
       writtenMiB: count,
       runs,

@@ -69,16 +69,24 @@ export function bitmapState(info: ImageInfo, name: string): BitmapState {
   return 'ok';
 }
 
-/** Removes the bitmap if present and adds it again, enabled and empty. The image must not be in use. */
+/**
+ * Leaves the bitmap present, enabled and empty: cleared in place (one qemu-img run) when it is
+ * usable, else removed if present (missing, or inconsistent after a crash) and added again.
+ * The image must not be in use.
+ */
 export async function resetBitmap(path: string, format: string, name: string, tools = defaultQemuTools) {
+  const bitmap = (...ops: string[]) =>
+    execFileP(tools.qemuImg, ['bitmap', ...ops, '-f', format, path, name], { timeout: 30_000 });
+  try {
+    await bitmap('--clear', '--enable');
+    return;
+  } catch {
+    /* missing or inconsistent: below */
+  }
   const info = await imageInfo(path, format, tools);
   try {
-    if (info.bitmaps.some((b) => b.name === name)) {
-      await execFileP(tools.qemuImg, ['bitmap', '--remove', '-f', format, path, name], { timeout: 30_000 });
-    }
-    await execFileP(tools.qemuImg, ['bitmap', '--add', '--enable', '-f', format, path, name], {
-      timeout: 30_000,
-    });
+    if (info.bitmaps.some((b) => b.name === name)) await bitmap('--remove');
+    await bitmap('--add', '--enable');
   } catch (e) {
     throw toolError(`qemu-img bitmap ${path}`, e);
   }
