@@ -56,16 +56,33 @@ class Reader {
     if (!w) return;
     if (this.have >= w.n) {
       this.waiter = undefined;
-      const all = this.bufs.length === 1 ? this.bufs[0]! : Buffer.concat(this.bufs, this.have);
-      const out = all.length === w.n ? all : Buffer.from(all.subarray(0, w.n));
-      const rest = all.subarray(w.n);
-      this.bufs = rest.length ? [rest] : [];
-      this.have = rest.length;
-      w.resolve(out);
+      w.resolve(this.consume(w.n));
     } else if (this.error) {
       this.waiter = undefined;
       w.resolve(undefined as unknown as Buffer);
     }
+  }
+
+  /** The next n buffered bytes; copies only what spans several received pieces. */
+  private consume(n: number): Buffer {
+    this.have -= n;
+    const first = this.bufs[0];
+    if (first && first.length >= n) {
+      if (first.length === n) this.bufs.shift();
+      else this.bufs[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const b = this.bufs[0]!;
+      const take = Math.min(b.length, n - got);
+      b.copy(out, got, 0, take);
+      got += take;
+      if (take === b.length) this.bufs.shift();
+      else this.bufs[0] = b.subarray(take);
+    }
+    return out;
   }
 }
 
