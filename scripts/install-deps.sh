@@ -7,6 +7,7 @@ packages=(
   build-essential python3 pkg-config libvirt-dev   # native modules (sqlite3, @unraid/libvirt, ssh2) build from source
   libvirt-clients libvirt-daemon-driver-qemu        # virsh, and libvirt's test:///default driver
   qemu-utils                                        # qemu-img: backing chains and sparse maps of disk images
+  libnbd-bin                                        # nbdinfo --map: a qcow2 disk's dirty bitmap for incremental seals
   openssh-client openssh-server openssl sqlite3     # real ssh-keygen/sshd/ssh and openssl in tests
   b3sum                                             # reference hasher in the hashing benchmark
   libvirt-daemon-system qemu-system-x86 dnsmasq-base # a real libvirtd + QEMU (TCG) for enforcement tests

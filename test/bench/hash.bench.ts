@@ -15,6 +15,7 @@ import { closeSync, fdatasyncSync, ftruncateSync, mkdtempSync, openSync, rmSync,
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { HashEngine, type FileDigest } from '../../agent/src/signature/hashing/index.js';
+import { benchIncrementalSeal } from './incremental-seal.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -279,12 +280,14 @@ try {
     console.log(
       `target ${k}: ${v.actual} (${v.lower ? '<' : '≥'} ${v.target}) → ${v.met ? 'met' : 'MISSED'}`,
     );
+  const incrementalSeal = await benchIncrementalSeal();
   console.log(
     JSON.stringify({
       ...report,
       loadavg1: r2(loadavg()[0]!),
       targets,
       allMet: Object.values(targets).every((v) => v.met),
+      incrementalSeal,
     }),
   );
 } finally {

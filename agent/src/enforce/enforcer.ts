@@ -65,7 +65,12 @@ export class Enforcer {
   constructor(private readonly d: EnforcerDeps) {
     this.blockedFile = join(d.dataDir, 'blocked.json');
     this.blocked = new Map(Object.entries(this.readBlocked()));
-    this.lifecycle = new LifecycleEvents(d.hypervisor.uri, (e) => this.track(() => this.onLifecycle(e)));
+    this.lifecycle = new LifecycleEvents(
+      d.hypervisor.uri,
+      (e) => this.track(() => this.lifecycleEvent(e)),
+      // events may have been missed: no run seen so far is known to have been watched whole
+      () => d.signatures.guest.newEpoch(),
+    );
   }
 
   async start(): Promise<void> {
@@ -129,6 +134,7 @@ export class Enforcer {
             action: 'signed',
             detail: 'signed at start',
           });
+          await this.verifiedStart(uuid);
           return { allowed: true, reason: 'signed at start' };
         } catch (e) {
           if (!(e instanceof AlreadySignedError)) {
@@ -159,8 +165,14 @@ export class Enforcer {
         detail: verdictWords(v),
         verdict: v,
       });
+      await this.verifiedStart(uuid);
       return { allowed: true, reason: `signature ${verdictWords(v)}` };
     });
+  }
+
+  /** Opens the window in which the qcow2 disks' dirty bitmaps record what this run writes. */
+  private async verifiedStart(uuid: string): Promise<void> {
+    await this.d.signatures.guest.verifiedStart(uuid).catch(() => undefined); // next seal: a full one
   }
 
   private refuse(uuid: string, name: string, why: string, v?: Verdict): CheckStartResponseMsg {
@@ -196,8 +208,11 @@ export class Enforcer {
     } satisfies AgentEvent);
   }
 
-  /** Shut off → seal its writable disks, so the next start compares them with what was left. */
-  private async onLifecycle(e: LifecycleEvent): Promise<void> {
+  /**
+   * Started → the run of a verified start is being watched (incremental seals); shut off → seal its
+   * writable disks, so the next start compares them with what was left. Public for tests.
+   */
+  async lifecycleEvent(e: LifecycleEvent): Promise<void> {
     const rec = (await this.d.signatures.list()).find((r) => r.instanceName === e.name);
     this.d.events.emit('event', {
       time: new Date().toISOString(),
@@ -208,6 +223,7 @@ export class Enforcer {
       verdict: null,
       state: e.event === 'Stopped' ? 'shut off' : e.event === 'Started' ? 'running' : '',
     } satisfies AgentEvent);
+    if (e.event === 'Started' && rec) await this.d.signatures.guest.started(rec.serverId);
     if (e.event !== 'Stopped' || !rec || !rec.manifest.disks.length) return;
     const seal = this.d.signatures.sealDisks(rec.serverId).then(
       () => undefined,

@@ -27,6 +27,8 @@ export class LifecycleEvents {
   constructor(
     private readonly uri: string,
     private readonly onEvent: (e: LifecycleEvent) => void,
+    /** Called when the stream is started again after it ended: events may have been missed. */
+    private readonly onGap?: () => void,
   ) {}
 
   start(): void {
@@ -47,7 +49,10 @@ export class LifecycleEvents {
     child.on('error', () => undefined);
     child.on('exit', () => {
       if (this.child === child) this.child = undefined;
-      if (!this.stopped) this.retry = setTimeout(() => this.spawn(), 1000);
+      if (!this.stopped) {
+        this.onGap?.();
+        this.retry = setTimeout(() => this.spawn(), 1000);
+      }
     });
   }
 

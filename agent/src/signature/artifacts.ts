@@ -22,6 +22,8 @@ export interface WritableDisk {
   /** Guest target, e.g. vda. */
   target: string;
   path: string;
+  /** Image format from the definition's <driver type>, when given (qcow2 disks seal incrementally). */
+  format?: string;
 }
 
 export interface DomainArtifacts {
@@ -184,7 +186,8 @@ export async function domainArtifacts(
       continue;
     }
     if (disk.readonly || disk.device === 'cdrom') add('readonly-disk', disk.path);
-    else if (disk.device === 'disk' && !disk.shareable) disks.push({ target: disk.target, path: disk.path });
+    else if (disk.device === 'disk' && !disk.shareable)
+      disks.push({ target: disk.target, path: disk.path, ...(disk.format ? { format: disk.format } : {}) });
     else {
       unsupported.push(
         `disk ${disk.target}: writable ${disk.shareable ? 'shareable ' : ''}${disk.device} ${disk.path} not inspected (never sealed)`,

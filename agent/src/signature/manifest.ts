@@ -30,6 +30,14 @@ export interface SealedDisk {
   size: number;
   digest: string;
   sealedAt: string;
+  /**
+   * What `digest` covers. Absent: the image file's bytes (`size` = file size). 'guest': the disk as
+   * the guest sees it, read through qemu-nbd (`size` = virtual size), same chunked SHA-256 —
+   * qcow2 disks, whose guest content can be re-sealed from a dirty bitmap.
+   */
+  content?: 'guest';
+  /** The image format the guest content was read with (with content 'guest'). */
+  format?: string;
 }
 
 export interface InUseDisk {

@@ -2,6 +2,7 @@
 // agent store, no libvirt): the signature, then each boot artifact and sealed disk hashed again with
 // the algorithm the manifest names (SHA-256 when it names none).
 import { HashEngine, algorithmOf } from './hashing/engine.js';
+import { hashGuestDisk } from './guest-disk/hasher.js';
 import { fileDigest, isSealed, manifestAlgorithm, parseFileDigest, type Manifest } from './manifest.js';
 import { verifyManifest } from './node-key.js';
 
@@ -47,7 +48,11 @@ export async function verifyManifestOffline(
       }
       if (!engine) continue;
       try {
-        const r = await engine.hashFile(e.path, { algorithm });
+        // A qcow2 disk sealed over its guest content is read the same way (qemu-nbd), in full.
+        const r =
+          'content' in e && e.content === 'guest'
+            ? await hashGuestDisk(e.path, { format: e.format ?? 'qcow2', algorithm })
+            : await engine.hashFile(e.path, { algorithm });
         check.actual = fileDigest(r.digest, algorithmOf(r));
         if (check.actual !== e.digest) check.problem = 'content differs';
       } catch (err) {

@@ -25,6 +25,9 @@ import {
 } from './errors.js';
 import { HashEngine, algorithmOf, diffChunks, type FileDigest } from './hashing/engine.js';
 import type { DigestAlgorithm } from './hashing/digest.js';
+import type { GuestDigest } from './guest-disk/hasher.js';
+import type { QemuTools } from './guest-disk/qemu.js';
+import { GuestDisks, guestKey } from './guest-disk/seal-trust.js';
 import {
   algorithmField,
   fileDigest,
@@ -89,6 +92,13 @@ export interface SignatureServiceOptions {
   onHashed?: (d: FileDigest) => void;
   /** Digest of new signatures (default 'sha256'); the fleet's setting, see setDigestAlgorithm. */
   digestAlgorithm?: DigestAlgorithm;
+  /**
+   * qcow2 disks are sealed over their guest content with these tools (qemu-img, qemu-nbd,
+   * nbdinfo), incrementally from a dirty bitmap; false: over their file bytes, like raw images.
+   */
+  guestDisks?: QemuTools | false;
+  /** Told about every qcow2 disk sealed: full or incremental, chunks hashed. */
+  onGuestSealed?: (path: string, d: GuestDigest) => void;
 }
 
 /** What a definition covers, with the files we can hash separated from those we cannot. */
@@ -115,14 +125,33 @@ function sealedDisk(
   sealedAt: string,
   files: FileDigest[],
   problems: Array<{ path: string; reason: string }>,
+  guestFormat?: string,
 ): SealedDisk | undefined {
   if (!r.ok) {
     problems.push({ path: d.path, reason: r.reason });
     return undefined;
   }
   files.push(r.file);
-  const digest = fileDigest(r.file.digest, algorithmOf(r.file));
-  return { target: d.target, path: d.path, size: r.file.size, digest, sealedAt };
+  const entry: SealedDisk = {
+    target: d.target,
+    path: d.path,
+    size: r.file.size,
+    digest: fileDigest(r.file.digest, algorithmOf(r.file)),
+    sealedAt,
+  };
+  if (guestFormat) Object.assign(entry, { content: 'guest', format: guestFormat });
+  return entry;
+}
+
+async function attempt<T extends FileDigest>(
+  path: string,
+  fn: () => Promise<T>,
+): Promise<{ ok: true; file: T } | { ok: false; path: string; reason: string; missing: boolean }> {
+  try {
+    return { ok: true, file: await fn() };
+  } catch (e) {
+    return { ok: false, path, ...errorReason(e) };
+  }
 }
 
 export class SignatureService {
@@ -135,6 +164,9 @@ export class SignatureService {
   private readonly qemuImg: string | false;
   private readonly ownsEngine: boolean;
   private readonly onHashed?: (d: FileDigest) => void;
+  private readonly onGuestSealed?: (path: string, d: GuestDigest) => void;
+  /** Guest-content digests and incremental seals of qcow2 disks. */
+  readonly guest: GuestDisks;
   private ownsStore = false;
   private readonly locks = new Map<string, Promise<unknown>>();
   private algorithm: DigestAlgorithm;
@@ -149,6 +181,16 @@ export class SignatureService {
     this.node = opts.node ?? hostname();
     this.qemuImg = opts.qemuImg ?? 'qemu-img';
     this.onHashed = opts.onHashed;
+    this.onGuestSealed = opts.onGuestSealed;
+    this.guest = new GuestDisks(
+      this.store,
+      opts.guestDisks ?? {
+        qemuImg: this.qemuImg || 'qemu-img',
+        qemuNbd: 'qemu-nbd',
+        nbdinfo: 'nbdinfo',
+      },
+      () => this.clock.now(),
+    );
     this.algorithm = opts.digestAlgorithm ?? 'sha256';
   }
 
@@ -326,6 +368,49 @@ export class SignatureService {
     return new Map(unique.map((p, i) => [p, results[i]!]));
   }
 
+  /** Seal, first step: the guest content of qcow2 disks (incremental where the bitmap is trusted). */
+  private async readGuest(
+    uuid: string,
+    disks: Array<{ path: string; format: string }>,
+    algorithm: DigestAlgorithm,
+    entries: DiskEntry[] = [],
+  ): Promise<Map<string, { ok: true; file: GuestDigest } | Extract<HashResult, { ok: false }>>> {
+    const sealed = new Map(entries.filter(isSealed).map((d) => [d.path, d]));
+    const reads = await Promise.all(
+      disks.map((d) =>
+        attempt(d.path, () => this.guest.read(uuid, d.path, d.format, algorithm, sealed.get(d.path))),
+      ),
+    );
+    return new Map(disks.map((d, i) => [d.path, reads[i]!]));
+  }
+
+  /** Seal, second step (instance still off): fresh bitmaps; the digests stored under guestKey. */
+  private async commitGuest(
+    uuid: string,
+    disks: Array<{ path: string; format: string }>,
+    reads: Awaited<ReturnType<SignatureService['readGuest']>>,
+  ): Promise<Map<string, HashResult>> {
+    const out = new Map<string, HashResult>();
+    await Promise.all(
+      disks.map(async (d) => {
+        const r = reads.get(d.path)!;
+        if (!r.ok) return void out.set(d.path, r);
+        const c = await attempt(d.path, () => this.guest.commit(uuid, r.file, d.format));
+        if (c.ok) {
+          this.onHashed?.(c.file);
+          this.onGuestSealed?.(d.path, r.file);
+        }
+        out.set(d.path, c);
+      }),
+    );
+    return out;
+  }
+
+  /** qcow2 disks (format from the definition) are sealed over their guest content. */
+  private guestFormat(format: string | undefined): string | undefined {
+    return this.guest.handles(format) ? format : undefined;
+  }
+
   private async signNow(uuid: string, replace: boolean): Promise<StoredSignature> {
     const dom = await this.domain(uuid);
     const existing = await this.store.getSignature(uuid);
@@ -334,11 +419,23 @@ export class SignatureService {
     const cov = await this.coverage(uuid);
     const seal = dom.state === 'shut off';
     const algorithm = this.algorithm;
-    const hashed = await this.hashAll(
-      [...cov.boot.map((b) => b.path), ...(seal ? cov.disks.map((d) => d.path) : [])],
-      false,
-      algorithm,
-    );
+    const guestDisks = seal
+      ? cov.disks.flatMap((d) => {
+          const format = this.guestFormat(d.format);
+          return format ? [{ path: d.path, format }] : [];
+        })
+      : [];
+    const [hashed, guestReads] = await Promise.all([
+      this.hashAll(
+        [
+          ...cov.boot.map((b) => b.path),
+          ...(seal ? cov.disks.filter((d) => !this.guestFormat(d.format)).map((d) => d.path) : []),
+        ],
+        false,
+        algorithm,
+      ),
+      this.readGuest(uuid, guestDisks, algorithm, existing?.manifest.disks),
+    ]);
     const problems: Array<{ path: string; reason: string }> = [];
     const files: FileDigest[] = [];
     const boot: BootEntry[] = [];
@@ -353,6 +450,7 @@ export class SignatureService {
     }
     // The instance may have started while its disks were being read: then they are in use.
     const stillOff = seal && (await this.hv.getDomain(uuid))?.state === 'shut off';
+    const guestHashed = stillOff ? await this.commitGuest(uuid, guestDisks, guestReads) : new Map();
     const now = this.now();
     const disks: DiskEntry[] = [];
     for (const d of cov.disks) {
@@ -360,7 +458,9 @@ export class SignatureService {
         disks.push({ target: d.target, path: d.path, state: 'in-use' });
         continue;
       }
-      const sealed = sealedDisk(d, hashed.get(d.path)!, now, files, problems);
+      const format = this.guestFormat(d.format);
+      const r = format ? guestHashed.get(d.path)! : hashed.get(d.path)!;
+      const sealed = sealedDisk(d, r, now, files, problems, format);
       if (sealed) disks.push(sealed);
     }
     if (problems.length) throw new ArtifactError(uuid, problems);
@@ -415,12 +515,24 @@ export class SignatureService {
       else if (!isSealed(d))
         skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'not-sealed' });
     }
-    const diskPaths = sealedNow ? sealed.map((d) => d.path) : [];
-    const hashed = await this.hashAll(
-      [...m.boot.map((b) => b.path), ...extra.map((b) => b.path), ...diskPaths],
-      full,
-      algorithm,
-    );
+    const diskPaths = sealedNow ? sealed.filter((d) => d.content !== 'guest').map((d) => d.path) : [];
+    const guestEntries = sealedNow ? sealed.filter((d) => d.content === 'guest') : [];
+    const [hashed, guestList] = await Promise.all([
+      this.hashAll(
+        [...m.boot.map((b) => b.path), ...extra.map((b) => b.path), ...diskPaths],
+        full,
+        algorithm,
+      ),
+      Promise.all(
+        guestEntries.map((d) =>
+          attempt(d.path, () => this.guest.check(d.path, d.format ?? 'qcow2', full, algorithm)).then((r) => {
+            if (r.ok) this.onHashed?.(r.file);
+            return r;
+          }),
+        ),
+      ),
+    ]);
+    const guestHashed = new Map<string, HashResult>(guestEntries.map((d, i) => [d.path, guestList[i]!]));
 
     for (const b of m.boot) {
       const diff = await this.compare(uuid, b.path, b.digest, hashed.get(b.path)!);
@@ -444,13 +556,17 @@ export class SignatureService {
           skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'in-use' });
           continue;
         }
-        const diff = await this.compare(uuid, d.path, d.digest, hashed.get(d.path)!);
+        const guest = d.content === 'guest';
+        const r = guest ? guestHashed.get(d.path)! : hashed.get(d.path)!;
+        const diff = await this.compare(uuid, d.path, d.digest, r, guest ? guestKey(d.path) : d.path);
         if (diff) differences.push({ component: 'disk', target: d.target, ...diff });
       }
     }
 
     const uninspected = [...new Set([...(m.unsupported ?? []), ...cov.unsupported])];
-    const results = [...hashed.values()].filter((r): r is { ok: true; file: FileDigest } => r.ok);
+    const results = [...hashed.values(), ...guestHashed.values()].filter(
+      (r): r is { ok: true; file: FileDigest } => r.ok,
+    );
     const verdict: Verdict = {
       serverId: uuid,
       isValid: differences.length ? 'false' : uninspected.length ? 'unknown' : 'true',
@@ -475,13 +591,14 @@ export class SignatureService {
     path: string,
     expected: string,
     r: HashResult,
+    key = path,
   ): Promise<Omit<Difference, 'component'> | undefined> {
     if (!r.ok) return { path, expected, reason: r.reason };
     const algorithm = algorithmOf(r.file);
     const actual = fileDigest(r.file.digest, algorithm);
     if (actual === expected) return undefined;
     const diff: Omit<Difference, 'component'> = { path, expected, actual };
-    const base = await this.store.baselineFile(uuid, path);
+    const base = await this.store.baselineFile(uuid, key);
     if (
       base &&
       base.algorithm === algorithm &&
@@ -501,18 +618,32 @@ export class SignatureService {
     if (dom.state !== 'shut off') throw new DomainStateError(uuid, dom.state);
     const m = baseline.manifest;
     // A seal keeps the baseline's algorithm: one manifest, one digest (see setDigestAlgorithm).
-    const hashed = await this.hashAll(
-      m.disks.map((d) => d.path),
-      false,
-      manifestAlgorithm(m),
-    );
+    const algorithm = manifestAlgorithm(m);
+    // The definition says which disks are qcow2 (the manifest of an older seal may not).
+    const formats = new Map((await this.coverage(uuid)).disks.map((d) => [d.path, d.format]));
+    const formatOf = (path: string) => this.guestFormat(formats.get(path));
+    const guestDisks = m.disks.flatMap((d) => {
+      const format = formatOf(d.path);
+      return format ? [{ path: d.path, format }] : [];
+    });
+    const [hashed, guestReads] = await Promise.all([
+      this.hashAll(
+        m.disks.filter((d) => !formatOf(d.path)).map((d) => d.path),
+        false,
+        algorithm,
+      ),
+      this.readGuest(uuid, guestDisks, algorithm, m.disks),
+    ]);
     if ((await this.hv.getDomain(uuid))?.state !== 'shut off') throw new DomainStateError(uuid, 'running');
+    const guestHashed = await this.commitGuest(uuid, guestDisks, guestReads);
     const now = this.now();
     const problems: Array<{ path: string; reason: string }> = [];
     const files: FileDigest[] = [];
     const disks: SealedDisk[] = [];
     for (const d of m.disks) {
-      const sealed = sealedDisk(d, hashed.get(d.path)!, now, files, problems);
+      const format = formatOf(d.path);
+      const r = format ? guestHashed.get(d.path)! : hashed.get(d.path)!;
+      const sealed = sealedDisk(d, r, now, files, problems, format);
       if (sealed) disks.push(sealed);
     }
     if (problems.length) throw new ArtifactError(uuid, problems);

@@ -51,4 +51,19 @@ ALTER TABLE file_digests ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'sha256';
 ALTER TABLE baseline_files ADD COLUMN algorithm TEXT NOT NULL DEFAULT 'sha256';
 `,
   },
+  {
+    // Whether a qcow2 disk's dirty bitmap may be trusted at the next seal (signature/seal-trust.ts).
+    id: 'agent-seal-trust',
+    sql: `
+CREATE TABLE seal_trust (
+  path TEXT PRIMARY KEY,
+  server_id TEXT NOT NULL,
+  sealed_identity TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('sealed', 'starting', 'running')),
+  epoch TEXT NOT NULL,
+  changed_at TEXT NOT NULL
+);
+CREATE INDEX seal_trust_server ON seal_trust (server_id);
+`,
+  },
 ];

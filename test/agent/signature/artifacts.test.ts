@@ -43,9 +43,9 @@ test('boot artifacts, writable disks and unsupported parts of a definition', asy
   ]);
   // a block device (LVM volume) is a writable disk like a file; network and pool volumes are not inspected
   assert.equal(a.disks, [
-    { target: 'vda', path: files.overlay },
-    { target: 'vdb', path: files.data },
-    { target: 'vde', path: '/dev/vg0/data' },
+    { target: 'vda', path: files.overlay, format: 'qcow2' },
+    { target: 'vdb', path: files.data, format: 'raw' },
+    { target: 'vde', path: '/dev/vg0/data', format: 'raw' },
   ]);
   assert.is(a.unsupported.length, 6, a.unsupported.join('\n'));
   assert.is(a.unsupported[0], 'disk vdc: network disk (rbd pool/image) not inspected');

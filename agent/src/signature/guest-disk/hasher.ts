@@ -1,0 +1,177 @@
+// The guest-content digest of a disk image: the chunked digest (SHA-256 or BLAKE3) of hashing/digest.ts taken over the
+// disk as the guest sees it (its virtual size, read through `qemu-nbd -r`), not over the image file.
+// A qcow2 file's bytes move with every allocation, but its guest content changes only where the guest
+// wrote, which a persistent dirty bitmap records: given the previous chunk digests and a trusted
+// bitmap, only the chunks the bitmap marks are read again; the digest is composed exactly as a full
+// pass would compose it, so an incremental result equals a full re-hash of the same content.
+import { stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import {
+  CHUNK_SIZE,
+  DIGEST_BYTES,
+  chunkCount,
+  chunkLength,
+  composeFileDigest,
+  digestOf,
+  zeroChunkDigest,
+  type DigestAlgorithm,
+} from '../hashing/digest.js';
+import type { FileDigest } from '../hashing/engine.js';
+import { holeChunkMask } from '../hashing/extents.js';
+import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
+import { NbdClient } from './nbd.js';
+import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
+
+/** Reads in flight on the NBD connection. */
+const WINDOW = 8;
+
+export interface GuestHashOptions {
+  format: string;
+  /** Default sha256; `previous` must have been taken with the same one. */
+  algorithm?: DigestAlgorithm;
+  /** The previous digest of this disk's guest content (its chunk digests are reused). */
+  previous?: Pick<FileDigest, 'size' | 'chunkSize' | 'chunks' | 'algorithm'>;
+  /** The dirty bitmap that covers every write since `previous` was taken. */
+  bitmap?: string;
+  tools?: QemuTools;
+}
+
+export interface GuestDigest extends FileDigest {
+  /** How this digest was computed: from dirty chunks (`incremental`) or every chunk (`full`). */
+  pass: { mode: 'incremental' | 'full'; chunksHashed: number; why?: string };
+}
+
+function changedError(path: string): NodeJS.ErrnoException {
+  const err = new Error(`cannot hash ${path}: file changed while hashing`) as NodeJS.ErrnoException;
+  err.code = 'EFILECHANGED';
+  return err;
+}
+
+/** Indices of the chunks an extent list marks (`pick(type)` true), for a disk of `size` bytes. */
+export function chunksOf(
+  extents: { offset: number; length: number; type: number }[],
+  pick: (t: number) => boolean,
+  size: number,
+  chunkSize = CHUNK_SIZE,
+): number[] {
+  const n = chunkCount(size, chunkSize);
+  const mark = new Uint8Array(n);
+  for (const e of extents) {
+    if (!pick(e.type) || e.length <= 0) continue;
+    const last = Math.min(n - 1, Math.floor((e.offset + e.length - 1) / chunkSize));
+    for (let i = Math.floor(e.offset / chunkSize); i <= last; i++) mark[i] = 1;
+  }
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) if (mark[i]) out.push(i);
+  return out;
+}
+
+/** Hashes the guest content of `path`; incremental when `previous` and a usable `bitmap` are given. */
+export async function hashGuestDisk(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
+  for (let attempt = 1, locked = 0; ; attempt++) {
+    try {
+      return await hashOnce(path, opts);
+    } catch (e) {
+      // QEMU may still hold the image's lock for a moment after libvirt reported it stopped.
+      if (isLockError(e) && ++locked <= 25) {
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if ((e as NodeJS.ErrnoException).code !== 'EFILECHANGED' || attempt >= 3) throw e;
+    }
+  }
+}
+
+export const isLockError = (e: unknown) =>
+  /Failed to get .* lock|another process using the image/.test((e as Error)?.message ?? '');
+
+async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
+  const t0 = performance.now();
+  const startNs = BigInt(Date.now()) * 1_000_000n;
+  const tools = opts.tools ?? defaultQemuTools;
+  const before: BigIntStats = await stat(path, { bigint: true });
+  const cs = CHUNK_SIZE;
+  let why: string | undefined;
+  let bitmap: string | undefined;
+  const algorithm = opts.algorithm ?? 'sha256';
+  const prev =
+    opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm ? opts.previous : undefined;
+  if (prev && opts.bitmap) {
+    const info = await imageInfo(path, opts.format, tools);
+    const state = bitmapState(info, opts.bitmap);
+    if (state !== 'ok') why = `bitmap ${state}`;
+    else if (prev.chunkSize !== cs || prev.size !== info.virtualSize) why = 'disk size changed';
+    else bitmap = opts.bitmap;
+  } else why = prev ? 'no trusted bitmap' : 'no previous digest';
+
+  const server = await NbdExport.start(path, opts.format, { bitmap, tools });
+  let client: NbdClient | undefined;
+  try {
+    client = await NbdClient.connect(server.socket).catch(async (e: unknown) => {
+      throw await server.explain(e, path);
+    });
+    const size = client.size;
+    const n = chunkCount(size, cs);
+    const digests = new Uint8Array(n * DIGEST_BYTES);
+    let todo: number[];
+    if (bitmap) {
+      for (let i = 0; i < n; i++) digests.set(Buffer.from(prev!.chunks[i]!, 'hex'), i * DIGEST_BYTES);
+      todo = chunksOf(await server.map(`qemu:dirty-bitmap:${bitmap}`), (t) => (t & 1) === 1, size, cs);
+    } else {
+      // Chunks that read as zeros (unallocated or zero clusters) need no read.
+      const zero = (await server.map('base:allocation'))
+        .filter((e) => (e.type & 2) === 2)
+        .map((e) => ({ start: e.offset, length: e.length }));
+      const holes = holeChunkMask(zero, size, cs);
+      todo = [];
+      for (let i = 0; i < n; i++) {
+        if (holes[i]) digests.set(zeroChunkDigest(chunkLength(i, size, cs), algorithm), i * DIGEST_BYTES);
+        else todo.push(i);
+      }
+    }
+    let bytesRead = 0;
+    let zeroChunks = 0;
+    const zeros = Buffer.alloc(cs);
+    const c = client;
+    let next = 0;
+    const lane = async () => {
+      while (next < todo.length) {
+        const i = todo[next++]!;
+        const len = chunkLength(i, size, cs);
+        const buf = await c.read(i * cs, len);
+        bytesRead += len;
+        let d: Buffer;
+        if (buf[0] === 0 && buf.equals(zeros.subarray(0, len))) {
+          d = zeroChunkDigest(len, algorithm);
+          zeroChunks++;
+        } else d = digestOf(algorithm, buf);
+        digests.set(d, i * DIGEST_BYTES);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WINDOW, todo.length) }, lane));
+    await client.close();
+    client = undefined;
+    await server.stop();
+    const after = await stat(path, { bigint: true });
+    if (!sameIdentity(identityOf(before), identityOf(after))) throw changedError(path);
+    const hex = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength).toString('hex');
+    const chunks = new Array<string>(n);
+    for (let i = 0; i < n; i++) chunks[i] = hex.slice(i * 64, i * 64 + 64);
+    return {
+      path,
+      size,
+      chunkSize: cs,
+      digest: composeFileDigest(digests, size, algorithm).toString('hex'),
+      algorithm,
+      chunks,
+      identity: identityOf(before),
+      reused: false,
+      stable: !isRacy(before, startNs),
+      stats: { bytesRead, holeChunks: bitmap ? 0 : n - todo.length, zeroChunks, ms: performance.now() - t0 },
+      pass: { mode: bitmap ? 'incremental' : 'full', chunksHashed: todo.length, ...(why ? { why } : {}) },
+    };
+  } finally {
+    await client?.close().catch(() => undefined);
+    await server.stop();
+  }
+}
