@@ -137,6 +137,8 @@ export interface InstallResult {
   change: 'created' | 'updated' | 'unchanged';
   /** libvirt reads its hook set at startup: a new file (or a first one) needs a libvirtd restart. */
   restartNeeded: boolean;
+  /** How the hook asks the agent. */
+  client: HookClient;
   message: string;
 }
 
@@ -146,7 +148,8 @@ export function installHook(opts: HookOptions & { path?: string }): InstallResul
   const dir = dirname(path);
   const dirHadHooks = existsSync(dir) && readdirSync(dir).some((f) => !f.startsWith('.'));
   const legacyHook = existsSync(join(dirname(dir), 'qemu'));
-  const content = hookScript(opts);
+  const client = opts.client ?? defaultHookClient();
+  const content = hookScript({ ...opts, client });
   const before = existsSync(path) ? readFileSync(path, 'utf8') : undefined;
   let change: InstallResult['change'] = 'unchanged';
   if (before !== content) {
@@ -162,6 +165,6 @@ export function installHook(opts: HookOptions & { path?: string }): InstallResul
   const message =
     change === 'unchanged'
       ? `hook ${path} is up to date; no libvirtd restart needed`
-      : `hook ${path} ${change}; ${restartNeeded ? 'restart libvirtd so it runs the new hook (systemctl restart libvirtd)' : 'libvirtd picks it up without a restart'}`;
-  return { path, change, restartNeeded, message };
+      : `hook ${path} ${change} (asks the agent with ${client === 'nc' ? 'nc.openbsd' : 'curl'}); ${restartNeeded ? 'restart libvirtd so it runs the new hook (systemctl restart libvirtd)' : 'libvirtd picks it up without a restart'}`;
+  return { path, change, restartNeeded, client, message };
 }

@@ -308,6 +308,7 @@ test('install-hook: sh script, mode 0755, idempotent, paths quoted, restart advi
   assert.is(first.change, 'created');
   assert.is(first.restartNeeded, true);
   assert.match(first.message, 'restart libvirtd');
+  assert.equal([first.client, first.message.includes('asks the agent with nc.openbsd')], ['nc', true]);
   assert.is(statSync(path).mode & 0o777, 0o755);
   const text = readFileSync(path, 'utf8');
   assert.ok(text.startsWith('#!/bin/sh\n'));
