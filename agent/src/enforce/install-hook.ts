@@ -41,10 +41,11 @@ export function defaultHookClient(): HookClient {
 // Both clients leave `resp` holding the agent's complete answer body, or call `unreachable`.
 // nc: an HTTP/1.0 request (the answer then ends when the agent closes the connection; no chunked
 // encoding); the XML is read whole first for its Content-Length (LC_ALL=C: ${#xml} counts bytes) and
-// sent byte for byte (the `.` keeps trailing newlines). The answer counts only when nc exited 0, the
+// sent byte for byte, read by the shell itself (a `cat` would cost a fork and an exec). The answer counts only when nc exited 0, the
 // header block is complete, the status line is HTTP and the body has the announced Content-Length.
-const NC_ASK = `xml=$(cat; echo .)
-xml=\${xml%.}
+const NC_ASK = `xml=
+while IFS= read -r line; do xml=$xml$line$nl; done
+xml=$xml$line
 cr='\r'
 resp=$(printf 'POST /check-start?name=%s HTTP/1.0\\r\\nHost: vmwarden\\r\\nContent-Type: application/xml\\r\\nContent-Length: %s\\r\\n\\r\\n%s' \\
   "$qname" "\${#xml}" "$xml" | nc.openbsd -U -w 30 "$SOCK" 2>/dev/null
