@@ -14,6 +14,7 @@ packages=(
   debootstrap e2fsprogs                              # the Debian guest of test/agent/guest (scripts/build-test-guest.sh)
   postgresql                                         # the shared store of several controllers (tests start throwaway clusters)
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
+  netcat-openbsd                                     # nc.openbsd: the hook's client when installed (starts ~10 ms faster than curl)
   jq                                                 # JSON on the command line (vmwarden -o json, the REST API)
 )
 if ! command -v dpkg-query >/dev/null; then

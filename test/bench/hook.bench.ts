@@ -2,12 +2,21 @@
 // of an unchanged, signed instance with a 10 GiB sparse disk, validation active, on a real libvirtd
 // (qemu:///system, TCG). BENCH_RUNS (default 20) starts with the hook installed and as many without,
 // interleaved in one run; each start is followed by destroy and (with the agent) the seal at shutdown,
-// which are not timed. Figures are medians of the `virsh start` wall time. Last line: one JSON object.
+// which are not timed. Figures are medians of the `virsh start` wall time. Then the breakdown of an
+// allowed start without libvirt: the hook program alone (nc.openbsd, and curl as the reference in the
+// same run), the agent's answer over hook.sock (a Node client), CheckStart inside the agent (its
+// Server-Timing) and the signature verification inside that (the verdict's stats), and how many
+// baseline signatures the agent verified (once per distinct baseline: each seal makes a new one).
+// Last line: one JSON object.
 import { execFile } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connectHypervisor } from '../../agent/src/libvirt/hypervisor.js';
-import { DEFAULT_HOOK_PATH, installHook } from '../../agent/src/enforce/install-hook.js';
+import { DEFAULT_HOOK_PATH, installHook, type HookClient } from '../../agent/src/enforce/install-hook.js';
+import type { AgentEvent } from '../../agent/src/events.js';
 import { stateFilePath } from '../../agent/src/enforce/state-file.js';
 import { startTestController } from '../helpers/controller.js';
 import { startTestAgent } from '../helpers/agent.js';
@@ -25,6 +34,28 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 const round = (x: number) => Math.round(x * 10) / 10;
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** POST /check-start as the hook does; resolves with the wall time and the agent's Server-Timing. */
+function askAgent(sock: string, name: string, xml: string): Promise<{ ms: number; checkMs: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: sock, method: 'POST', path: `/check-start?name=${encodeURIComponent(name)}` },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => {
+          if (body !== 'allow\n') return reject(new Error(`not allowed: ${body}`));
+          const m = /check;dur=([\d.]+)/.exec(String(res.headers['server-timing'] ?? ''));
+          resolve({ ms: performance.now() - t0, checkMs: m ? Number(m[1]) : NaN });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(xml);
+  });
+}
 
 async function main() {
   await ensureLibvirtd();
@@ -42,11 +73,13 @@ async function main() {
     if (r.status !== 200) throw new Error(`sign: ${r.text}`);
     await nodeAction(c, a.nodeId, 'activate');
 
-    const hookOn = () =>
+    const hookOn = (client?: HookClient, path?: string) =>
       installHook({
         socket: a.agent.endpoints.socket,
         state: stateFilePath(a.dataDir),
         domains: TEST_DOMAINS,
+        client,
+        path,
       });
     const hookOff = () => rmSync(DEFAULT_HOOK_PATH, { force: true });
     const once = async (withHook: boolean) => {
@@ -86,16 +119,44 @@ async function main() {
     if (allowed < RUNS + 1)
       throw new Error(`only ${allowed} allowed records for ${RUNS + 1} starts with the hook`);
     // the hook program alone, for an allowed start (no libvirt): what the added time is made of
+    const verifyMs: number[] = [];
+    let quick = 0;
+    const onEvent = (e: AgentEvent) => {
+      if (e.serverId !== vm.uuid || e.action !== 'allowed' || !e.verdict?.stats) return;
+      verifyMs.push(e.verdict.stats.ms);
+      if (e.verdict.stats.quick) quick++;
+    };
+    a.agent.events.on('event', onEvent);
     const hookAlone: number[] = [];
-    hookOn();
+    const curlAlone: number[] = [];
+    const curlHook = join(mkdtempSync(join(tmpdir(), 'vmwarden-bench-')), 'vmwarden');
+    hookOn('curl', curlHook);
+    const client = readFileSync(hookOn().path, 'utf8').includes('nc.openbsd -U') ? 'nc.openbsd' : 'curl';
+    const verifiedBefore = a.agent.signatures.baselineVerifications;
     const xml = (await virsh('dumpxml', '--inactive', vm.uuid)).stdout; // as libvirt hands it to hooks
-    for (let i = 0; i < RUNS; i++) {
+    const runHook = async (path: string) => {
       const t0 = performance.now();
-      const child = execFileP(DEFAULT_HOOK_PATH, [vm.name, 'prepare', 'begin', '-']);
+      const child = execFileP(path, [vm.name, 'prepare', 'begin', '-']);
       child.child.stdin!.end(xml);
       await child;
-      hookAlone.push(performance.now() - t0);
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < RUNS; i++) {
+      hookAlone.push(await runHook(DEFAULT_HOOK_PATH));
+      curlAlone.push(await runHook(curlHook));
     }
+    verifyMs.length = 0;
+    quick = 0;
+    const roundTrip: number[] = [];
+    const checkMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const r = await askAgent(a.agent.endpoints.hook, vm.name, xml);
+      roundTrip.push(r.ms);
+      checkMs.push(r.checkMs);
+    }
+    a.agent.events.off('event', onEvent);
+    const unchangedVerifications = a.agent.signatures.baselineVerifications - verifiedBefore;
+    rmSync(curlHook, { force: true });
     const mw = median(withHook);
     const mo = median(without);
     const out = {
@@ -107,6 +168,17 @@ async function main() {
       added_ms_median: round(mw - mo),
       added_ratio: Math.round((mw / mo) * 1000) / 1000,
       hook_program_ms_median: round(median(hookAlone)),
+      hook_client: client,
+      hook_program_curl_ms_median: round(median(curlAlone)),
+      agent_roundtrip_ms_median: round2(median(roundTrip)),
+      agent_check_ms_median: round2(median(checkMs)),
+      verification_ms_median: round2(median(verifyMs)),
+      verification_quick: `${quick}/${verifyMs.length}`,
+      hook_client_and_shell_ms_median: round(median(hookAlone) - median(roundTrip)),
+      baseline_signature_verifications: a.agent.signatures.baselineVerifications,
+      seals: 2 * RUNS + 2,
+      unchanged_checks: 3 * RUNS,
+      unchanged_checks_signature_verifications: unchangedVerifications,
       start_ms_min_with_hook: round(Math.min(...withHook)),
       start_ms_min_without_hook: round(Math.min(...without)),
     };
@@ -119,7 +191,13 @@ async function main() {
     );
     console.log(`  added by the hook: ${out.added_ms_median} ms (×${out.added_ratio})`);
     console.log(
-      `  hook program alone (allowed start, CheckStart included): median ${out.hook_program_ms_median} ms`,
+      `  hook program alone (allowed start, CheckStart included): median ${out.hook_program_ms_median} ms (${out.hook_client}; curl: ${out.hook_program_curl_ms_median} ms)`,
+    );
+    console.log(
+      `  agent over hook.sock: ${out.agent_roundtrip_ms_median} ms, CheckStart ${out.agent_check_ms_median} ms, verification ${out.verification_ms_median} ms (quick ${out.verification_quick})`,
+    );
+    console.log(
+      `  baseline signatures verified: ${out.baseline_signature_verifications} in all (${out.seals} seals, each a new baseline); ${out.unchanged_checks_signature_verifications} in ${out.unchanged_checks} checks of an unchanged baseline`,
     );
     console.log(JSON.stringify(out));
   } finally {

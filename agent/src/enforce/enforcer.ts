@@ -32,6 +32,7 @@ const short = (d: string | undefined) =>
 /** One difference in a few words: what a refusal reason and an audit detail say. */
 export function describeDifference(d: Difference): string {
   const where = [d.role ?? d.target, d.path].filter(Boolean).join(' ');
+  if (d.component === 'baseline') return `baseline ${d.reason ?? 'does not verify'}`;
   if (d.component === 'config')
     return `definition changed (config ${short(d.expected)} → ${short(d.actual)})`;
   const what = `${d.component === 'boot' ? 'boot artifact' : 'disk'} ${where}`;

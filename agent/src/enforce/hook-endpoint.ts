@@ -2,6 +2,8 @@
 // hook of `sh` + `curl` adds a few milliseconds to a start instead of a Node start-up.
 //   POST /check-start?name=<domain>   body: the domain XML (as libvirt hands it to the hook)
 //   → 200 text/plain `allow\n` | `refuse <one-line reason>\n`; a bad request → 4xx `refuse <reason>\n`.
+// Every answer has a Content-Length and closes the connection; a decision carries
+// `Server-Timing: check;dur=<ms>` (the time CheckStart took, for benchmarks and operators).
 // The decision is the one CheckStart gives (Enforcer.checkStart).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -21,12 +23,13 @@ export interface HookEndpoint {
 
 const oneLine = (s: string) => s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 
-function answer(res: ServerResponse, status: number, text: string): void {
+function answer(res: ServerResponse, status: number, text: string, checkMs?: number): void {
   const body = `${oneLine(text)}\n`;
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     connection: 'close',
+    ...(checkMs !== undefined ? { 'server-timing': `check;dur=${checkMs.toFixed(3)}` } : {}),
   });
   res.end(body);
 }
@@ -49,13 +52,15 @@ async function handle(req: IncomingMessage, res: ServerResponse, check: CheckSta
   if (!uuid)
     return answer(res, 400, refused('the domain XML on stdin is malformed (no <domain> with a <uuid>)'));
   let r: CheckStartResponseMsg;
+  const t0 = performance.now();
   try {
     r = await check(uuid, domain);
   } catch (e) {
     return answer(res, 500, refused(`vmwarden agent failed: ${(e as Error).message}`));
   }
-  if (r.allowed) return answer(res, 200, 'allow');
-  answer(res, 200, `refuse ${oneLine(r.reason) || `vmwarden: start of '${name}' refused`}`);
+  const ms = performance.now() - t0;
+  if (r.allowed) return answer(res, 200, 'allow', ms);
+  answer(res, 200, `refuse ${oneLine(r.reason) || `vmwarden: start of '${name}' refused`}`, ms);
 }
 
 /** Listens on `path` (replacing a stale socket file), mode 0660. */

@@ -7,6 +7,7 @@ import { grpcHandlers } from '../../../lib/grpc/unary.js';
 import {
   AlreadySignedError,
   ArtifactError,
+  BaselineSignatureError,
   DomainStateError,
   NotFoundError,
   NotSignedError,
@@ -42,7 +43,11 @@ const { unary: unaryCall, toGrpc } = grpcHandlers({
   statusOf: (err) => {
     if (err instanceof NotFoundError || err instanceof NotSignedError) return grpc.status.NOT_FOUND;
     if (err instanceof AlreadySignedError) return grpc.status.ALREADY_EXISTS;
-    if (err instanceof DomainStateError || err instanceof ArtifactError)
+    if (
+      err instanceof DomainStateError ||
+      err instanceof ArtifactError ||
+      err instanceof BaselineSignatureError
+    )
       return grpc.status.FAILED_PRECONDITION;
     return undefined;
   },

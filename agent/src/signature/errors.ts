@@ -58,3 +58,14 @@ export class ArtifactError extends SignatureError {
     );
   }
 }
+
+/** The stored baseline does not carry this node key's signature: it is never re-signed as it is. */
+export class BaselineSignatureError extends SignatureError {
+  constructor(readonly serverId: string) {
+    super(
+      409,
+      'BASELINE_SIGNATURE_INVALID',
+      `the baseline of ${serverId} does not verify with this node's key; re-sign the instance`,
+    );
+  }
+}

@@ -5,6 +5,11 @@
 // unchanged instance is re-checked from file identities alone (no bytes read), also after a restart.
 // Block devices are read at every check (a device node's identity does not follow its content).
 //
+// The baseline itself must carry this node key's signature (checked once per distinct baseline, see
+// baseline-trust.ts): a manifest edited in agent.db is a "false" verdict naming the baseline. The
+// check of an unchanged instance takes a shortcut through what this process saw last (known-state.ts):
+// the definition's coverage by its config digest and each file's digest by its identity.
+//
 // A verdict is "true" only when everything the definition names was inspected: a part that was not
 // (a network disk, a backing chain qemu-img could not read, …) is listed in the manifest's
 // `unsupported` and the verdict's `uninspected`, and makes a verdict without differences "unknown".
@@ -19,11 +24,12 @@ import { DomainDefinition } from './domain-definition.js';
 import {
   AlreadySignedError,
   ArtifactError,
+  BaselineSignatureError,
   DomainStateError,
   NotFoundError,
   NotSignedError,
 } from './errors.js';
-import { HashEngine, algorithmOf, diffChunks, type FileDigest } from './hashing/engine.js';
+import { HashEngine, algorithmOf, diffChunks, sameIdentity, type FileDigest } from './hashing/engine.js';
 import type { DigestAlgorithm } from './hashing/digest.js';
 import type { GuestDigest } from './guest-disk/hasher.js';
 import type { QemuTools } from './guest-disk/qemu.js';
@@ -39,11 +45,14 @@ import {
   type SealedDisk,
 } from './manifest.js';
 import { NodeKey } from './node-key.js';
+import { BaselineTrust } from './baseline-trust.js';
+import { Identities, KnownState } from './known-state.js';
 
 export type { StoredSignature } from '../store/agent-store.js';
 
 export interface Difference {
-  component: 'config' | 'boot' | 'disk';
+  /** `baseline`: the stored baseline's signature does not verify with the node key. */
+  component: 'config' | 'boot' | 'disk' | 'baseline';
   role?: BootRole;
   target?: string;
   path?: string;
@@ -66,8 +75,11 @@ export interface Verdict {
   uninspected?: string[];
   /** Disks not compared, and why: in use by a running instance, or never sealed. Not a failure. */
   skipped?: Array<{ component: 'disk'; target: string; path: string; reason: 'in-use' | 'not-sealed' }>;
-  /** Hashing work of this check: `bytesRead` is 0 when every file was re-checked from its identity. */
-  stats?: { files: number; reused: number; bytesRead: number; ms: number };
+  /**
+   * Work of this check: `bytesRead` is 0 when every file was re-checked from its identity; `quick`
+   * when nothing changed since this process last looked (a stat per file, nothing read or spawned).
+   */
+  stats?: { files: number; reused: number; bytesRead: number; ms: number; quick?: boolean };
 }
 
 /**
@@ -170,6 +182,8 @@ export class SignatureService {
   private ownsStore = false;
   private readonly locks = new Map<string, Promise<unknown>>();
   private algorithm: DigestAlgorithm;
+  private readonly trust: BaselineTrust;
+  private readonly known = new KnownState<Coverage>();
 
   constructor(opts: SignatureServiceOptions) {
     this.hv = opts.hypervisor;
@@ -192,6 +206,7 @@ export class SignatureService {
       () => this.clock.now(),
     );
     this.algorithm = opts.digestAlgorithm ?? 'sha256';
+    this.trust = new BaselineTrust(this.key.publicKeyPem);
   }
 
   /** The digest new signatures take. */
@@ -220,6 +235,11 @@ export class SignatureService {
 
   get publicKeyPem(): string {
     return this.key.publicKeyPem;
+  }
+
+  /** Ed25519 verifications of stored baselines so far (each distinct baseline is verified once). */
+  get baselineVerifications(): number {
+    return this.trust.verifications;
   }
 
   /** Ends the hash workers and the store when this service created them (not the hypervisor). */
@@ -319,11 +339,15 @@ export class SignatureService {
     return d;
   }
 
-  /** Digest of the definition plus the files it points at; what cannot be hashed goes to unsupported. */
-  private async coverage(uuid: string): Promise<Coverage> {
-    const domain = this.hv.inactiveDefinition
-      ? await this.hv.inactiveDefinition(uuid)
+  private async definition(uuid: string): Promise<DomainDefinition> {
+    return this.hv.inactiveDefinition
+      ? this.hv.inactiveDefinition(uuid)
       : new DomainDefinition(await this.hv.inactiveXml(uuid));
+  }
+
+  /** Digest of the definition plus the files it points at; what cannot be hashed goes to unsupported. */
+  private async coverage(domain: DomainDefinition): Promise<Coverage> {
+    const sinceNs = BigInt(Date.now()) * 1_000_000n;
     const found = await domainArtifacts(domain, { qemuImg: this.qemuImg });
     const unsupported = [...found.unsupported];
     const hashable = async (path: string, what: string) => {
@@ -340,7 +364,10 @@ export class SignatureService {
     for (const a of found.boot) if (await hashable(a.path, a.role)) boot.push(a);
     const disks: WritableDisk[] = [];
     for (const d of found.disks) if (await hashable(d.path, `disk ${d.target}`)) disks.push(d);
-    return { config: domain.configDigest(), boot, disks, unsupported };
+    const cov = { config: domain.configDigest(), boot, disks, unsupported };
+    const sources = [...found.boot.map((b) => b.path), ...found.disks.map((d) => d.path)];
+    await this.known.rememberCoverage(cov.config, cov, sources, sinceNs);
+    return cov;
   }
 
   /** Hashes files with their cached previous digests and refreshes the cache. */
@@ -363,6 +390,10 @@ export class SignatureService {
       }),
     );
     const files = results.filter((r): r is { ok: true; file: FileDigest } => r.ok).map((r) => r.file);
+    for (const r of results) {
+      if (r.ok) this.known.rememberFile(r.file);
+      else this.known.forgetFile(r.path);
+    }
     await this.store.cacheDigests(files, this.now());
     for (const r of results) if (!r.ok && r.missing) await this.store.forgetDigest(r.path);
     return new Map(unique.map((p, i) => [p, results[i]!]));
@@ -416,7 +447,7 @@ export class SignatureService {
     const existing = await this.store.getSignature(uuid);
     if (existing && !replace) throw new AlreadySignedError(uuid);
 
-    const cov = await this.coverage(uuid);
+    const cov = await this.coverage(await this.definition(uuid));
     const seal = dom.state === 'shut off';
     const algorithm = this.algorithm;
     const guestDisks = seal
@@ -497,11 +528,26 @@ export class SignatureService {
     const baseline = await this.store.getSignature(uuid);
     if (!baseline) return { serverId: uuid, isValid: 'unknown', checkedAt: this.now(), differences: [] };
     const m = baseline.manifest;
+    if (!this.trust.verifies(m, baseline.signature)) {
+      return this.record({
+        serverId: uuid,
+        isValid: 'false',
+        checkedAt: this.now(),
+        differences: [
+          { component: 'baseline', reason: "its signature does not verify with this node's key" },
+        ],
+      });
+    }
+    const domain = await this.definition(uuid);
+    if (!full) {
+      const quick = await this.quickVerdict(uuid, dom, baseline, domain, t0);
+      if (quick) return this.record(quick);
+    }
     const algorithm = manifestAlgorithm(m);
     const differences: Difference[] = [];
     const skipped: NonNullable<Verdict['skipped']> = [];
 
-    const cov = await this.coverage(uuid);
+    const cov = await this.coverage(domain);
     if (cov.config !== m.config.digest) {
       differences.push({ component: 'config', expected: m.config.digest, actual: cov.config });
     }
@@ -526,7 +572,10 @@ export class SignatureService {
       Promise.all(
         guestEntries.map((d) =>
           attempt(d.path, () => this.guest.check(d.path, d.format ?? 'qcow2', full, algorithm)).then((r) => {
-            if (r.ok) this.onHashed?.(r.file);
+            if (r.ok) {
+              this.onHashed?.(r.file);
+              this.known.rememberFile(r.file);
+            } else this.known.forgetFile(guestKey(d.path));
             return r;
           }),
         ),
@@ -581,7 +630,67 @@ export class SignatureService {
     };
     if (uninspected.length) verdict.uninspected = uninspected;
     if (skipped.length) verdict.skipped = skipped;
-    await this.store.recordVerdict(uuid, verdict.isValid, verdict.checkedAt);
+    return this.record(verdict);
+  }
+
+  private async record(v: Verdict): Promise<Verdict> {
+    await this.store.recordVerdict(v.serverId, v.isValid, v.checkedAt);
+    return v;
+  }
+
+  /**
+   * The verdict of an instance in which nothing changed since this process last looked: the same
+   * definition (config digest) whose coverage was derived from files still as they were, and every
+   * file to compare still at the identity it had when hashed to the baseline's digest. Undefined
+   * (the full check runs) at the first doubt, and whenever something differs: the full check names it.
+   */
+  private async quickVerdict(
+    uuid: string,
+    dom: DomainInfo,
+    baseline: StoredSignature,
+    domain: DomainDefinition,
+    t0: number,
+  ): Promise<Verdict | undefined> {
+    const m = baseline.manifest;
+    const now = new Identities();
+    const cov = await this.known.coverage(domain.configDigest(), now);
+    if (!cov || cov.config !== m.config.digest) return undefined;
+    const known = new Set(m.boot.map((b) => b.path));
+    if (cov.boot.some((b) => !known.has(b.path))) return undefined;
+    const sealedNow = dom.state === 'shut off';
+    const expected: Array<[path: string, digest: string, key?: string]> = m.boot.map((b) => [
+      b.path,
+      b.digest,
+    ]);
+    const skipped: NonNullable<Verdict['skipped']> = [];
+    for (const d of m.disks) {
+      if (!sealedNow) skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'in-use' });
+      else if (!isSealed(d))
+        skipped.push({ component: 'disk', target: d.target, path: d.path, reason: 'not-sealed' });
+      else expected.push([d.path, d.digest, d.content === 'guest' ? guestKey(d.path) : d.path]);
+    }
+    for (const [path, digest, key = path] of expected) {
+      const f = this.known.file(key);
+      const cur = await now.of(path);
+      if (!f || !cur || !sameIdentity(f.identity, cur) || fileDigest(f.digest, f.algorithm) !== digest)
+        return undefined;
+    }
+    const uninspected = [...new Set([...(m.unsupported ?? []), ...cov.unsupported])];
+    const verdict: Verdict = {
+      serverId: uuid,
+      isValid: uninspected.length ? 'unknown' : 'true',
+      checkedAt: this.now(),
+      differences: [],
+      stats: {
+        files: expected.length,
+        reused: expected.length,
+        bytesRead: 0,
+        ms: Math.round((performance.now() - t0) * 1000) / 1000,
+        quick: true,
+      },
+    };
+    if (uninspected.length) verdict.uninspected = uninspected;
+    if (skipped.length) verdict.skipped = skipped;
     return verdict;
   }
 
@@ -617,10 +726,14 @@ export class SignatureService {
     if (!baseline) throw new NotSignedError(uuid);
     if (dom.state !== 'shut off') throw new DomainStateError(uuid, dom.state);
     const m = baseline.manifest;
+    // a seal re-signs the manifest: one edited in agent.db must not come out signed
+    if (!this.trust.verifies(m, baseline.signature)) throw new BaselineSignatureError(uuid);
     // A seal keeps the baseline's algorithm: one manifest, one digest (see setDigestAlgorithm).
     const algorithm = manifestAlgorithm(m);
     // The definition says which disks are qcow2 (the manifest of an older seal may not).
-    const formats = new Map((await this.coverage(uuid)).disks.map((d) => [d.path, d.format]));
+    const formats = new Map(
+      (await this.coverage(await this.definition(uuid))).disks.map((d) => [d.path, d.format]),
+    );
     const formatOf = (path: string) => this.guestFormat(formats.get(path));
     const guestDisks = m.disks.flatMap((d) => {
       const format = formatOf(d.path);

@@ -1,15 +1,17 @@
-// The libvirt hook (a POSIX sh script using curl), its installer, the agent's HTTP hook endpoint and the
-// state files, without libvirtd: the generated script runs with sh against the real endpoint
-// (startHookEndpoint, with a stand-in for Enforcer.checkStart) or a raw node:http server on a unix socket.
+// The libvirt hook (a POSIX sh script using nc.openbsd, or curl), its installer, the agent's HTTP hook
+// endpoint and the state files, without libvirtd: the generated script (both clients) runs with sh
+// against the real endpoint (startHookEndpoint, with a stand-in for Enforcer.checkStart) or a raw
+// node:http / net server on a unix socket.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, execFileSync } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHookEndpoint, type HookEndpoint } from '../../../agent/src/enforce/hook-endpoint.js';
-import { hookScript, installHook } from '../../../agent/src/enforce/install-hook.js';
+import { hookScript, installHook, type HookClient } from '../../../agent/src/enforce/install-hook.js';
 import { parseLifecycleLine } from '../../../agent/src/enforce/lifecycle.js';
 import {
   hookSocketPath,
@@ -23,7 +25,9 @@ const dir = mkdtempSync(join(tmpdir(), 'vmwarden-hook-'));
 const socket = join(dir, 'agent.sock'); // the agent's gRPC socket: the hook asks hook.sock next to it
 const hookSock = hookSocketPath(socket);
 const state = stateFilePath(dir);
-const hookPath = join(dir, 'hooks', 'qemu.d', 'vmwarden');
+const CLIENTS: HookClient[] = ['nc', 'curl'];
+const hookPathOf = (client: HookClient) => join(dir, 'hooks', client, 'vmwarden');
+let hookPath = hookPathOf('nc');
 const UUID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 const XML = `<domain type='qemu'><name>vm1</name><uuid>${UUID}</uuid></domain>`;
 
@@ -37,7 +41,7 @@ let decide: (serverId: string, xml: string) => Promise<{ allowed: boolean; reaso
   reason: '',
 });
 let endpoint: HookEndpoint | undefined;
-let raw: Server | undefined;
+let raw: Server | import('node:net').Server | undefined;
 
 async function startEndpoint() {
   endpoint = await startHookEndpoint(hookSock, (serverId, domain) => {
@@ -84,8 +88,17 @@ function runHook(args: string[], stdin = XML): Promise<{ code: number; stderr: s
 
 const prepare = (name = 'vm1') => [name, 'prepare', 'begin', '-'];
 
+/** A server on hook.sock that reads the request, writes `bytes` and closes (answers cut short, …). */
+async function startRawBytes(bytes: string) {
+  raw = createNetServer((conn) => {
+    conn.once('data', () => conn.end(bytes));
+    conn.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => raw!.listen(hookSock, () => r()));
+}
+
 test.before(() => {
-  installHook({ socket, state, path: hookPath });
+  for (const client of CLIENTS) installHook({ socket, state, path: hookPathOf(client), client });
 });
 
 test.after(async () => {
@@ -109,50 +122,66 @@ test('state files: enforcement.json and the one-line enforcement.state, written 
   );
 });
 
-test('allowed → exit 0, nothing on stderr; the agent gets the uuid and the XML as sent', async () => {
-  await startEndpoint();
-  setState(true);
-  calls = [];
-  decide = async () => ({ allowed: true, reason: 'signature verdict true' });
-  const r = await runHook(prepare());
-  assert.equal([r.code, r.stderr], [0, '']);
-  assert.equal(calls, [{ serverId: UUID, xml: XML }]);
-  assert.is(statSync(hookSock).mode & 0o777, 0o660);
-});
-
-test('refused → exit 1 with the agent reason as one line on stderr', async () => {
-  decide = async () => ({
-    allowed: false,
-    reason: "vmwarden: start of 'bad' refused: signature check failed:\n definition changed",
+for (const client of CLIENTS) {
+  test(`[${client}] the hook installed for it`, () => {
+    hookPath = hookPathOf(client);
+    assert.match(readFileSync(hookPath, 'utf8'), client === 'nc' ? 'nc.openbsd -U' : 'curl ');
   });
-  const r = await runHook(prepare('bad'), XML.replace('vm1', 'bad'));
-  assert.is(r.code, 1);
-  assert.is(r.stderr, "vmwarden: start of 'bad' refused: signature check failed: definition changed\n");
-});
 
-test('domain names with unsafe characters reach the agent intact', async () => {
-  decide = async () => ({ allowed: false, reason: '' }); // no reason: the endpoint names the domain
-  const name = `we'ird na&me/ü?#%`;
-  const r = await runHook(prepare(name));
-  assert.is(r.code, 1);
-  assert.is(r.stderr, `vmwarden: start of '${name}' refused\n`);
-});
+  test(`[${client}] allowed → exit 0, nothing on stderr; the agent gets the uuid and the XML as sent`, async () => {
+    await stopServers();
+    await startEndpoint();
+    setState(true);
+    calls = [];
+    decide = async () => ({ allowed: true, reason: 'signature verdict true' });
+    const r = await runHook(prepare());
+    assert.equal([r.code, r.stderr], [0, '']);
+    assert.equal(calls, [{ serverId: UUID, xml: XML }]);
+    assert.is(statSync(hookSock).mode & 0o777, 0o660);
+  });
 
-test('agent errors and malformed XML: refused with a reason', async () => {
-  decide = async () => {
-    throw new Error('boom');
-  };
-  const e = await runHook(prepare());
-  assert.is(e.code, 1);
-  assert.match(e.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent failed: boom");
-  calls = [];
-  for (const bad of ['', 'not xml at all', '<domain><name>x</name></domain>']) {
-    const r = await runHook(prepare(), bad);
-    assert.is(r.code, 1, bad);
-    assert.match(r.stderr, "vmwarden: start of 'vm1' refused: the domain XML on stdin is malformed");
-  }
-  assert.equal(calls, [], 'malformed XML never reaches the enforcer');
-});
+  test(`[${client}] the XML reaches the agent byte for byte (UTF-8, trailing newlines)`, async () => {
+    calls = [];
+    decide = async () => ({ allowed: true, reason: '' });
+    const xml = XML.replace('</domain>', '<description>ü 100% \\n "x"</description></domain>\n\n');
+    assert.is((await runHook(prepare(), xml)).code, 0);
+    assert.equal(calls, [{ serverId: UUID, xml }]);
+  });
+
+  test(`[${client}] refused → exit 1 with the agent reason as one line on stderr`, async () => {
+    decide = async () => ({
+      allowed: false,
+      reason: "vmwarden: start of 'bad' refused: signature check failed:\n definition changed",
+    });
+    const r = await runHook(prepare('bad'), XML.replace('vm1', 'bad'));
+    assert.is(r.code, 1);
+    assert.is(r.stderr, "vmwarden: start of 'bad' refused: signature check failed: definition changed\n");
+  });
+
+  test(`[${client}] domain names with unsafe characters reach the agent intact`, async () => {
+    decide = async () => ({ allowed: false, reason: '' }); // no reason: the endpoint names the domain
+    const name = `we'ird na&me/ü?#%`;
+    const r = await runHook(prepare(name));
+    assert.is(r.code, 1);
+    assert.is(r.stderr, `vmwarden: start of '${name}' refused\n`);
+  });
+
+  test(`[${client}] agent errors and malformed XML: refused with a reason`, async () => {
+    decide = async () => {
+      throw new Error('boom');
+    };
+    const e = await runHook(prepare());
+    assert.is(e.code, 1);
+    assert.match(e.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent failed: boom");
+    calls = [];
+    for (const bad of ['', 'not xml at all', '<domain><name>x</name></domain>']) {
+      const r = await runHook(prepare(), bad);
+      assert.is(r.code, 1, bad);
+      assert.match(r.stderr, "vmwarden: start of 'vm1' refused: the domain XML on stdin is malformed");
+    }
+    assert.equal(calls, [], 'malformed XML never reaches the enforcer');
+  });
+}
 
 test('the endpoint: 404 / 405 for other requests, each answer a refusal', async () => {
   const ask = (method: string, path: string) =>
@@ -173,76 +202,105 @@ test('the endpoint: 404 / 405 for other requests, each answer a refusal', async 
   assert.match(b.body, /^refuse /);
 });
 
-test('operations other than "prepare begin" pass at once, without asking the agent', async () => {
-  setState(true);
-  calls = [];
-  for (const args of [
-    ['vm1', 'start', 'begin', '-'],
-    ['vm1', 'stopped', 'end', '-'],
-    ['vm1', 'migrate', 'begin', '-'],
-    ['vm1', 'prepare', 'end', '-'],
-    ['vm1', 'bogus-op', 'x', '-'],
-    [],
-  ]) {
-    const r = await runHook(args);
-    assert.equal([r.code, r.stderr], [0, ''], args.join(' '));
-  }
-  assert.equal(calls, []);
-});
+for (const client of CLIENTS) {
+  test(`[${client}] the hook installed for it (again)`, () => {
+    hookPath = hookPathOf(client);
+  });
 
-test('validation inactive (or no state file): allowed without asking the agent', async () => {
-  calls = [];
-  setState(false);
-  assert.equal((await runHook(prepare())).code, 0);
-  rmSync(state);
-  rmSync(shellStatePath(state));
-  assert.equal((await runHook(prepare())).code, 0);
-  assert.equal(calls, []);
-});
+  test(`[${client}] operations other than "prepare begin" pass at once, without asking the agent`, async () => {
+    setState(true);
+    calls = [];
+    for (const args of [
+      ['vm1', 'start', 'begin', '-'],
+      ['vm1', 'stopped', 'end', '-'],
+      ['vm1', 'migrate', 'begin', '-'],
+      ['vm1', 'prepare', 'end', '-'],
+      ['vm1', 'bogus-op', 'x', '-'],
+      [],
+    ]) {
+      const r = await runHook(args);
+      assert.equal([r.code, r.stderr], [0, ''], args.join(' '));
+    }
+    assert.equal(calls, []);
+  });
 
-test('malformed answers are refusals', async () => {
-  await stopServers();
-  setState(true, true); // even with fail-open: the agent answered, just not sensibly
-  for (const [status, body] of [
-    [200, 'hello\n'],
-    [200, ''],
-    [200, 'allowed\n'],
-    [200, 'refuse \n'],
-    [200, 'allow extra\n'],
-    [500, 'Internal Server Error'],
-  ] as const) {
-    await startRaw(status, body);
-    const r = await runHook(prepare());
-    assert.is(r.code, 1, JSON.stringify(body));
-    assert.is(
-      r.stderr,
-      "vmwarden: start of 'vm1' refused: unexpected answer from the vmwarden agent\n",
-      JSON.stringify(body),
-    );
+  test(`[${client}] validation inactive (or no state file): allowed without asking the agent`, async () => {
+    calls = [];
+    setState(false);
+    assert.equal((await runHook(prepare())).code, 0);
+    rmSync(state);
+    rmSync(shellStatePath(state));
+    assert.equal((await runHook(prepare())).code, 0);
+    assert.equal(calls, []);
+  });
+
+  test(`[${client}] malformed answers are refusals`, async () => {
     await stopServers();
-  }
-  // only the first line of an answer counts
-  await startRaw(200, 'allow\nrefuse no\n');
-  assert.is((await runHook(prepare())).code, 0);
-  await stopServers();
-});
+    setState(true, true); // even with fail-open: the agent answered, just not sensibly
+    for (const [status, body] of [
+      [200, 'hello\n'],
+      [200, ''],
+      [200, 'allowed\n'],
+      [200, 'refuse \n'],
+      [200, 'allow extra\n'],
+      [500, 'Internal Server Error'],
+    ] as const) {
+      await startRaw(status, body);
+      const r = await runHook(prepare());
+      assert.is(r.code, 1, JSON.stringify(body));
+      assert.is(
+        r.stderr,
+        "vmwarden: start of 'vm1' refused: unexpected answer from the vmwarden agent\n",
+        JSON.stringify(body),
+      );
+      await stopServers();
+    }
+    // only the first line of an answer counts
+    await startRaw(200, 'allow\nrefuse no\n');
+    assert.is((await runHook(prepare())).code, 0);
+    await stopServers();
+  });
 
-test('agent unreachable: refused when active (fail closed), allowed with fail-open; garbled state = closed', async () => {
-  await stopServers();
-  setState(true);
-  const r = await runHook(prepare());
-  assert.is(r.code, 1);
-  assert.is(r.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent unreachable (fail closed)\n");
-  setState(true, true);
-  assert.equal([(await runHook(prepare())).code, (await runHook(prepare())).stderr], [0, '']);
-  writeFileSync(shellStatePath(state), 'garbled\n');
-  assert.is((await runHook(prepare())).code, 1, 'an unreadable state counts as active, fail closed');
-  // a socket file with nobody listening
-  writeFileSync(hookSock, '');
-  setState(true);
-  assert.is((await runHook(prepare())).code, 1);
-  rmSync(hookSock);
-});
+  test(`[${client}] an answer cut short, not HTTP, or "allow" with an error status is never an allow`, async () => {
+    await stopServers();
+    const cut = 'HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 40\r\n\r\nallow\n';
+    for (const [bytes, failOpen, code, stderr] of [
+      [cut, false, 1, 'vmwarden agent unreachable (fail closed)'],
+      [cut, true, 0, ''], // cut short = the agent went away: the fail policy decides
+      ['allow\n', false, 1, 'vmwarden agent unreachable (fail closed)'],
+      [
+        'HTTP/1.0 500 Oops\r\ncontent-length: 6\r\n\r\nallow\n',
+        true,
+        1,
+        'unexpected answer from the vmwarden agent',
+      ],
+    ] as const) {
+      setState(true, failOpen);
+      await startRawBytes(bytes);
+      const r = await runHook(prepare());
+      assert.is(r.code, code, JSON.stringify(bytes));
+      assert.is(r.stderr, stderr && `vmwarden: start of 'vm1' refused: ${stderr}\n`, JSON.stringify(bytes));
+      await stopServers();
+    }
+  });
+
+  test(`[${client}] agent unreachable: refused when active (fail closed), allowed with fail-open; garbled state = closed`, async () => {
+    await stopServers();
+    setState(true);
+    const r = await runHook(prepare());
+    assert.is(r.code, 1);
+    assert.is(r.stderr, "vmwarden: start of 'vm1' refused: vmwarden agent unreachable (fail closed)\n");
+    setState(true, true);
+    assert.equal([(await runHook(prepare())).code, (await runHook(prepare())).stderr], [0, '']);
+    writeFileSync(shellStatePath(state), 'garbled\n');
+    assert.is((await runHook(prepare())).code, 1, 'an unreadable state counts as active, fail closed');
+    // a socket file with nobody listening
+    writeFileSync(hookSock, '');
+    setState(true);
+    assert.is((await runHook(prepare())).code, 1);
+    rmSync(hookSock);
+  });
+}
 
 test('install-hook: sh script, mode 0755, idempotent, paths quoted, restart advice only when new', () => {
   const path = join(dir, 'fresh', 'qemu.d', 'vmwarden');
@@ -250,13 +308,14 @@ test('install-hook: sh script, mode 0755, idempotent, paths quoted, restart advi
   assert.is(first.change, 'created');
   assert.is(first.restartNeeded, true);
   assert.match(first.message, 'restart libvirtd');
+  assert.equal([first.client, first.message.includes('asks the agent with nc.openbsd')], ['nc', true]);
   assert.is(statSync(path).mode & 0o777, 0o755);
   const text = readFileSync(path, 'utf8');
   assert.ok(text.startsWith('#!/bin/sh\n'));
   assert.match(text, '[ "$2" = prepare ] && [ "$3" = begin ] || exit 0');
   assert.match(text, `SOCK='${hookSock}'`);
   assert.match(text, `STATE='${shellStatePath(state)}'`);
-  assert.match(text, 'curl ');
+  assert.match(text, 'nc.openbsd -U', 'nc.openbsd is installed here (netcat-openbsd): the default');
   assert.not.match(text, 'node');
   const again = installHook({ socket, state, path });
   assert.equal([again.change, again.restartNeeded], ['unchanged', false]);
