@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentEvent } from '../../../agent/src/events.js';
 import { BaselineSignatureError } from '../../../agent/src/signature/errors.js';
+import { RACY_WINDOW_NS } from '../../../agent/src/signature/hashing/identity.js';
 import { NODE_KEY_FILE, NodeKey } from '../../../agent/src/signature/node-key.js';
 import type { Verdict } from '../../../agent/src/signature/service.js';
 import { AgentStore } from '../../../agent/src/store/agent-store.js';
@@ -32,7 +33,7 @@ test.before(async () => {
   c = await startTestController();
   a = await startTestAgent(c);
   vm = await defineTestDomain(a.hypervisor, 'vm-trust');
-  await a.agent.signatures.sign(vm.uuid);
+  await sign();
   await a.agent.signatures.setValidation(true);
   listen();
 });
@@ -72,6 +73,16 @@ async function editBaseline(edit: (b: { manifest: any; signature: string }) => v
   }
 }
 
+/**
+ * Signs (sealing the qcow2 overlay writes its dirty bitmap into the image), then lets the racy window
+ * pass: a file modified less than RACY_WINDOW_NS before a check is not trusted by identity, so the
+ * quick path would rightly not be taken yet.
+ */
+async function sign(replace = false): Promise<void> {
+  await a.agent.signatures.sign(vm.uuid, { replace });
+  await new Promise((r) => setTimeout(r, Number(RACY_WINDOW_NS / 1_000_000n) + 20));
+}
+
 const verifications = () => a.agent.signatures.baselineVerifications;
 const lastVerdict = () => verdicts[verdicts.length - 1]!;
 
@@ -100,7 +111,7 @@ test('a changed file after a quick check: refused at once, naming it; restored: 
 });
 
 test('re-sign: the new baseline is verified once, then checks are quick again', async () => {
-  await a.agent.signatures.sign(vm.uuid, { replace: true });
+  await sign(true);
   const before = verifications();
   assert.is(await checkStart(), 'allow');
   assert.is(verifications(), before + 1);
@@ -130,7 +141,7 @@ test('a signature edited in agent.db: verified again and refused; never re-seale
   } catch (e) {
     assert.instance(e, BaselineSignatureError);
   }
-  await a.agent.signatures.sign(vm.uuid, { replace: true });
+  await sign(true);
   assert.is(await checkStart(), 'allow');
 });
 
@@ -147,7 +158,7 @@ test('a tampered kernel with its new digest written into the stored manifest: re
   } finally {
     flipByte(vm.files.kernel, 9);
   }
-  await a.agent.signatures.sign(vm.uuid, { replace: true });
+  await sign(true);
   assert.is(await checkStart(), 'allow');
 });
 
@@ -164,7 +175,7 @@ test('another node key: every baseline is verified again and refused until re-si
   assert.is(verifications(), 0);
   assert.match(await checkStart(), /^refuse .*baseline its signature does not verify with this node's key$/);
   assert.is(verifications(), 1);
-  await a.agent.signatures.sign(vm.uuid, { replace: true });
+  await sign(true);
   assert.is(await checkStart(), 'allow');
   assert.is(verifications(), 2);
 });
