@@ -67,6 +67,11 @@ async function main() {
       const r = await c.call('GET', `/v1/instances/${g.uuid}/trust`, { token: admin });
       return r.body.state === 'installed';
     });
+    // The agent then installs host certificates and reloads sshd: a login during that reload can be
+    // dropped, so the rounds start once sshd offers them.
+    await until('sshd serves host certificates', async () =>
+      /-cert-v01@openssh.com /.test((await run('ssh-keyscan', ['-c', '-T', '5', g.ip])).stdout),
+    );
 
     // The reference: one guest agent round trip (guest-ping), as the agent does it.
     const ga = new GuestAgent(QEMU_URI, g.uuid);
