@@ -1,9 +1,14 @@
 /** The agent's /metrics: verdicts, hashing, gRPC calls and hook decisions move with real work. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { request } from 'node:http';
 import { startTestController, type TestController } from '../helpers/controller.js';
-import { defineTestDomain, startTestAgent, type TestAgent, type TestDomain } from '../helpers/agent.js';
+import {
+  defineTestDomain,
+  postCheckStart,
+  startTestAgent,
+  type TestAgent,
+  type TestDomain,
+} from '../helpers/agent.js';
 
 let c: TestController;
 let a: TestAgent;
@@ -35,18 +40,7 @@ function value(text: string, series: string): number {
 }
 
 function checkStart(xml: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: a.agent.endpoints.hook, path: `/check-start?name=${vm.name}`, method: 'POST' },
-      (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body));
-      },
-    );
-    req.on('error', reject);
-    req.end(xml);
-  });
+  return postCheckStart(a, vm.name, xml);
 }
 
 test('metrics follow signing, verification, gRPC calls and hook decisions', async () => {

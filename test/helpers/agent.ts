@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultAgentConfig, type AgentConfig } from '../../agent/src/config.js';
@@ -234,4 +235,20 @@ export function agentTcpClient(
 export function agentSocketClient(socket: string): RawClient {
   const { Agent } = vmwardenServices();
   return new Agent(`unix://${socket}`, grpc.credentials.createInsecure()) as RawClient;
+}
+
+/** What the libvirt hook sends: POST /check-start?name=NAME with the domain XML; the agent's whole answer. */
+export function postCheckStart(a: TestAgent, name: string, xml: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath: a.agent.endpoints.hook, path: `/check-start?name=${name}`, method: 'POST' },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      },
+    );
+    req.on('error', reject);
+    req.end(xml);
+  });
 }

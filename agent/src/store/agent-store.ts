@@ -3,7 +3,7 @@
 import { Database, type Tx } from '../../../lib/store/database.js';
 import { migrate } from '../../../lib/store/migrations.js';
 import { algorithmOf, type FileDigest } from '../signature/hashing/engine.js';
-import { isDigestAlgorithm, type DigestAlgorithm } from '../signature/hashing/digest.js';
+import { chunkDigestsHex, isDigestAlgorithm, type DigestAlgorithm } from '../signature/hashing/digest.js';
 import type { FileIdentity } from '../signature/hashing/identity.js';
 import type { Manifest } from '../signature/manifest.js';
 import { agentMigrations } from './migrations.js';
@@ -61,11 +61,7 @@ export function packChunks(chunks: string[]): Buffer {
 }
 
 export function unpackChunks(blob: Buffer | Uint8Array | null): string[] {
-  if (!blob) return [];
-  const hex = Buffer.from(blob).toString('hex');
-  const out = new Array<string>(hex.length / 64);
-  for (let i = 0; i < out.length; i++) out[i] = hex.slice(i * 64, i * 64 + 64);
-  return out;
+  return blob ? chunkDigestsHex(blob) : [];
 }
 
 function toSignature(r: SignatureRow): StoredSignature {

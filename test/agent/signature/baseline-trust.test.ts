@@ -5,7 +5,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentEvent } from '../../../agent/src/events.js';
@@ -17,6 +16,7 @@ import { AgentStore } from '../../../agent/src/store/agent-store.js';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import {
   defineTestDomain,
+  postCheckStart,
   flipByte,
   startTestAgent,
   type TestAgent,
@@ -46,18 +46,7 @@ test.after(async () => {
 /** What the hook sends: POST /check-start with libvirt's domain XML; the answer's first line. */
 async function checkStart(): Promise<string> {
   const xml = await a.hypervisor.inactiveXml(vm.uuid);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: a.agent.endpoints.hook, path: `/check-start?name=${vm.name}`, method: 'POST' },
-      (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body.trim()));
-      },
-    );
-    req.on('error', reject);
-    req.end(xml);
-  });
+  return (await postCheckStart(a, vm.name, xml)).trim();
 }
 
 /** Edits the stored baseline through a second connection to the agent's database. */

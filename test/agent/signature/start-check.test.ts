@@ -3,12 +3,12 @@
 // uninspectedPolicy refuse; a difference in what was inspected refuses under either policy.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { request } from 'node:http';
 import type { AgentEvent } from '../../../agent/src/events.js';
 import { startTestController, type TestController } from '../../helpers/controller.js';
 import {
   defineTestDomain,
   flipByte,
+  postCheckStart,
   startTestAgent,
   type TestAgent,
   type TestDomain,
@@ -47,18 +47,7 @@ test.after(async () => {
 /** What the hook script sends: POST /check-start?name=NAME with libvirt's domain XML as the body. */
 async function checkStart(vm: TestDomain): Promise<string> {
   const xml = await a.hypervisor.inactiveXml(vm.uuid);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: a.agent.endpoints.hook, path: `/check-start?name=${vm.name}`, method: 'POST' },
-      (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve(body.trim()));
-      },
-    );
-    req.on('error', reject);
-    req.end(xml);
-  });
+  return (await postCheckStart(a, vm.name, xml)).trim();
 }
 
 const listen = () => {

@@ -10,6 +10,7 @@ import {
   CHUNK_SIZE,
   DIGEST_BYTES,
   chunkCount,
+  chunkDigestsHex,
   chunkLength,
   composeFileDigest,
   digestOf,
@@ -154,9 +155,7 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     await server.stop();
     const after = await stat(path, { bigint: true });
     if (!sameIdentity(identityOf(before), identityOf(after))) throw changedError(path);
-    const hex = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength).toString('hex');
-    const chunks = new Array<string>(n);
-    for (let i = 0; i < n; i++) chunks[i] = hex.slice(i * 64, i * 64 + 64);
+    const chunks = chunkDigestsHex(digests);
     return {
       path,
       size,

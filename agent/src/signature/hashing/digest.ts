@@ -77,6 +77,16 @@ export function chunkLength(index: number, size: number, chunkSize = CHUNK_SIZE)
   return Math.min(chunkSize, size - index * chunkSize);
 }
 
+/** Concatenated raw 32-byte chunk digests as one hex string per chunk (FileDigest.chunks). */
+export function chunkDigestsHex(concatenated: Uint8Array): string[] {
+  const hex = Buffer.from(concatenated.buffer, concatenated.byteOffset, concatenated.byteLength).toString(
+    'hex',
+  );
+  const out = new Array<string>(hex.length / 64);
+  for (let i = 0; i < out.length; i++) out[i] = hex.slice(i * 64, i * 64 + 64);
+  return out;
+}
+
 /** File digest from the concatenated raw chunk digests (n × 32 bytes) and the file size. */
 export function composeFileDigest(
   concatenatedChunkDigests: Uint8Array,

@@ -13,6 +13,7 @@ import {
   CHUNK_SIZE,
   DIGEST_BYTES,
   chunkCount,
+  chunkDigestsHex,
   chunkLength,
   composeFileDigest,
   zeroChunkDigest,
@@ -227,9 +228,7 @@ export class HashEngine {
         err.code = 'EFILECHANGED';
         throw err;
       }
-      const hex = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength).toString('hex');
-      const chunks = new Array<string>(n);
-      for (let i = 0; i < n; i++) chunks[i] = hex.slice(i * 64, i * 64 + 64);
+      const chunks = chunkDigestsHex(digests);
       return {
         path,
         size,
