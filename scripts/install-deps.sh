@@ -16,6 +16,7 @@ packages=(
   curl                                               # the libvirt hook (sh + curl to the agent's hook.sock)
   netcat-openbsd                                     # nc.openbsd: the hook's client when installed (starts ~10 ms faster than curl)
   jq                                                 # JSON on the command line (vmwarden -o json, the REST API)
+  qemu-guest-agent                                   # tests run the real qemu-ga on a host socket (the guest side of KRL updates)
 )
 if ! command -v dpkg-query >/dev/null; then
   [ "${1:-}" = --list-missing ] && exit 3

@@ -1,11 +1,13 @@
 import { sshFingerprint } from '../../../lib/ssh/fingerprint.js';
 import type { GuestChannel } from './channel.js';
 import { shellQuote } from '../shell.js';
-import { krlUpdateScript } from './krl-update.js';
+import { krlSwapScript, krlUpdateScript } from './krl-update.js';
 
 export const GUEST_DIR = '/etc/ssh/vmwarden';
 export const CA_KEYS_FILE = `${GUEST_DIR}/trusted_user_ca_keys`;
 export const KRL_FILE = `${GUEST_DIR}/revoked_keys`;
+/** Where a new KRL is written before it is renamed over KRL_FILE (see krl-update.ts). */
+export const KRL_STAGING_FILE = `${GUEST_DIR}/revoked_keys.next`;
 export const PRINCIPALS_DIR = `${GUEST_DIR}/principals`;
 export const DROP_IN = '/etc/ssh/sshd_config.d/vmwarden.conf';
 
@@ -41,7 +43,11 @@ const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;
  * ones; sshd is reloaded only when its configuration changed (the KRL is read at each login).
  */
 export class TrustInstaller {
-  constructor(private readonly guest: GuestChannel) {}
+  constructor(
+    private readonly guest: GuestChannel,
+    /** Where updateKrl writes (tests point it elsewhere). */
+    private readonly krlPaths = { krl: KRL_FILE, staging: KRL_STAGING_FILE },
+  ) {}
 
   /** Everything; returns whether sshd was reloaded. */
   async install(t: TrustContent): Promise<{ reloaded: boolean }> {
@@ -50,7 +56,10 @@ export class TrustInstaller {
     await this.guest.sh(
       `mkdir -p ${PRINCIPALS_DIR} && chmod 0755 ${GUEST_DIR} ${PRINCIPALS_DIR} && ` +
         // Leftovers of an interrupted install.
-        `rm -f ${DROP_IN}.vmwarden-* ${GUEST_DIR}/*.vmwarden-* ${PRINCIPALS_DIR}/*.vmwarden-*`,
+        `rm -f ${DROP_IN}.vmwarden-* ${GUEST_DIR}/*.vmwarden-* ${PRINCIPALS_DIR}/*.vmwarden-* && ` +
+        // The staging file of KRL updates, created by this shell only (see krl-update.ts).
+        `{ [ -e ${KRL_STAGING_FILE} ] || : > ${KRL_STAGING_FILE}; } && ` +
+        `chown root:root ${KRL_STAGING_FILE} && chmod 0644 ${KRL_STAGING_FILE}`,
     );
     const files: Array<[string, Buffer]> = [
       [CA_KEYS_FILE, Buffer.from(t.caKeys.map((k) => k.trim()).join('\n') + '\n')],
@@ -84,14 +93,34 @@ fi
   }
 
   /**
-   * The fast path on revocation, one guest-exec: the new KRL (on stdin) written and checked under a
-   * temporary name, renamed over the old one (sshd reads it at each login: no reload), then the given
-   * sessions killed (see krl-update.ts).
+   * The fast path on revocation: the new KRL written by the guest agent into the staging file (no
+   * program), then one guest-exec that kills the given sessions and renames it over the KRL (sshd
+   * reads it at each login: no reload; see krl-update.ts). Without a staging file (the first update
+   * after an install by an older agent) or on an SSH channel: the KRL as the script's stdin, checked
+   * by its SHA-256 before the rename. One update at a time per guest: they share the staging file.
    */
-  async updateKrl(krl: Buffer, killPids: number[] = []): Promise<{ roundTrips: number }> {
-    const script = krlUpdateScript(KRL_FILE, krl, killPids, `${process.pid}-${Date.now()}`);
-    const r = await this.guest.exec('/bin/sh', ['-c', script], { input: krl });
+  updateKrl(krl: Buffer, killPids: number[] = []): Promise<{ roundTrips: number; staged: boolean }> {
+    const run = this.krlQueue.then(() => this.updateKrlNow(krl, killPids));
+    this.krlQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private krlQueue: Promise<unknown> = Promise.resolve();
+
+  private async updateKrlNow(
+    krl: Buffer,
+    killPids: number[],
+  ): Promise<{ roundTrips: number; staged: boolean }> {
+    const { krl: target, staging } = this.krlPaths;
+    const staged = krl.length > 0 ? await this.guest.overwriteFile?.(staging, krl) : undefined;
+    const r = staged?.written
+      ? await this.guest.exec('/bin/sh', ['-c', krlSwapScript(target, staging, killPids)], { quick: true })
+      : await this.guest.exec(
+          '/bin/sh',
+          ['-c', krlUpdateScript(target, staging, krl, killPids, `${process.pid}-${Date.now()}`)],
+          { input: krl, quick: true },
+        );
     if (r.exitCode !== 0) throw new Error(`KRL update failed in the guest: ${r.stderr.trim().slice(0, 300)}`);
-    return { roundTrips: r.roundTrips ?? 1 };
+    return { roundTrips: (staged?.roundTrips ?? 0) + (r.roundTrips ?? 1), staged: !!staged?.written };
   }
 }
