@@ -4,7 +4,10 @@
 // wrote, which a persistent dirty bitmap records: given the previous chunk digests and a trusted
 // bitmap, only the chunks the bitmap marks are read again; the digest is composed exactly as a full
 // pass would compose it, so an incremental result equals a full re-hash of the same content.
-import { stat } from 'node:fs/promises';
+// A full pass of a plain qcow2 (no backing file, no compression, no encryption, no external data
+// file) does not go through qemu-nbd: `qemu-img map` says where each guest extent lies in the image
+// file, and the engine's workers read and hash those ranges in parallel (image-map.ts).
+import { open, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import {
   CHUNK_SIZE,
@@ -17,9 +20,10 @@ import {
   zeroChunkDigest,
   type DigestAlgorithm,
 } from '../hashing/digest.js';
-import type { FileDigest } from '../hashing/engine.js';
+import { HashEngine, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
 import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
+import { qcow2Map } from './image-map.js';
 import { NbdClient } from './nbd.js';
 import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
 
@@ -35,11 +39,22 @@ export interface GuestHashOptions {
   /** The dirty bitmap that covers every write since `previous` was taken. */
   bitmap?: string;
   tools?: QemuTools;
+  /** Workers for a full pass read from the image map (default: a pool for this call). */
+  engine?: HashEngine;
+  /** 'nbd': every pass through qemu-nbd, never from the image map (tests compare both). */
+  reader?: 'auto' | 'nbd';
 }
 
 export interface GuestDigest extends FileDigest {
   /** How this digest was computed: from dirty chunks (`incremental`) or every chunk (`full`). */
-  pass: { mode: 'incremental' | 'full'; chunksHashed: number; why?: string };
+  pass: {
+    mode: 'incremental' | 'full';
+    chunksHashed: number;
+    why?: string;
+    /** Read from the image file through its map, or through qemu-nbd (then mapFallback says why). */
+    reader: 'image-map' | 'nbd';
+    mapFallback?: string;
+  };
 }
 
 function changedError(path: string): NodeJS.ErrnoException {
@@ -105,6 +120,12 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     else bitmap = opts.bitmap;
   } else why = prev ? 'no trusted bitmap' : 'no previous digest';
 
+  let mapFallback: string | undefined;
+  if (!bitmap && opts.format === 'qcow2' && opts.reader !== 'nbd') {
+    const mapped = await hashMapped(path, algorithm, opts, tools, t0, startNs);
+    if (!('fallback' in mapped)) return { ...mapped, pass: { ...mapped.pass, ...(why ? { why } : {}) } };
+    mapFallback = mapped.fallback;
+  }
   const server = await NbdExport.start(path, opts.format, { bitmap, tools });
   let client: NbdClient | undefined;
   try {
@@ -167,10 +188,67 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
       reused: false,
       stable: !isRacy(before, startNs),
       stats: { bytesRead, holeChunks: bitmap ? 0 : n - todo.length, zeroChunks, ms: performance.now() - t0 },
-      pass: { mode: bitmap ? 'incremental' : 'full', chunksHashed: todo.length, ...(why ? { why } : {}) },
+      pass: {
+        mode: bitmap ? 'incremental' : 'full',
+        chunksHashed: todo.length,
+        ...(why ? { why } : {}),
+        reader: 'nbd',
+        ...(mapFallback ? { mapFallback } : {}),
+      },
     };
   } finally {
     await client?.close().catch(() => undefined);
     await server.stop();
+  }
+}
+
+/** A full pass read from the image file through its qcow2 map, or why it cannot be. */
+async function hashMapped(
+  path: string,
+  algorithm: DigestAlgorithm,
+  opts: GuestHashOptions,
+  tools: QemuTools,
+  t0: number,
+  startNs: bigint,
+): Promise<GuestDigest | { fallback: string }> {
+  const fh = await open(path, 'r');
+  try {
+    const before = await fh.stat({ bigint: true });
+    if (!before.isFile()) return { fallback: 'not a regular file' };
+    const map = await qcow2Map(path, Number(before.size), tools);
+    if ('fallback' in map) return map;
+    const own = opts.engine?.chunkSize === CHUNK_SIZE ? undefined : new HashEngine({ qemuImg: false });
+    const engine = own ?? opts.engine!;
+    let r: Awaited<ReturnType<HashEngine['hashExtents']>>;
+    try {
+      r = await engine.hashExtents(fh.fd, map.size, map.extents, algorithm);
+    } finally {
+      await own?.close();
+    }
+    // The same file (not one renamed over it) and unchanged, from before the map to the last read.
+    const identity = identityOf(before);
+    const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
+    if (!after.every((st) => sameIdentity(identity, identityOf(st)))) throw changedError(path);
+    const n = chunkCount(map.size, CHUNK_SIZE);
+    return {
+      path,
+      size: map.size,
+      chunkSize: CHUNK_SIZE,
+      digest: composeFileDigest(r.digests, map.size, algorithm).toString('hex'),
+      algorithm,
+      chunks: chunkDigestsHex(r.digests),
+      identity,
+      reused: false,
+      stable: !isRacy(before, startNs),
+      stats: {
+        bytesRead: r.bytesRead,
+        holeChunks: r.holeChunks,
+        zeroChunks: r.zeroChunks,
+        ms: performance.now() - t0,
+      },
+      pass: { mode: 'full', chunksHashed: n - r.holeChunks, reader: 'image-map' },
+    };
+  } finally {
+    await fh.close();
   }
 }
