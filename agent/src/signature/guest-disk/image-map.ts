@@ -26,17 +26,19 @@ export type ImageMap = { size: number; extents: MappedExtent[] } | { fallback: s
  * NBD path would meet as well (the image locked by a running QEMU, an unreadable image).
  */
 export async function qcow2Map(path: string, fileSize: number, tools: QemuTools): Promise<ImageMap> {
+  // Not -U: the image's lock keeps a QEMU from opening it for writing while the map is taken.
+  const map = execFileP(tools.qemuImg, ['map', '--output=json', '-f', 'qcow2', path], {
+    timeout: 120_000,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  map.catch(() => undefined); // awaited below unless the info already rules the map out
   const info = await imageInfo(path, 'qcow2', tools);
   if (info.backingFile) return { fallback: 'backing file' };
   if (info.dataFile) return { fallback: 'external data file' };
   if (info.encrypted) return { fallback: 'encrypted' };
   let stdout: string;
   try {
-    // Not -U: the image's lock keeps a QEMU from opening it for writing while the map is taken.
-    ({ stdout } = await execFileP(tools.qemuImg, ['map', '--output=json', '-f', 'qcow2', path], {
-      timeout: 120_000,
-      maxBuffer: 256 * 1024 * 1024,
-    }));
+    ({ stdout } = await map);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
       return { fallback: 'map too large' };
