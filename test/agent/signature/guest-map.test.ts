@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashGuestDisk } from '../../../agent/src/signature/guest-disk/hasher.js';
 import { parseQcow2Map } from '../../../agent/src/signature/guest-disk/image-map.js';
+import { resetBitmap } from '../../../agent/src/signature/guest-disk/qemu.js';
+import { SEAL_BITMAP } from '../../../agent/src/signature/guest-disk/seal-trust.js';
 import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
 import { DIGEST_ALGORITHMS } from '../../../agent/src/signature/hashing/digest.js';
 import { scatterList } from '../../../agent/src/signature/hashing/scatter.js';
@@ -159,6 +161,38 @@ test('backing-file overlay: read through qemu-nbd, same result', async () => {
   qemuImg('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', img);
   qemuIo(img, 'write -P 0x32 1M 64k', 'write -z 2M 1M');
   await assertSameEveryWay(img, 'nbd', /backing file/);
+});
+
+test('incremental pass: the dirty chunks read from the image map, equal to qemu-nbd and to a full pass', async () => {
+  const img = join(dir, 'inc.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', img, '32M');
+  qemuIo(img, 'write -P 0x91 0 20M', 'write -P 0x92 30M 1M');
+  for (const algorithm of DIGEST_ALGORITHMS) {
+    const first = await hashGuestDisk(img, { format: 'qcow2', algorithm, engine });
+    await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+    // chunk 2; chunks 5 and 6 (across the boundary); chunk 9 zeroed; chunk 25 (unallocated before)
+    qemuIo(
+      img,
+      `write -P ${algorithm === 'sha256' ? 0xa1 : 0xb1} 2M 4k`,
+      'write -P 0xa2 6225920 131072',
+      'write -z 9M 1M',
+      'write -P 0xa3 25M 64k',
+    );
+    const opts = { format: 'qcow2', algorithm, previous: first, bitmap: SEAL_BITMAP } as const;
+    const inc = await hashGuestDisk(img, { ...opts, engine: oddEngine });
+    const incNbd = await hashGuestDisk(img, { ...opts, reader: 'nbd' });
+    const full = await hashGuestDisk(img, { format: 'qcow2', algorithm, engine });
+    assert.is(inc.pass.mode, 'incremental');
+    assert.is(inc.pass.reader, 'image-map');
+    assert.is(incNbd.pass.reader, 'nbd');
+    assert.is(inc.pass.chunksHashed, 5);
+    assert.is(incNbd.pass.chunksHashed, 5);
+    assert.not.equal(inc.chunks, first.chunks);
+    assert.equal(inc.chunks, full.chunks);
+    assert.equal(incNbd.chunks, full.chunks);
+    assert.is(inc.digest, full.digest);
+    assert.is(incNbd.digest, full.digest);
+  }
 });
 
 test('a map that is not plainly "in this file or zero" is refused', () => {

@@ -257,26 +257,32 @@ export class HashEngine {
   /**
    * Chunk digests of a virtual disk of `size` bytes whose content lies in the open file `fd` as
    * `extents` (sorted, contiguous, covering [0, size)): a qcow2 image's guest content read without
-   * QEMU. Chunks lying wholly in zero extents are not read. The caller checks the file's identity.
+   * QEMU. Only the chunks listed in `only` when given (the others' digests stay zero bytes); chunks
+   * lying wholly in zero extents are not read. The caller checks the file's identity.
    */
   async hashExtents(
     fd: number,
     size: number,
     extents: MappedExtent[],
     algorithm: DigestAlgorithm = this.algorithm,
+    only?: number[],
   ): Promise<{ digests: Uint8Array; bytesRead: number; zeroChunks: number; holeChunks: number }> {
     if (this.closed) throw new Error('hash engine is closed');
     const cs = this.chunkSize;
     const n = chunkCount(size, cs);
-    const holes = holeChunkMask(zeroRanges(extents), size, cs);
+    const zero = holeChunkMask(zeroRanges(extents), size, cs);
+    const want = new Uint8Array(n).fill(only ? 0 : 1);
+    for (const i of only ?? []) want[i] = 1;
+    const skip = new Uint8Array(n);
     const digests = new Uint8Array(n * DIGEST_BYTES);
     let holeChunks = 0;
     for (let i = 0; i < n; i++) {
-      if (!holes[i]) continue;
+      skip[i] = !want[i] || zero[i] ? 1 : 0;
+      if (!want[i] || !zero[i]) continue;
       digests.set(zeroChunkDigest(chunkLength(i, size, cs), algorithm), i * DIGEST_BYTES);
       holeChunks++;
     }
-    const job = await this.run(fd, size, algorithm, digests, holes, extents);
+    const job = await this.run(fd, size, algorithm, digests, skip, extents);
     return { digests, bytesRead: job.bytesRead, zeroChunks: job.zeroChunks, holeChunks };
   }
 
