@@ -114,7 +114,7 @@ interface Pass {
   t0: number;
   startNs: bigint;
   /** Incremental: the previous chunk digests (n × 32 bytes) and the chunks the bitmap marks. */
-  previous?: { digests: Uint8Array; dirty: number[] };
+  previous?: { digests: Uint8Array; dirty: Promise<number[]> };
   why?: string;
 }
 
@@ -141,7 +141,9 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   if (opts.engine) p.engine = opts.engine;
   if (why) p.why = why;
   if (bitmap) {
-    const dirty = await dirtyChunks(path, opts.format, bitmap, prev!.size, tools);
+    // read while the image map is taken (both open the image read-only)
+    const dirty = dirtyChunks(path, opts.format, bitmap, prev!.size, tools);
+    dirty.catch(() => undefined); // awaited by the reader; not if it fails first
     p.previous = { digests: Buffer.from(prev!.chunks.join(''), 'hex'), dirty };
   }
   let mapFallback: string | undefined;
@@ -209,7 +211,7 @@ async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
     if (p.previous) {
       if (p.previous.digests.length !== digests.length) throw changedError(path);
       digests.set(p.previous.digests);
-      todo = p.previous.dirty;
+      todo = await p.previous.dirty;
     } else {
       // Chunks that read as zeros (unallocated or zero clusters) need no read.
       const zero = (await server.map('base:allocation'))
@@ -275,20 +277,21 @@ async function hashMapped(p: Pass): Promise<GuestDigest | { fallback: string }> 
     if ('fallback' in map) return map;
     const n = chunkCount(map.size, CHUNK_SIZE);
     if (p.previous && p.previous.digests.length !== n * DIGEST_BYTES) throw changedError(path);
+    const dirty = await p.previous?.dirty;
     const own = p.engine?.chunkSize === CHUNK_SIZE ? undefined : new HashEngine({ qemuImg: false });
     const engine = own ?? p.engine!;
     let r: Awaited<ReturnType<HashEngine['hashExtents']>>;
     try {
-      r = await engine.hashExtents(fh.fd, map.size, map.extents, p.algorithm, p.previous?.dirty);
+      r = await engine.hashExtents(fh.fd, map.size, map.extents, p.algorithm, dirty);
     } finally {
       await own?.close();
     }
     const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
     if (!after.every((a) => sameIdentity(identity, identityOf(a)))) throw changedError(path);
     let digests = r.digests;
-    if (p.previous) {
+    if (p.previous && dirty) {
       digests = Uint8Array.from(p.previous.digests);
-      for (const i of p.previous.dirty)
+      for (const i of dirty)
         digests.set(r.digests.subarray(i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES), i * DIGEST_BYTES);
     }
     return result(
@@ -300,7 +303,7 @@ async function hashMapped(p: Pass): Promise<GuestDigest | { fallback: string }> 
         holeChunks: p.previous ? 0 : r.holeChunks,
         zeroChunks: r.zeroChunks + (p.previous ? r.holeChunks : 0),
       },
-      { chunksHashed: p.previous ? p.previous.dirty.length : n - r.holeChunks, reader: 'image-map' },
+      { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader: 'image-map' },
     );
   } finally {
     await fh.close();
