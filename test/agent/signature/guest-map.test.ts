@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashGuestDisk } from '../../../agent/src/signature/guest-disk/hasher.js';
 import { parseQcow2Map } from '../../../agent/src/signature/guest-disk/image-map.js';
-import { resetBitmap } from '../../../agent/src/signature/guest-disk/qemu.js';
+import { imageInfo, resetBitmap } from '../../../agent/src/signature/guest-disk/qemu.js';
 import { SEAL_BITMAP } from '../../../agent/src/signature/guest-disk/seal-trust.js';
 import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
 import { DIGEST_ALGORITHMS } from '../../../agent/src/signature/hashing/digest.js';
@@ -161,6 +161,36 @@ test('backing-file overlay: read through qemu-nbd, same result', async () => {
   qemuImg('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', img);
   qemuIo(img, 'write -P 0x32 1M 64k', 'write -z 2M 1M');
   await assertSameEveryWay(img, 'nbd', /backing file/);
+});
+
+test('external data file: the map offsets are in that file, read through qemu-nbd', async () => {
+  const img = join(dir, 'ext.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(dir, 'ext.data')}`, img, '6M');
+  qemuIo(img, 'write -P 0x51 1M 2M', 'write -P 0x52 4M 64k');
+  await assertSameEveryWay(img, 'nbd', /external data file/);
+});
+
+test('an encrypted image is not read from its map', async () => {
+  const img = join(dir, 'enc.qcow2');
+  const secret = ['--object', 'secret,id=sec0,data=not-a-real-secret'];
+  qemuImg(
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    ...secret,
+    '-o',
+    'encrypt.format=luks,encrypt.key-secret=sec0',
+    img,
+    '4M',
+  );
+  assert.is((await imageInfo(img, 'qcow2')).encrypted, true);
+  // qemu-nbd cannot open it without the secret either: the pass fails, it does not read the file
+  const err = await hashGuestDisk(img, { format: 'qcow2', engine }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.ok(err, 'an encrypted image hashed without its key');
 });
 
 test('incremental pass: the dirty chunks read from the image map, equal to qemu-nbd and to a full pass', async () => {

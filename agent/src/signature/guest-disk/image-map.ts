@@ -29,7 +29,7 @@ export async function qcow2Map(path: string, fileSize: number, tools: QemuTools)
   // Not -U: the image's lock keeps a QEMU from opening it for writing while the map is taken.
   const map = execFileP(tools.qemuImg, ['map', '--output=json', '-f', 'qcow2', path], {
     timeout: 120_000,
-    maxBuffer: 256 * 1024 * 1024,
+    maxBuffer: 64 * 1024 * 1024, // ~500,000 extents; a more fragmented image is read through qemu-nbd
   });
   map.catch(() => undefined); // awaited below unless the info already rules the map out
   const info = await imageInfo(path, 'qcow2', tools);
