@@ -48,10 +48,10 @@ export async function verifyManifestOffline(
       }
       if (!engine) continue;
       try {
-        // A qcow2 disk sealed over its guest content is read the same way (qemu-nbd), in full.
+        // A qcow2 disk sealed over its guest content is read the same way (image map or qemu-nbd), in full.
         const r =
           'content' in e && e.content === 'guest'
-            ? await hashGuestDisk(e.path, { format: e.format ?? 'qcow2', algorithm })
+            ? await hashGuestDisk(e.path, { format: e.format ?? 'qcow2', algorithm, engine })
             : await engine.hashFile(e.path, { algorithm });
         check.actual = fileDigest(r.digest, algorithmOf(r));
         if (check.actual !== e.digest) check.problem = 'content differs';

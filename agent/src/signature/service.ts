@@ -204,6 +204,7 @@ export class SignatureService {
         nbdinfo: 'nbdinfo',
       },
       () => this.clock.now(),
+      this.engine,
     );
     this.algorithm = opts.digestAlgorithm ?? 'sha256';
     this.trust = new BaselineTrust(this.key.publicKeyPem);

@@ -4,7 +4,11 @@
 // wrote, which a persistent dirty bitmap records: given the previous chunk digests and a trusted
 // bitmap, only the chunks the bitmap marks are read again; the digest is composed exactly as a full
 // pass would compose it, so an incremental result equals a full re-hash of the same content.
-import { stat } from 'node:fs/promises';
+// A plain qcow2 (no backing file, no compression, no encryption, no external data file) is not read
+// through qemu-nbd: `qemu-img map` says where each guest extent lies in the image file, and the
+// engine's workers read and hash those ranges in parallel (image-map.ts), for a full pass or for the
+// chunks a bitmap marks (the bitmap itself is still read through qemu-nbd and nbdinfo).
+import { open, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import {
   CHUNK_SIZE,
@@ -17,9 +21,10 @@ import {
   zeroChunkDigest,
   type DigestAlgorithm,
 } from '../hashing/digest.js';
-import type { FileDigest } from '../hashing/engine.js';
+import { HashEngine, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
 import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
+import { qcow2Map } from './image-map.js';
 import { NbdClient } from './nbd.js';
 import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
 
@@ -35,11 +40,22 @@ export interface GuestHashOptions {
   /** The dirty bitmap that covers every write since `previous` was taken. */
   bitmap?: string;
   tools?: QemuTools;
+  /** Workers for passes read from the image map (default: a pool for this call). */
+  engine?: HashEngine;
+  /** 'nbd': every pass through qemu-nbd, never from the image map (tests compare both). */
+  reader?: 'auto' | 'nbd';
 }
 
 export interface GuestDigest extends FileDigest {
   /** How this digest was computed: from dirty chunks (`incremental`) or every chunk (`full`). */
-  pass: { mode: 'incremental' | 'full'; chunksHashed: number; why?: string };
+  pass: {
+    mode: 'incremental' | 'full';
+    chunksHashed: number;
+    why?: string;
+    /** Read from the image file through its map, or through qemu-nbd (then mapFallback says why). */
+    reader: 'image-map' | 'nbd';
+    mapFallback?: string;
+  };
 }
 
 function changedError(path: string): NodeJS.ErrnoException {
@@ -86,6 +102,22 @@ export async function hashGuestDisk(path: string, opts: GuestHashOptions): Promi
 export const isLockError = (e: unknown) =>
   /Failed to get .* lock|another process using the image/.test((e as Error)?.message ?? '');
 
+/** One pass: what every reader needs. */
+interface Pass {
+  path: string;
+  format: string;
+  algorithm: DigestAlgorithm;
+  tools: QemuTools;
+  engine?: HashEngine;
+  /** The image file before anything was read (the bitmap included). */
+  before: BigIntStats;
+  t0: number;
+  startNs: bigint;
+  /** Incremental: the previous chunk digests (n × 32 bytes) and the chunks the bitmap marks. */
+  previous?: { digests: Uint8Array; dirty: Promise<number[]> };
+  why?: string;
+}
+
 async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
   const t0 = performance.now();
   const startNs = BigInt(Date.now()) * 1_000_000n;
@@ -105,7 +137,68 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     else bitmap = opts.bitmap;
   } else why = prev ? 'no trusted bitmap' : 'no previous digest';
 
-  const server = await NbdExport.start(path, opts.format, { bitmap, tools });
+  const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
+  if (opts.engine) p.engine = opts.engine;
+  if (why) p.why = why;
+  if (bitmap) {
+    // read while the image map is taken (both open the image read-only)
+    const dirty = dirtyChunks(path, opts.format, bitmap, prev!.size, tools);
+    dirty.catch(() => undefined); // awaited by the reader; not if it fails first
+    p.previous = { digests: Buffer.from(prev!.chunks.join(''), 'hex'), dirty };
+  }
+  let mapFallback: string | undefined;
+  if (opts.format === 'qcow2' && opts.reader !== 'nbd') {
+    const mapped = await hashMapped(p);
+    if (!('fallback' in mapped)) return mapped;
+    mapFallback = mapped.fallback;
+  }
+  return hashNbd(p, mapFallback);
+}
+
+/** The chunks a dirty bitmap marks (read through qemu-nbd and nbdinfo). */
+async function dirtyChunks(path: string, format: string, bitmap: string, size: number, tools: QemuTools) {
+  const server = await NbdExport.start(path, format, { bitmap, tools });
+  try {
+    const extents = await server.map(`qemu:dirty-bitmap:${bitmap}`).catch(async (e: unknown) => {
+      throw await server.explain(e, path);
+    });
+    return chunksOf(extents, (t) => (t & 1) === 1, size, CHUNK_SIZE);
+  } finally {
+    await server.stop();
+  }
+}
+
+function result(
+  p: Pass,
+  size: number,
+  digests: Uint8Array,
+  stats: Omit<GuestDigest['stats'], 'ms'>,
+  pass: Pick<GuestDigest['pass'], 'chunksHashed' | 'reader' | 'mapFallback'>,
+): GuestDigest {
+  return {
+    path: p.path,
+    size,
+    chunkSize: CHUNK_SIZE,
+    digest: composeFileDigest(digests, size, p.algorithm).toString('hex'),
+    algorithm: p.algorithm,
+    chunks: chunkDigestsHex(digests),
+    identity: identityOf(p.before),
+    reused: false,
+    stable: !isRacy(p.before, p.startNs),
+    stats: { ...stats, ms: performance.now() - p.t0 },
+    pass: {
+      mode: p.previous ? 'incremental' : 'full',
+      ...pass,
+      ...(p.why ? { why: p.why } : {}),
+    },
+  };
+}
+
+/** The guest content read through qemu-nbd, hashed on this thread. */
+async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
+  const cs = CHUNK_SIZE;
+  const { path, algorithm } = p;
+  const server = await NbdExport.start(path, p.format, { tools: p.tools });
   let client: NbdClient | undefined;
   try {
     client = await NbdClient.connect(server.socket).catch(async (e: unknown) => {
@@ -115,9 +208,10 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     const n = chunkCount(size, cs);
     const digests = new Uint8Array(n * DIGEST_BYTES);
     let todo: number[];
-    if (bitmap) {
-      for (let i = 0; i < n; i++) digests.set(Buffer.from(prev!.chunks[i]!, 'hex'), i * DIGEST_BYTES);
-      todo = chunksOf(await server.map(`qemu:dirty-bitmap:${bitmap}`), (t) => (t & 1) === 1, size, cs);
+    if (p.previous) {
+      if (p.previous.digests.length !== digests.length) throw changedError(path);
+      digests.set(p.previous.digests);
+      todo = await p.previous.dirty;
     } else {
       // Chunks that read as zeros (unallocated or zero clusters) need no read.
       const zero = (await server.map('base:allocation'))
@@ -154,23 +248,64 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     client = undefined;
     await server.stop();
     const after = await stat(path, { bigint: true });
-    if (!sameIdentity(identityOf(before), identityOf(after))) throw changedError(path);
-    const chunks = chunkDigestsHex(digests);
-    return {
-      path,
+    if (!sameIdentity(identityOf(p.before), identityOf(after))) throw changedError(path);
+    const holeChunks = p.previous ? 0 : n - todo.length;
+    return result(
+      p,
       size,
-      chunkSize: cs,
-      digest: composeFileDigest(digests, size, algorithm).toString('hex'),
-      algorithm,
-      chunks,
-      identity: identityOf(before),
-      reused: false,
-      stable: !isRacy(before, startNs),
-      stats: { bytesRead, holeChunks: bitmap ? 0 : n - todo.length, zeroChunks, ms: performance.now() - t0 },
-      pass: { mode: bitmap ? 'incremental' : 'full', chunksHashed: todo.length, ...(why ? { why } : {}) },
-    };
+      digests,
+      { bytesRead, holeChunks, zeroChunks },
+      { chunksHashed: todo.length, reader: 'nbd', ...(mapFallback ? { mapFallback } : {}) },
+    );
   } finally {
     await client?.close().catch(() => undefined);
     await server.stop();
+  }
+}
+
+/** The guest content read from the image file through its qcow2 map, or why it cannot be. */
+async function hashMapped(p: Pass): Promise<GuestDigest | { fallback: string }> {
+  const { path } = p;
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (!st.isFile()) return { fallback: 'not a regular file' };
+    // The file the pass started with (and read the bitmap of), unchanged since.
+    const identity = identityOf(p.before);
+    if (!sameIdentity(identity, identityOf(st))) throw changedError(path);
+    const map = await qcow2Map(path, Number(st.size), p.tools);
+    if ('fallback' in map) return map;
+    const n = chunkCount(map.size, CHUNK_SIZE);
+    if (p.previous && p.previous.digests.length !== n * DIGEST_BYTES) throw changedError(path);
+    const dirty = await p.previous?.dirty;
+    const own = p.engine?.chunkSize === CHUNK_SIZE ? undefined : new HashEngine({ qemuImg: false });
+    const engine = own ?? p.engine!;
+    let r: Awaited<ReturnType<HashEngine['hashExtents']>>;
+    try {
+      r = await engine.hashExtents(fh.fd, map.size, map.extents, p.algorithm, dirty);
+    } finally {
+      await own?.close();
+    }
+    const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
+    if (!after.every((a) => sameIdentity(identity, identityOf(a)))) throw changedError(path);
+    let digests = r.digests;
+    if (p.previous && dirty) {
+      digests = Uint8Array.from(p.previous.digests);
+      for (const i of dirty)
+        digests.set(r.digests.subarray(i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES), i * DIGEST_BYTES);
+    }
+    return result(
+      p,
+      map.size,
+      digests,
+      {
+        bytesRead: r.bytesRead,
+        holeChunks: p.previous ? 0 : r.holeChunks,
+        zeroChunks: r.zeroChunks + (p.previous ? r.holeChunks : 0),
+      },
+      { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader: 'image-map' },
+    );
+  } finally {
+    await fh.close();
   }
 }

@@ -28,9 +28,13 @@ export interface ImageInfo {
   format: string;
   virtualSize: number;
   bitmaps: BitmapInfo[];
+  /** What makes the guest content more than this one file: a backing file, an external data file. */
+  backingFile?: string;
+  dataFile?: string;
+  encrypted: boolean;
 }
 
-function toolError(what: string, e: unknown): Error {
+export function toolError(what: string, e: unknown): Error {
   const err = e as NodeJS.ErrnoException & { stderr?: string };
   const msg = (err.stderr || err.message || String(e)).trim().split('\n').pop() ?? '';
   return new Error(`${what}: ${msg}`, { cause: e });
@@ -49,12 +53,18 @@ export async function imageInfo(path: string, format: string, tools = defaultQem
   const j = JSON.parse(stdout) as {
     format: string;
     'virtual-size': number;
-    'format-specific'?: { data?: { bitmaps?: BitmapInfo[] } };
+    'backing-filename'?: string;
+    encrypted?: boolean;
+    'format-specific'?: { data?: { bitmaps?: BitmapInfo[]; 'data-file'?: string; encrypt?: unknown } };
   };
+  const data = j['format-specific']?.data;
   return {
     format: j.format,
     virtualSize: j['virtual-size'],
-    bitmaps: j['format-specific']?.data?.bitmaps ?? [],
+    bitmaps: data?.bitmaps ?? [],
+    ...(j['backing-filename'] ? { backingFile: j['backing-filename'] } : {}),
+    ...(data?.['data-file'] ? { dataFile: data['data-file'] } : {}),
+    encrypted: j.encrypted === true || data?.encrypt !== undefined,
   };
 }
 

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { AgentStore } from '../../store/agent-store.js';
 import { SealTrustStore } from '../../store/seal-trust-store.js';
-import { algorithmOf, type FileDigest } from '../hashing/engine.js';
+import { algorithmOf, type FileDigest, type HashEngine } from '../hashing/engine.js';
 import type { DigestAlgorithm } from '../hashing/digest.js';
 import { identityOf, sameIdentity } from '../hashing/identity.js';
 import type { SealedDisk } from '../manifest.js';
@@ -36,6 +36,8 @@ export class GuestDisks {
     private readonly store: AgentStore,
     tools: QemuTools | false,
     private readonly now: () => Date,
+    /** Workers for full passes read from the image map. */
+    private readonly engine?: HashEngine,
   ) {
     this.trust = new SealTrustStore(store.db);
     this.enabled = tools !== false;
@@ -69,7 +71,7 @@ export class GuestDisks {
         }
       }
     }
-    const g = await hashGuestDisk(path, { format, algorithm, tools: this.tools });
+    const g = await hashGuestDisk(path, { format, algorithm, tools: this.tools, engine: this.engine });
     const file = { ...g, path: key };
     await this.store.cacheDigests([file], this.now().toISOString());
     return file;
@@ -105,6 +107,7 @@ export class GuestDisks {
       format,
       algorithm,
       tools: this.tools,
+      engine: this.engine,
       ...(previous ? { previous, bitmap: SEAL_BITMAP } : {}),
     });
     if (!previous) g.pass.why = why;

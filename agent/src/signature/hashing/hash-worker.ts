@@ -33,19 +33,49 @@ function hasher(algorithm: DigestAlgorithm): Incremental {
 let buffer = Buffer.alloc(0);
 let zeros = Buffer.alloc(0);
 
-function readFully(fd: number, into: Buffer, want: number, offset: number, size: number): void {
+function readFully(fd: number, into: Buffer, at: number, want: number, offset: number): void {
   let got = 0;
   while (got < want) {
-    const n = readSync(fd, into, got, want - got, offset + got);
+    const n = readSync(fd, into, at + got, want - got, offset + got);
     if (n === 0) {
-      const err = new Error(
-        `file shrank while hashing: end of file at ${offset + got}, expected ${size} bytes`,
-      );
+      const err = new Error(`file shrank while hashing: end of file at ${offset + got}`);
       (err as NodeJS.ErrnoException).code = 'EFILECHANGED';
       throw err;
     }
     got += n;
   }
+}
+
+/** Fills into[0, want) with the batch's next bytes. */
+type Source = (into: Buffer, want: number) => void;
+
+function fileSource(fd: number, start: number): Source {
+  let pos = start;
+  return (into, want) => {
+    readFully(fd, into, 0, want, pos);
+    pos += want;
+  };
+}
+
+/** The bytes of a scatter list (see protocol.ts), in order. */
+function scatterSource(fd: number, list: Float64Array): Source {
+  let s = 0;
+  let used = 0; // bytes of pair s already consumed
+  return (into, want) => {
+    for (let got = 0; got < want;) {
+      if (2 * s >= list.length) throw new Error('scatter list shorter than its chunks');
+      const host = list[2 * s]!;
+      const n = Math.min(list[2 * s + 1]! - used, want - got);
+      if (host < 0) into.fill(0, got, got + n);
+      else readFully(fd, into, got, n, host + used);
+      got += n;
+      used += n;
+      if (used === list[2 * s + 1]) {
+        s++;
+        used = 0;
+      }
+    }
+  };
 }
 
 function hashBatch(req: BatchRequest): BatchReply {
@@ -56,6 +86,7 @@ function hashBatch(req: BatchRequest): BatchReply {
   const digests = new Uint8Array(count * DIGEST_BYTES);
   let bytesRead = 0;
   let zeroChunks = 0;
+  const read = req.scatter ? scatterSource(fd, req.scatter) : fileSource(fd, first * chunkSize);
   for (let c = 0; c < count; c++) {
     const start = (first + c) * chunkSize;
     const len = Math.min(chunkSize, size - start);
@@ -63,7 +94,7 @@ function hashBatch(req: BatchRequest): BatchReply {
     let zeroPrefix = 0; // leading zero bytes of this chunk not yet fed to a hasher
     for (let o = 0; o < len; o += piece) {
       const want = Math.min(piece, len - o);
-      readFully(fd, buffer, want, start + o, size);
+      read(buffer, want);
       const data = buffer.subarray(0, want);
       if (!h && data[0] === 0 && data.equals(zeros.subarray(0, want))) {
         zeroPrefix += want;

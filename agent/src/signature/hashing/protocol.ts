@@ -3,7 +3,7 @@
 // with positional reads. Only the chunk digests travel back (transferred, not copied).
 import type { DigestAlgorithm } from './digest.js';
 
-/** Hash chunks [first, first + count) of the open file `fd` of `size` bytes. */
+/** Hash chunks [first, first + count) of the open file `fd` of `size` bytes (or of a virtual disk, see scatter). */
 export interface BatchRequest {
   id: number;
   fd: number;
@@ -14,6 +14,11 @@ export interface BatchRequest {
   algorithm: DigestAlgorithm;
   /** Bytes per read syscall; each piece is hashed right after its read, while still in L2. */
   readBytes: number;
+  /**
+   * When the chunks are not the file's own bytes at their offsets (a qcow2 image's guest content):
+   * (file offset, length) pairs making up chunks [first, first + count) in order; offset -1 = zeros.
+   */
+  scatter?: Float64Array;
 }
 
 export type BatchReply =
