@@ -187,7 +187,8 @@ export async function benchIncrementalSeal(
         offsets(count, 17 + r).map((o, i) => `write -P ${((i + r * 7) % 200) + 30} ${o} 1M`),
       );
       t = performance.now();
-      last = await hashGuestDisk(img, { format: 'qcow2', previous: last, bitmap: SEAL_BITMAP });
+      // as the agent's seal does it (seal-trust.ts): its hashing engine, then a fresh bitmap
+      last = await hashGuestDisk(img, { format: 'qcow2', previous: last, bitmap: SEAL_BITMAP, engine });
       await resetBitmap(img, 'qcow2', SEAL_BITMAP);
       inc.push(performance.now() - t);
       if (last.pass.mode !== 'incremental') throw new Error(`seal was not incremental: ${last.pass.why}`);

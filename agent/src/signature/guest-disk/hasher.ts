@@ -24,7 +24,7 @@ import {
 import { HashEngine, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
 import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
-import { qcow2Map } from './image-map.js';
+import { qcow2Map, type ImageMap } from './image-map.js';
 import { NbdClient } from './nbd.js';
 import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
 
@@ -126,31 +126,37 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   const cs = CHUNK_SIZE;
   let why: string | undefined;
   let bitmap: string | undefined;
+  let previous: Pass['previous'];
   const algorithm = opts.algorithm ?? 'sha256';
   const prev =
     opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm ? opts.previous : undefined;
+  // The image's metadata, its map and the dirty bitmap's extents are read at the same time: three
+  // programs that each open the image read-only (the bitmap's extents are dropped unless it is usable).
+  const mapped = opts.format === 'qcow2' && opts.reader !== 'nbd';
+  const info = (prev && opts.bitmap) || mapped ? imageInfo(path, opts.format, tools) : undefined;
+  info?.catch(() => undefined);
+  const map = mapped ? qcow2Map(path, Number(before.size), tools, info) : undefined;
+  map?.catch(() => undefined);
   if (prev && opts.bitmap) {
-    const info = await imageInfo(path, opts.format, tools);
-    const state = bitmapState(info, opts.bitmap);
+    const dirty = dirtyChunks(path, opts.format, opts.bitmap, prev.size, tools);
+    dirty.catch(() => undefined); // awaited by the reader when the bitmap is usable
+    const i = await info!;
+    const state = bitmapState(i, opts.bitmap);
     if (state !== 'ok') why = `bitmap ${state}`;
-    else if (prev.chunkSize !== cs || prev.size !== info.virtualSize) why = 'disk size changed';
+    else if (prev.chunkSize !== cs || prev.size !== i.virtualSize) why = 'disk size changed';
     else bitmap = opts.bitmap;
+    if (bitmap) previous = { digests: Buffer.from(prev.chunks.join(''), 'hex'), dirty };
   } else why = prev ? 'no trusted bitmap' : 'no previous digest';
 
   const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
   if (opts.engine) p.engine = opts.engine;
   if (why) p.why = why;
-  if (bitmap) {
-    // read while the image map is taken (both open the image read-only)
-    const dirty = dirtyChunks(path, opts.format, bitmap, prev!.size, tools);
-    dirty.catch(() => undefined); // awaited by the reader; not if it fails first
-    p.previous = { digests: Buffer.from(prev!.chunks.join(''), 'hex'), dirty };
-  }
+  if (previous) p.previous = previous;
   let mapFallback: string | undefined;
-  if (opts.format === 'qcow2' && opts.reader !== 'nbd') {
-    const mapped = await hashMapped(p);
-    if (!('fallback' in mapped)) return mapped;
-    mapFallback = mapped.fallback;
+  if (map) {
+    const result = await hashMapped(p, map);
+    if (!('fallback' in result)) return result;
+    mapFallback = result.fallback;
   }
   return hashNbd(p, mapFallback);
 }
@@ -264,7 +270,7 @@ async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
 }
 
 /** The guest content read from the image file through its qcow2 map, or why it cannot be. */
-async function hashMapped(p: Pass): Promise<GuestDigest | { fallback: string }> {
+async function hashMapped(p: Pass, mapping: Promise<ImageMap>): Promise<GuestDigest | { fallback: string }> {
   const { path } = p;
   const fh = await open(path, 'r');
   try {
@@ -273,7 +279,7 @@ async function hashMapped(p: Pass): Promise<GuestDigest | { fallback: string }> 
     // The file the pass started with (and read the bitmap of), unchanged since.
     const identity = identityOf(p.before);
     if (!sameIdentity(identity, identityOf(st))) throw changedError(path);
-    const map = await qcow2Map(path, Number(st.size), p.tools);
+    const map = await mapping;
     if ('fallback' in map) return map;
     const n = chunkCount(map.size, CHUNK_SIZE);
     if (p.previous && p.previous.digests.length !== n * DIGEST_BYTES) throw changedError(path);

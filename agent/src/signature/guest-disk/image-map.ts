@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { MappedExtent } from '../hashing/scatter.js';
-import { imageInfo, toolError, type QemuTools } from './qemu.js';
+import { imageInfo, toolError, type ImageInfo, type QemuTools } from './qemu.js';
 
 const execFileP = promisify(execFile);
 
@@ -25,14 +25,19 @@ export type ImageMap = { size: number; extents: MappedExtent[] } | { fallback: s
  * The guest extents of a qcow2 image whose file is `fileSize` bytes. Throws only for a failure the
  * NBD path would meet as well (the image locked by a running QEMU, an unreadable image).
  */
-export async function qcow2Map(path: string, fileSize: number, tools: QemuTools): Promise<ImageMap> {
+export async function qcow2Map(
+  path: string,
+  fileSize: number,
+  tools: QemuTools,
+  imageInfoRead: Promise<ImageInfo> = imageInfo(path, 'qcow2', tools),
+): Promise<ImageMap> {
   // Not -U: the image's lock keeps a QEMU from opening it for writing while the map is taken.
   const map = execFileP(tools.qemuImg, ['map', '--output=json', '-f', 'qcow2', path], {
     timeout: 120_000,
     maxBuffer: 64 * 1024 * 1024, // ~500,000 extents; a more fragmented image is read through qemu-nbd
   });
   map.catch(() => undefined); // awaited below unless the info already rules the map out
-  const info = await imageInfo(path, 'qcow2', tools);
+  const info = await imageInfoRead;
   if (info.backingFile) return { fallback: 'backing file' };
   if (info.dataFile) return { fallback: 'external data file' };
   if (info.encrypted) return { fallback: 'encrypted' };
