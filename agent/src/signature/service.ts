@@ -31,6 +31,7 @@ import {
 } from './errors.js';
 import { HashEngine, algorithmOf, diffChunks, sameIdentity, type FileDigest } from './hashing/engine.js';
 import type { DigestAlgorithm } from './hashing/digest.js';
+import { settle } from './hashing/identity.js';
 import type { GuestDigest } from './guest-disk/hasher.js';
 import type { QemuTools } from './guest-disk/qemu.js';
 import { GuestDisks, guestKey } from './guest-disk/seal-trust.js';
@@ -740,12 +741,11 @@ export class SignatureService {
       const format = formatOf(d.path);
       return format ? [{ path: d.path, format }] : [];
     });
+    const fileDisks = m.disks.filter((d) => !formatOf(d.path)).map((d) => d.path);
+    // a digest whose identity is trusted: the next start check is then a stat and a compare
+    await settle(fileDisks);
     const [hashed, guestReads] = await Promise.all([
-      this.hashAll(
-        m.disks.filter((d) => !formatOf(d.path)).map((d) => d.path),
-        false,
-        algorithm,
-      ),
+      this.hashAll(fileDisks, false, algorithm),
       this.readGuest(uuid, guestDisks, algorithm, m.disks),
     ]);
     if ((await this.hv.getDomain(uuid))?.state !== 'shut off') throw new DomainStateError(uuid, 'running');

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HashEngine, sameIdentity, type FileDigest } from '../../../agent/src/signature/hashing/index.js';
+import { settle } from '../../../agent/src/signature/hashing/identity.js';
 import { MiB, randomBytes, reference, tempDir, writeRandom } from './helpers.js';
 import { sleep } from '../../helpers/wait.js';
 
@@ -88,6 +89,19 @@ test('a file modified just before hashing is not trusted for the next re-check',
   const b = await engine.hashFile(path, { previous: a });
   assert.is(b.reused, false);
   assert.is(b.digest, a.digest);
+});
+
+test('settle() waits out the racy window of files just changed (a seal right after a stop)', async () => {
+  const path = tmp.file('settle');
+  const other = tmp.file('settle-old');
+  writeRandom(other, 1024);
+  utimesSync(other, new Date(2020, 0, 1), new Date(2020, 0, 1));
+  writeRandom(path, MiB);
+  await settle([path, other, tmp.file('missing')]);
+  const a = await engine.hashFile(path);
+  assert.ok(a.stable, 'hashed after settle(): the identity is trusted');
+  const b = await engine.hashFile(path, { previous: a });
+  assert.ok(b.reused);
 });
 
 test('works with the qemu-img probe disabled or failing (dense fallback)', async () => {

@@ -3,6 +3,7 @@
 // ctime cannot be set from user space (utimes itself bumps it), so a content change that restores
 // the mtime is still seen.
 import type { BigIntStats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 
 /** All fields are decimal strings (JSON-safe; inode numbers and nanosecond times exceed 2^53). */
 export interface FileIdentity {
@@ -50,3 +51,23 @@ export function isRacy(st: BigIntStats, hashStartNs: bigint): boolean {
   const last = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
   return last + RACY_WINDOW_NS >= hashStartNs;
 }
+
+/**
+ * Waits until none of `paths` is racy for a hash that starts then (at most RACY_WINDOW_NS and a tick):
+ * a seal right after libvirt stopped an instance (and restored the disks' owners, which bumps ctime)
+ * would otherwise take a digest whose identity is not trusted, and the next start would hash again.
+ */
+export async function settle(paths: string[], now: () => bigint = () => BigInt(Date.now()) * 1_000_000n) {
+  let last = 0n;
+  for (const path of paths) {
+    const st = await stat(path, { bigint: true }).catch(() => undefined);
+    if (!st) continue;
+    const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+    if (changed > last) last = changed;
+  }
+  const waitNs = last + RACY_WINDOW_NS + TICK_NS - now();
+  if (waitNs > 0n) await new Promise((r) => setTimeout(r, Math.ceil(Number(waitNs) / 1e6)));
+}
+
+/** More than one tick of the coarse clock file times come from. */
+const TICK_NS = 10_000_000n;
