@@ -67,6 +67,8 @@ export interface Guest {
   installed?: string;
   krlVersion?: string;
   cursor?: string;
+  /** The last poll's journal lines were all read: the next may skip an unchanged journal. */
+  journalRead?: boolean;
   sessions: Map<number, LiveSession>;
   status: GuestTrustStatusMsg;
   queue: Promise<unknown>;
