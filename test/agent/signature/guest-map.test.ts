@@ -213,7 +213,7 @@ test('incremental pass: the dirty chunks read from the image map, equal to qemu-
     const incNbd = await hashGuestDisk(img, { ...opts, reader: 'nbd' });
     const full = await hashGuestDisk(img, { format: 'qcow2', algorithm, engine });
     assert.is(inc.pass.mode, 'incremental');
-    assert.is(inc.pass.reader, 'image-map');
+    assert.is(inc.pass.reader, 'qcow2-metadata');
     assert.is(incNbd.pass.reader, 'nbd');
     assert.is(inc.pass.chunksHashed, 5);
     assert.is(incNbd.pass.chunksHashed, 5);

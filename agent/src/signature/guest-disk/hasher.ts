@@ -25,6 +25,7 @@ import { HashEngine, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
 import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
 import { qcow2Map, type ImageMap } from './image-map.js';
+import { readQcow2Dirty, type Qcow2Dirty } from './qcow2-dirty.js';
 import { NbdClient } from './nbd.js';
 import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
 
@@ -52,8 +53,12 @@ export interface GuestDigest extends FileDigest {
     mode: 'incremental' | 'full';
     chunksHashed: number;
     why?: string;
-    /** Read from the image file through its map, or through qemu-nbd (then mapFallback says why). */
-    reader: 'image-map' | 'nbd';
+    /**
+     * Read from the image file through its map (`qemu-img map`), or through the qcow2 metadata read
+     * by the agent itself (incremental passes of plain images), or through qemu-nbd (then mapFallback
+     * says why).
+     */
+    reader: 'image-map' | 'qcow2-metadata' | 'nbd';
     mapFallback?: string;
   };
 }
@@ -130,14 +135,35 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   const algorithm = opts.algorithm ?? 'sha256';
   const prev =
     opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm ? opts.previous : undefined;
+  const mapped = opts.format === 'qcow2' && opts.reader !== 'nbd';
+  let bitmapWanted = !!(prev && opts.bitmap);
+  if (prev && opts.bitmap && mapped) {
+    // A plain image: the bitmap and the clusters it marks read from the file, no program started.
+    const native = await readDirty(path, opts.bitmap);
+    if ('state' in native) {
+      bitmapWanted = false;
+      if (native.state !== 'ok') why = `bitmap ${native.state}`;
+      else if (prev.chunkSize !== cs || prev.size !== native.size) why = 'disk size changed';
+      else {
+        const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
+        if (opts.engine) p.engine = opts.engine;
+        p.previous = {
+          digests: Buffer.from(prev.chunks.join(''), 'hex'),
+          dirty: Promise.resolve(native.dirty),
+        };
+        const map = Promise.resolve({ size: native.size, extents: native.extents });
+        const result = await hashMapped(p, map, 'qcow2-metadata');
+        if (!('fallback' in result)) return result;
+      }
+    }
+  }
   // The image's metadata, its map and the dirty bitmap's extents are read at the same time: three
   // programs that each open the image read-only (the bitmap's extents are dropped unless it is usable).
-  const mapped = opts.format === 'qcow2' && opts.reader !== 'nbd';
-  const info = (prev && opts.bitmap) || mapped ? imageInfo(path, opts.format, tools) : undefined;
+  const info = bitmapWanted || mapped ? imageInfo(path, opts.format, tools) : undefined;
   info?.catch(() => undefined);
   const map = mapped ? qcow2Map(path, Number(before.size), tools, info) : undefined;
   map?.catch(() => undefined);
-  if (prev && opts.bitmap) {
+  if (bitmapWanted && prev && opts.bitmap) {
     const dirty = dirtyChunks(path, opts.format, opts.bitmap, prev.size, tools);
     dirty.catch(() => undefined); // awaited by the reader when the bitmap is usable
     const i = await info!;
@@ -146,7 +172,7 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     else if (prev.chunkSize !== cs || prev.size !== i.virtualSize) why = 'disk size changed';
     else bitmap = opts.bitmap;
     if (bitmap) previous = { digests: Buffer.from(prev.chunks.join(''), 'hex'), dirty };
-  } else why = prev ? 'no trusted bitmap' : 'no previous digest';
+  } else why ??= prev ? 'no trusted bitmap' : 'no previous digest';
 
   const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
   if (opts.engine) p.engine = opts.engine;
@@ -159,6 +185,16 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     mapFallback = result.fallback;
   }
   return hashNbd(p, mapFallback);
+}
+
+/** The dirty bitmap's state and, when usable, what it marks: read from the qcow2 file itself. */
+async function readDirty(path: string, bitmap: string): Promise<Qcow2Dirty> {
+  const fh = await open(path, 'r');
+  try {
+    return await readQcow2Dirty(fh, bitmap, CHUNK_SIZE);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The chunks a dirty bitmap marks (read through qemu-nbd and nbdinfo). */
@@ -270,7 +306,11 @@ async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
 }
 
 /** The guest content read from the image file through its qcow2 map, or why it cannot be. */
-async function hashMapped(p: Pass, mapping: Promise<ImageMap>): Promise<GuestDigest | { fallback: string }> {
+async function hashMapped(
+  p: Pass,
+  mapping: Promise<ImageMap>,
+  reader: 'image-map' | 'qcow2-metadata' = 'image-map',
+): Promise<GuestDigest | { fallback: string }> {
   const { path } = p;
   const fh = await open(path, 'r');
   try {
@@ -309,7 +349,7 @@ async function hashMapped(p: Pass, mapping: Promise<ImageMap>): Promise<GuestDig
         holeChunks: p.previous ? 0 : r.holeChunks,
         zeroChunks: r.zeroChunks + (p.previous ? r.holeChunks : 0),
       },
-      { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader: 'image-map' },
+      { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader },
     );
   } finally {
     await fh.close();
