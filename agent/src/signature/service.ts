@@ -432,6 +432,8 @@ export class SignatureService {
         if (c.ok) {
           this.onHashed?.(c.file);
           this.onGuestSealed?.(d.path, r.file);
+          // with the identity after the bitmap's reset: the next start check is a stat and a compare
+          this.known.rememberFile(c.file);
         }
         out.set(d.path, c);
       }),
@@ -732,24 +734,30 @@ export class SignatureService {
     if (!this.trust.verifies(m, baseline.signature)) throw new BaselineSignatureError(uuid);
     // A seal keeps the baseline's algorithm: one manifest, one digest (see setDigestAlgorithm).
     const algorithm = manifestAlgorithm(m);
+    // Libvirt has just restored the disks' owners (ctime): waited out, the coverage and the digests
+    // taken now are trusted with these identities, and the start after this seal is a stat and a
+    // compare (see identity.ts, isRacy).
+    await settle(m.disks.map((d) => d.path));
+    const definition = await this.definition(uuid);
     // The definition says which disks are qcow2 (the manifest of an older seal may not).
-    const formats = new Map(
-      (await this.coverage(await this.definition(uuid))).disks.map((d) => [d.path, d.format]),
-    );
+    const formats = new Map((await this.coverage(definition)).disks.map((d) => [d.path, d.format]));
     const formatOf = (path: string) => this.guestFormat(formats.get(path));
     const guestDisks = m.disks.flatMap((d) => {
       const format = formatOf(d.path);
       return format ? [{ path: d.path, format }] : [];
     });
     const fileDisks = m.disks.filter((d) => !formatOf(d.path)).map((d) => d.path);
-    // a digest whose identity is trusted: the next start check is then a stat and a compare
-    await settle(fileDisks);
     const [hashed, guestReads] = await Promise.all([
       this.hashAll(fileDisks, false, algorithm),
       this.readGuest(uuid, guestDisks, algorithm, m.disks),
     ]);
     if ((await this.hv.getDomain(uuid))?.state !== 'shut off') throw new DomainStateError(uuid, 'running');
     const guestHashed = await this.commitGuest(uuid, guestDisks, guestReads);
+    if (guestDisks.length) {
+      // the bitmaps' reset changed those files: the coverage again, once that is not racy
+      await settle(guestDisks.map((d) => d.path));
+      await this.coverage(definition);
+    }
     const now = this.now();
     const problems: Array<{ path: string; reason: string }> = [];
     const files: FileDigest[] = [];

@@ -4,7 +4,7 @@
 // another node key) is verified again, and the tampered ones are refused at start.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentEvent } from '../../../agent/src/events.js';
@@ -87,6 +87,16 @@ test('an unchanged instance: the second start check is quick and verifies no sig
     assert.is(v.isValid, 'true');
     assert.equal([v.stats!.quick, v.stats!.bytesRead], [true, 0]);
   }
+});
+
+test('a seal right after the disks changed owner (libvirt at stop): the next start check is quick', async () => {
+  assert.is(await checkStart(), 'allow');
+  // what libvirt does when an instance stops: the disks' owners restored (ctime), then the seal
+  for (const f of [vm.files.overlay, vm.files.data]) chmodSync(f, statSync(f).mode & 0o7777);
+  await a.agent.signatures.sealDisks(vm.uuid);
+  verdicts.length = 0;
+  assert.is(await checkStart(), 'allow');
+  assert.equal([lastVerdict().stats!.quick, lastVerdict().stats!.bytesRead], [true, 0]);
 });
 
 test('a changed file after a quick check: refused at once, naming it; restored: allowed', async () => {
