@@ -16,7 +16,7 @@ import { imageInfo, resetBitmap } from '../../../agent/src/signature/guest-disk/
 import { SEAL_BITMAP } from '../../../agent/src/signature/guest-disk/seal-trust.js';
 import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
 import { DIGEST_ALGORITHMS } from '../../../agent/src/signature/hashing/digest.js';
-import { scatterList } from '../../../agent/src/signature/hashing/scatter.js';
+import { compactChunks, scatterList } from '../../../agent/src/signature/hashing/scatter.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -260,6 +260,33 @@ test('scatter lists: clipped to the range, adjacent pieces merged', () => {
   assert.equal([...scatterList(extents, 0, 300)], [1000, 150, -1, 50, 10, 100]);
   assert.equal([...scatterList(extents, 120, 250)], [1120, 30, -1, 50, 10, 50]);
   assert.equal([...scatterList(extents, 210, 220)], [20, 10]);
+});
+
+test('compact chunks: the listed chunks end to end, the short last chunk last, pieces merged', () => {
+  // chunks of 100 bytes over a 290-byte disk: chunk 0 in the file at 1000, chunk 1 zeros, chunk 2
+  // (90 bytes) at 5000
+  const extents = [
+    { start: 0, length: 100, host: 1000 },
+    { start: 100, length: 100, host: null },
+    { start: 200, length: 90, host: 5000 },
+  ];
+  assert.equal(compactChunks(extents, [0, 2], 290, 100), {
+    size: 190,
+    extents: [
+      { start: 0, length: 100, host: 1000 },
+      { start: 100, length: 90, host: 5000 },
+    ],
+  });
+  assert.equal(compactChunks(extents, [1, 2], 290, 100).extents, [
+    { start: 0, length: 100, host: null },
+    { start: 100, length: 90, host: 5000 },
+  ]);
+  // extents that cover only the listed chunks are enough (the qcow2 metadata reader's)
+  assert.equal(compactChunks([{ start: 200, length: 90, host: 7 }], [2], 290, 100), {
+    size: 90,
+    extents: [{ start: 0, length: 90, host: 7 }],
+  });
+  assert.throws(() => compactChunks([{ start: 200, length: 90, host: 7 }], [1], 290, 100), /no mapping/);
 });
 
 test.run();

@@ -23,7 +23,7 @@ import { blockDeviceSize } from './block-device.js';
 import { holeChunkMask, zeroExtents } from './extents.js';
 import { identityOf, isRacy, sameIdentity, type FileIdentity } from './identity.js';
 import type { BatchReply, BatchRequest } from './protocol.js';
-import { scatterList, zeroRanges, type MappedExtent } from './scatter.js';
+import { compactChunks, scatterList, zeroRanges, type MappedExtent } from './scatter.js';
 
 const openP = promisify(fsOpen);
 const closeP = promisify(fsClose);
@@ -256,9 +256,10 @@ export class HashEngine {
 
   /**
    * Chunk digests of a virtual disk of `size` bytes whose content lies in the open file `fd` as
-   * `extents` (sorted, contiguous, covering [0, size)): a qcow2 image's guest content read without
-   * QEMU. Only the chunks listed in `only` when given (the others' digests stay zero bytes); chunks
-   * lying wholly in zero extents are not read. The caller checks the file's identity.
+   * `extents` (sorted, contiguous, covering [0, size), or at least the chunks in `only`): a qcow2
+   * image's guest content read without QEMU. Only the chunks listed in `only` when given (the others'
+   * digests stay zero bytes), hashed as one compact job (scatter.ts, compactChunks); chunks lying
+   * wholly in zero extents are not read. The caller checks the file's identity.
    */
   async hashExtents(
     fd: number,
@@ -270,15 +271,23 @@ export class HashEngine {
     if (this.closed) throw new Error('hash engine is closed');
     const cs = this.chunkSize;
     const n = chunkCount(size, cs);
+    if (only) {
+      const chunks = [...new Set(only)].filter((i) => i >= 0 && i < n).sort((a, b) => a - b);
+      const compact = compactChunks(extents, chunks, size, cs);
+      const r = await this.hashExtents(fd, compact.size, compact.extents, algorithm);
+      const digests = new Uint8Array(n * DIGEST_BYTES);
+      chunks.forEach((c, k) =>
+        digests.set(r.digests.subarray(k * DIGEST_BYTES, (k + 1) * DIGEST_BYTES), c * DIGEST_BYTES),
+      );
+      return { ...r, digests };
+    }
     const zero = holeChunkMask(zeroRanges(extents), size, cs);
-    const want = new Uint8Array(n).fill(only ? 0 : 1);
-    for (const i of only ?? []) want[i] = 1;
     const skip = new Uint8Array(n);
     const digests = new Uint8Array(n * DIGEST_BYTES);
     let holeChunks = 0;
     for (let i = 0; i < n; i++) {
-      skip[i] = !want[i] || zero[i] ? 1 : 0;
-      if (!want[i] || !zero[i]) continue;
+      skip[i] = zero[i] ? 1 : 0;
+      if (!zero[i]) continue;
       digests.set(zeroChunkDigest(chunkLength(i, size, cs), algorithm), i * DIGEST_BYTES);
       holeChunks++;
     }

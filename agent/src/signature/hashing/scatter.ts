@@ -54,3 +54,37 @@ export function zeroRanges(extents: MappedExtent[]): { start: number; length: nu
   }
   return out;
 }
+
+/**
+ * The listed chunks (sorted, of `chunkSize` bytes, of a disk of `size` bytes) laid end to end as one
+ * smaller disk: hashing them is then one job of contiguous chunks (batches of many chunks) instead of
+ * one batch per scattered chunk. Chunk k of the result is chunk `chunks[k]`, with the same length
+ * (only the disk's last chunk can be short, and it comes last).
+ */
+export function compactChunks(
+  extents: MappedExtent[],
+  chunks: number[],
+  size: number,
+  chunkSize: number,
+): { size: number; extents: MappedExtent[] } {
+  const out: MappedExtent[] = [];
+  let pos = 0;
+  for (const c of chunks) {
+    const from = c * chunkSize;
+    const to = Math.min(size, from + chunkSize);
+    for (let i = extentAt(extents, from), at = from; at < to; i++) {
+      const e = extents[i];
+      if (!e || e.start > at) throw new Error(`no mapping for offset ${at}`);
+      const len = Math.min(e.start + e.length, to) - at;
+      if (len <= 0) continue;
+      const host = e.host === null ? null : e.host + (at - e.start);
+      const last = out[out.length - 1];
+      if (last && (last.host === null ? host === null : host !== null && last.host + last.length === host))
+        last.length += len;
+      else out.push({ start: pos, length: len, host });
+      pos += len;
+      at += len;
+    }
+  }
+  return { size: pos, extents: out };
+}
