@@ -4,7 +4,7 @@
 //
 // An 8 GiB qcow2 (/var/tmp, on disk) is filled densely through qemu-io (64 writes of 128 MiB, each
 // its own byte pattern: every chunk is hashed, none is skipped as zeros; the fill time is reported).
-// Then, BENCH_INC_RUNS times (default 3): a fresh bitmap, 1% of the disk written by qemu-io (82
+// Then, BENCH_INC_RUNS times (default 7): a fresh bitmap, 1% of the disk written by qemu-io (82
 // writes of 1 MiB at random offsets aligned with the 1 MiB chunk grid, so 1% of the chunks are
 // touched; unaligned writes would touch up to twice as many), and the seal timed: dirty extents read from the
 // bitmap, the touched chunks hashed, the bitmap reset. References in the same run, best of 2 (the
@@ -146,7 +146,7 @@ async function fullGuestPass(
 export async function benchIncrementalSeal(
   log: (s: string) => void = console.log,
 ): Promise<IncrementalSealFigures> {
-  const runs = Math.max(1, Number(process.env.BENCH_INC_RUNS ?? 3));
+  const runs = Math.max(1, Number(process.env.BENCH_INC_RUNS ?? 7));
   const dir = mkdtempSync('/var/tmp/vmwarden-bench-inc-');
   const img = join(dir, 'disk.qcow2');
   const engine = new HashEngine();
