@@ -149,6 +149,17 @@ test('images that are not plain are left to the qemu tools', async () => {
   const raw = join(dir, 'raw.img');
   qemuImg('create', '-q', '-f', 'raw', raw, '8M');
   assert.equal(await native(raw), { fallback: 'not a qcow2 header' });
+  const plain = join(dir, 'resized.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', plain, '8M');
+  await resetBitmap(plain, 'qcow2', SEAL_BITMAP);
+  const fh = await open(plain, 'r');
+  try {
+    // not the size the previous seal had: left to the qemu tools (which then do a full pass)
+    assert.equal(await readQcow2Dirty(fh, SEAL_BITMAP, MiB, 4 * MiB), { fallback: 'disk size changed' });
+    assert.is(((await readQcow2Dirty(fh, SEAL_BITMAP, MiB, 8 * MiB)) as { state: string }).state, 'ok');
+  } finally {
+    await fh.close();
+  }
 });
 
 test('incremental seals through the metadata: equal to a full pass; a compressed dirty cluster falls back', async () => {

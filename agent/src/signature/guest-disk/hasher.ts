@@ -139,7 +139,7 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   let bitmapWanted = !!(prev && opts.bitmap);
   if (prev && opts.bitmap && mapped) {
     // A plain image: the bitmap and the clusters it marks read from the file, no program started.
-    const native = await readDirty(path, opts.bitmap);
+    const native = await readDirty(path, opts.bitmap, prev.size);
     if ('state' in native) {
       bitmapWanted = false;
       if (native.state !== 'ok') why = `bitmap ${native.state}`;
@@ -188,10 +188,10 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
 }
 
 /** The dirty bitmap's state and, when usable, what it marks: read from the qcow2 file itself. */
-async function readDirty(path: string, bitmap: string): Promise<Qcow2Dirty> {
+async function readDirty(path: string, bitmap: string, size: number): Promise<Qcow2Dirty> {
   const fh = await open(path, 'r');
   try {
-    return await readQcow2Dirty(fh, bitmap, CHUNK_SIZE);
+    return await readQcow2Dirty(fh, bitmap, CHUNK_SIZE, size);
   } finally {
     await fh.close();
   }

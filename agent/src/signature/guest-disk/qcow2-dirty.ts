@@ -234,13 +234,21 @@ async function mapRange(
 /**
  * The chunks (of `chunkSize` bytes) the persistent bitmap `name` marks, and the extents that map
  * exactly those chunks; or the bitmap's state when it is not usable, or why this image is not read
- * here. The caller checks the file's identity around it (and around reading the chunks).
+ * here (also when its virtual size is not `expectedSize`). The caller checks the file's identity
+ * around it (and around reading the chunks).
  */
-export async function readQcow2Dirty(fh: FileHandle, name: string, chunkSize: number): Promise<Qcow2Dirty> {
+export async function readQcow2Dirty(
+  fh: FileHandle,
+  name: string,
+  chunkSize: number,
+  expectedSize?: number,
+): Promise<Qcow2Dirty> {
   try {
     const fileSize = Number((await fh.stat()).size);
     const hd = await header(fh, fileSize);
     if ('fallback' in hd) return hd;
+    // before anything is sized by it (a virtual size of exabytes would mean a huge chunk list)
+    if (expectedSize !== undefined && hd.size !== expectedSize) return { fallback: 'disk size changed' };
     const b = await findBitmap(fh, hd, name, fileSize);
     if (!b) return { state: 'missing' };
     if ('fallback' in b) return b;
