@@ -100,15 +100,16 @@ async function main() {
     // warm-up (page cache, QEMU binary, the agent's digest cache)
     await once(true);
     await once(false);
-    // The start checks of the timed starts, each right after the seal of the run before: a stat and
-    // a compare when the seal's digests are trusted (quick), else the files are hashed again.
-    const startChecks = { quick: 0, all: 0 };
-    const onStartCheck = (e: AgentEvent) => {
+    // The verdicts of the allowed start checks, taken per phase below. During the timed starts each
+    // check comes right after the seal of the run before: a stat and a compare when the seal's
+    // digests are trusted (quick), else the files are hashed again.
+    const checks: Array<{ ms: number; quick: boolean }> = [];
+    const onCheck = (e: AgentEvent) => {
       if (e.serverId !== vm.uuid || e.action !== 'allowed' || !e.verdict?.stats) return;
-      startChecks.all++;
-      if (e.verdict.stats.quick) startChecks.quick++;
+      checks.push({ ms: e.verdict.stats.ms, quick: e.verdict.stats.quick === true });
     };
-    a.agent.events.on('event', onStartCheck);
+    a.agent.events.on('event', onCheck);
+    const quickOf = (xs: typeof checks) => `${xs.filter((x) => x.quick).length}/${xs.length}`;
     const withHook: number[] = [];
     const without: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -121,7 +122,7 @@ async function main() {
         without.push(await once(false));
       }
     }
-    a.agent.events.off('event', onStartCheck);
+    const timedChecks = checks.splice(0);
     // sanity: every start with the hook went through CheckStart (an "allowed" audit record each)
     const ev = await c.call('GET', `/v1/sign/${vm.uuid}/events`, { token: admin });
     const allowed = (ev.body.events as Array<{ action: string }>).filter(
@@ -130,14 +131,6 @@ async function main() {
     if (allowed < RUNS + 1)
       throw new Error(`only ${allowed} allowed records for ${RUNS + 1} starts with the hook`);
     // the hook program alone, for an allowed start (no libvirt): what the added time is made of
-    const verifyMs: number[] = [];
-    let quick = 0;
-    const onEvent = (e: AgentEvent) => {
-      if (e.serverId !== vm.uuid || e.action !== 'allowed' || !e.verdict?.stats) return;
-      verifyMs.push(e.verdict.stats.ms);
-      if (e.verdict.stats.quick) quick++;
-    };
-    a.agent.events.on('event', onEvent);
     const hookAlone: number[] = [];
     const curlAlone: number[] = [];
     const curlHook = join(mkdtempSync(join(tmpdir(), 'vmwarden-bench-')), 'vmwarden');
@@ -156,8 +149,7 @@ async function main() {
       hookAlone.push(await runHook(DEFAULT_HOOK_PATH));
       curlAlone.push(await runHook(curlHook));
     }
-    verifyMs.length = 0;
-    quick = 0;
+    checks.length = 0;
     const roundTrip: number[] = [];
     const checkMs: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -165,7 +157,8 @@ async function main() {
       roundTrip.push(r.ms);
       checkMs.push(r.checkMs);
     }
-    a.agent.events.off('event', onEvent);
+    a.agent.events.off('event', onCheck);
+    const agentChecks = checks.splice(0);
     const unchangedVerifications = a.agent.signatures.baselineVerifications - verifiedBefore;
     rmSync(curlHook, { force: true });
     const mw = median(withHook);
@@ -189,9 +182,9 @@ async function main() {
       hook_program_curl_ms_median: round(median(curlAlone)),
       agent_roundtrip_ms_median: round2(median(roundTrip)),
       agent_check_ms_median: round2(median(checkMs)),
-      verification_ms_median: round2(median(verifyMs)),
-      verification_quick: `${quick}/${verifyMs.length}`,
-      start_checks_after_seal_quick: `${startChecks.quick}/${startChecks.all}`,
+      verification_ms_median: round2(median(agentChecks.map((x) => x.ms))),
+      verification_quick: quickOf(agentChecks),
+      start_checks_after_seal_quick: quickOf(timedChecks),
       hook_client_and_shell_ms_median: round(median(hookAlone) - median(roundTrip)),
       baseline_signature_verifications: a.agent.signatures.baselineVerifications,
       seals: 2 * RUNS + 2,

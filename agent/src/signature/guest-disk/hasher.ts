@@ -21,13 +21,20 @@ import {
   zeroChunkDigest,
   type DigestAlgorithm,
 } from '../hashing/digest.js';
-import { HashEngine, type FileDigest } from '../hashing/engine.js';
+import { HashEngine, fileChangedError, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
 import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
 import { qcow2Map, type ImageMap } from './image-map.js';
 import { readQcow2Dirty, type Qcow2Dirty } from './qcow2-dirty.js';
 import { NbdClient } from './nbd.js';
-import { NbdExport, bitmapState, defaultQemuTools, imageInfo, type QemuTools } from './qemu.js';
+import {
+  NbdExport,
+  bitmapState,
+  defaultQemuTools,
+  imageInfo,
+  type BitmapState,
+  type QemuTools,
+} from './qemu.js';
 
 /** Reads in flight on the NBD connection. */
 const WINDOW = 8;
@@ -61,12 +68,6 @@ export interface GuestDigest extends FileDigest {
     reader: 'image-map' | 'qcow2-metadata' | 'nbd';
     mapFallback?: string;
   };
-}
-
-function changedError(path: string): NodeJS.ErrnoException {
-  const err = new Error(`cannot hash ${path}: file changed while hashing`) as NodeJS.ErrnoException;
-  err.code = 'EFILECHANGED';
-  return err;
 }
 
 /** Indices of the chunks an extent list marks (`pick(type)` true), for a disk of `size` bytes. */
@@ -130,11 +131,31 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   const before: BigIntStats = await stat(path, { bigint: true });
   const cs = CHUNK_SIZE;
   let why: string | undefined;
-  let bitmap: string | undefined;
   let previous: Pass['previous'];
   const algorithm = opts.algorithm ?? 'sha256';
   const prev =
     opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm ? opts.previous : undefined;
+  const pass = (): Pass => ({
+    path,
+    format: opts.format,
+    algorithm,
+    tools,
+    before,
+    t0,
+    startNs,
+    ...(opts.engine ? { engine: opts.engine } : {}),
+  });
+  /** Why the bitmap in `state` cannot stand for every write since `prev` (undefined: it can). */
+  const unusable = (state: BitmapState, size?: number) =>
+    state !== 'ok'
+      ? `bitmap ${state}`
+      : prev!.chunkSize !== cs || prev!.size !== size
+        ? 'disk size changed'
+        : undefined;
+  const withDirty = (dirty: Promise<number[]>) => ({
+    digests: Buffer.from(prev!.chunks.join(''), 'hex'),
+    dirty,
+  });
   const mapped = opts.format === 'qcow2' && opts.reader !== 'nbd';
   let bitmapWanted = !!(prev && opts.bitmap);
   if (prev && opts.bitmap && mapped) {
@@ -142,15 +163,9 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     const native = await readDirty(path, opts.bitmap, prev.size);
     if ('state' in native) {
       bitmapWanted = false;
-      if (native.state !== 'ok') why = `bitmap ${native.state}`;
-      else if (prev.chunkSize !== cs || prev.size !== native.size) why = 'disk size changed';
-      else {
-        const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
-        if (opts.engine) p.engine = opts.engine;
-        p.previous = {
-          digests: Buffer.from(prev.chunks.join(''), 'hex'),
-          dirty: Promise.resolve(native.dirty),
-        };
+      why = unusable(native.state, 'size' in native ? native.size : undefined);
+      if (!why && 'dirty' in native) {
+        const p = { ...pass(), previous: withDirty(Promise.resolve(native.dirty)) };
         const map = Promise.resolve({ size: native.size, extents: native.extents });
         const result = await hashMapped(p, map, 'qcow2-metadata');
         if (!('fallback' in result)) return result;
@@ -167,15 +182,11 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     const dirty = dirtyChunks(path, opts.format, opts.bitmap, prev.size, tools);
     dirty.catch(() => undefined); // awaited by the reader when the bitmap is usable
     const i = await info!;
-    const state = bitmapState(i, opts.bitmap);
-    if (state !== 'ok') why = `bitmap ${state}`;
-    else if (prev.chunkSize !== cs || prev.size !== i.virtualSize) why = 'disk size changed';
-    else bitmap = opts.bitmap;
-    if (bitmap) previous = { digests: Buffer.from(prev.chunks.join(''), 'hex'), dirty };
+    why = unusable(bitmapState(i, opts.bitmap), i.virtualSize);
+    if (!why) previous = withDirty(dirty);
   } else why ??= prev ? 'no trusted bitmap' : 'no previous digest';
 
-  const p: Pass = { path, format: opts.format, algorithm, tools, before, t0, startNs };
-  if (opts.engine) p.engine = opts.engine;
+  const p = pass();
   if (why) p.why = why;
   if (previous) p.previous = previous;
   let mapFallback: string | undefined;
@@ -251,7 +262,7 @@ async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
     const digests = new Uint8Array(n * DIGEST_BYTES);
     let todo: number[];
     if (p.previous) {
-      if (p.previous.digests.length !== digests.length) throw changedError(path);
+      if (p.previous.digests.length !== digests.length) throw fileChangedError(path);
       digests.set(p.previous.digests);
       todo = await p.previous.dirty;
     } else {
@@ -290,7 +301,7 @@ async function hashNbd(p: Pass, mapFallback?: string): Promise<GuestDigest> {
     client = undefined;
     await server.stop();
     const after = await stat(path, { bigint: true });
-    if (!sameIdentity(identityOf(p.before), identityOf(after))) throw changedError(path);
+    if (!sameIdentity(identityOf(p.before), identityOf(after))) throw fileChangedError(path);
     const holeChunks = p.previous ? 0 : n - todo.length;
     return result(
       p,
@@ -318,11 +329,11 @@ async function hashMapped(
     if (!st.isFile()) return { fallback: 'not a regular file' };
     // The file the pass started with (and read the bitmap of), unchanged since.
     const identity = identityOf(p.before);
-    if (!sameIdentity(identity, identityOf(st))) throw changedError(path);
+    if (!sameIdentity(identity, identityOf(st))) throw fileChangedError(path);
     const map = await mapping;
     if ('fallback' in map) return map;
     const n = chunkCount(map.size, CHUNK_SIZE);
-    if (p.previous && p.previous.digests.length !== n * DIGEST_BYTES) throw changedError(path);
+    if (p.previous && p.previous.digests.length !== n * DIGEST_BYTES) throw fileChangedError(path);
     const dirty = await p.previous?.dirty;
     const own = p.engine?.chunkSize === CHUNK_SIZE ? undefined : new HashEngine({ qemuImg: false });
     const engine = own ?? p.engine!;
@@ -333,7 +344,7 @@ async function hashMapped(
       await own?.close();
     }
     const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
-    if (!after.every((a) => sameIdentity(identity, identityOf(a)))) throw changedError(path);
+    if (!after.every((a) => sameIdentity(identity, identityOf(a)))) throw fileChangedError(path);
     let digests = r.digests;
     if (p.previous && dirty) {
       digests = Uint8Array.from(p.previous.digests);

@@ -6,7 +6,7 @@
 // dirty ones, nothing flagged corrupt or dirty); anything else, or anything that does not add up,
 // is a `fallback` and the qemu tools do the work. Layout: QEMU's docs/interop/qcow2.txt.
 import type { FileHandle } from 'node:fs/promises';
-import type { MappedExtent } from '../hashing/scatter.js';
+import { appendExtent, type MappedExtent } from '../hashing/scatter.js';
 import type { BitmapState } from './qemu.js';
 
 const MAGIC = 0x514649fb; // "QFI\xfb"
@@ -218,14 +218,7 @@ async function mapRange(
         host = data + within;
       }
     }
-    const last = out[out.length - 1];
-    if (
-      last &&
-      last.start + last.length === pos &&
-      (last.host === null ? host === null : host !== null && last.host + last.length === host)
-    )
-      last.length += len;
-    else out.push({ start: pos, length: len, host });
+    appendExtent(out, pos, len, host);
     pos += len;
   }
   return undefined;

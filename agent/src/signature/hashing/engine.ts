@@ -116,6 +116,13 @@ interface Slot {
 /** Batches kept in flight per worker, so a worker never waits for the main thread between batches. */
 const DEPTH = 2;
 
+/** The file changed under a hash (its identity moved): the caller hashes it again (EFILECHANGED). */
+export function fileChangedError(path: string): NodeJS.ErrnoException {
+  const err = new Error(`cannot hash ${path}: file changed while hashing`) as NodeJS.ErrnoException;
+  err.code = 'EFILECHANGED';
+  return err;
+}
+
 function fileError(path: string, e: unknown): Error {
   const cause = e as NodeJS.ErrnoException;
   const err = new Error(`cannot hash ${path}: ${cause.message}`, { cause }) as NodeJS.ErrnoException;
@@ -226,11 +233,7 @@ export class HashEngine {
       });
       const after = await fstatP(fd, { bigint: true });
       const identity = identityOf(before);
-      if (!sameIdentity(identity, identityOf(after))) {
-        const err = fileError(path, new Error('file changed while hashing')) as NodeJS.ErrnoException;
-        err.code = 'EFILECHANGED';
-        throw err;
-      }
+      if (!sameIdentity(identity, identityOf(after))) throw fileChangedError(path);
       const chunks = chunkDigestsHex(digests);
       return {
         path,

@@ -48,24 +48,23 @@ export function sameIdentity(
 export const RACY_WINDOW_NS = 50_000_000n;
 
 export function isRacy(st: BigIntStats, hashStartNs: bigint): boolean {
-  const last = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
-  return last + RACY_WINDOW_NS >= hashStartNs;
+  return lastChangeNs(st) + RACY_WINDOW_NS >= hashStartNs;
 }
+
+const lastChangeNs = (st: BigIntStats) => (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs);
 
 /**
  * Waits until none of `paths` is racy for a hash that starts then (at most RACY_WINDOW_NS and a tick):
  * a seal right after libvirt stopped an instance (and restored the disks' owners, which bumps ctime)
  * would otherwise take a digest whose identity is not trusted, and the next start would hash again.
  */
-export async function settle(paths: string[], now: () => bigint = () => BigInt(Date.now()) * 1_000_000n) {
+export async function settle(paths: string[]): Promise<void> {
   let last = 0n;
   for (const path of paths) {
     const st = await stat(path, { bigint: true }).catch(() => undefined);
-    if (!st) continue;
-    const changed = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
-    if (changed > last) last = changed;
+    if (st && lastChangeNs(st) > last) last = lastChangeNs(st);
   }
-  const waitNs = last + RACY_WINDOW_NS + TICK_NS - now();
+  const waitNs = last + RACY_WINDOW_NS + TICK_NS - BigInt(Date.now()) * 1_000_000n;
   if (waitNs > 0n) await new Promise((r) => setTimeout(r, Math.ceil(Number(waitNs) / 1e6)));
 }
 

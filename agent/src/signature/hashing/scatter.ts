@@ -43,6 +43,17 @@ export function scatterList(extents: MappedExtent[], from: number, to: number): 
   return Float64Array.from(out);
 }
 
+/** Adds [start, start + length) at `host` to sorted extents, merged with the last when it continues it. */
+export function appendExtent(out: MappedExtent[], start: number, length: number, host: number | null): void {
+  const last = out[out.length - 1];
+  const continues =
+    last &&
+    last.start + last.length === start &&
+    (last.host === null ? host === null : host !== null && last.host + last.length === host);
+  if (continues) last.length += length;
+  else out.push({ start, length, host });
+}
+
 /** Zero extents as the hole list holeChunkMask takes (sorted, merged). */
 export function zeroRanges(extents: MappedExtent[]): { start: number; length: number }[] {
   const out: { start: number; length: number }[] = [];
@@ -77,11 +88,7 @@ export function compactChunks(
       if (!e || e.start > at) throw new Error(`no mapping for offset ${at}`);
       const len = Math.min(e.start + e.length, to) - at;
       if (len <= 0) continue;
-      const host = e.host === null ? null : e.host + (at - e.start);
-      const last = out[out.length - 1];
-      if (last && (last.host === null ? host === null : host !== null && last.host + last.length === host))
-        last.length += len;
-      else out.push({ start: pos, length: len, host });
+      appendExtent(out, pos, len, e.host === null ? null : e.host + (at - e.start));
       pos += len;
       at += len;
     }
