@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Enforcer } from '../../../agent/src/enforce/enforcer.js';
@@ -15,7 +16,8 @@ import { StartGuard } from '../../../agent/src/enforce/start-guard.js';
 import { connectHypervisor, type Hypervisor } from '../../../agent/src/libvirt/hypervisor.js';
 import { DomainDefinition } from '../../../agent/src/signature/domain-definition.js';
 import { hashGuestDisk, type GuestDigest } from '../../../agent/src/signature/guest-disk/hasher.js';
-import { SEAL_BITMAP } from '../../../agent/src/signature/guest-disk/seal-trust.js';
+import { readQcow2Dirty } from '../../../agent/src/signature/guest-disk/qcow2-dirty.js';
+import { SEAL_BITMAP, type GuestDisks } from '../../../agent/src/signature/guest-disk/seal-trust.js';
 import { HashEngine, type FileDigest } from '../../../agent/src/signature/hashing/engine.js';
 import { fileDigest, isSealed, type SealedDisk } from '../../../agent/src/signature/manifest.js';
 import { NodeKey } from '../../../agent/src/signature/node-key.js';
@@ -56,6 +58,17 @@ const vda = async (): Promise<SealedDisk> => {
   return d as SealedDisk;
 };
 
+/** The chunks the seal bitmap marks, read by the agent's own qcow2 reader. */
+async function dirtyChunks(): Promise<number[] | string> {
+  const fh = await open(qcow, 'r');
+  try {
+    const d = await readQcow2Dirty(fh, SEAL_BITMAP, MiB);
+    return 'dirty' in d ? d.dirty : JSON.stringify(d);
+  } finally {
+    await fh.close();
+  }
+}
+
 async function fullDigest(): Promise<string> {
   return fileDigest((await hashGuestDisk(qcow, { format: 'qcow2' })).digest);
 }
@@ -65,13 +78,13 @@ const checkStart = async () => enforcer.checkStart(uuid, new DomainDefinition(aw
 const lifecycle = (event: string, detail: string) => enforcer.lifecycleEvent({ name, event, detail });
 
 /** One run as the agent sees it: start check, Started, the guest writes, Stopped (→ seal). */
-async function run(writes: () => void, opts: { verified?: boolean } = {}): Promise<GuestDigest> {
+async function run(writes: () => unknown, opts: { verified?: boolean } = {}): Promise<GuestDigest> {
   if (opts.verified !== false) {
     const r = await checkStart();
     assert.ok(r.allowed, r.reason);
   }
   await lifecycle('Started', 'Booted');
-  writes();
+  await writes();
   sealedPasses.length = 0;
   await lifecycle('Stopped', 'Shutdown');
   if (sealedPasses.length !== 1) {
@@ -168,8 +181,28 @@ test('a verified run writing 1 MiB: only the chunks it touched are hashed, manif
   assert.is.not(d.digest, before);
   assert.is(d.digest, await fullDigest(), 'incremental manifest == full re-hash');
   assert.equal(bitmaps(qcow), [{ name: SEAL_BITMAP, flags: ['auto'], granularity: 65536 }], 'fresh bitmap');
+  assert.is(pass.bitmapReset, true, 'reset while the dirty chunks were hashed');
+  assert.equal(await dirtyChunks(), [], 'the fresh bitmap is empty');
+  const quick = await svc.verify(uuid);
+  assert.is(quick.isValid, 'true', JSON.stringify(quick.differences));
+  assert.is(quick.stats!.bytesRead, 0, "the image's identity after the reset was recorded");
   const v = await svc.verify(uuid, { full: true });
   assert.is(v.isValid, 'true', JSON.stringify(v.differences));
+});
+
+test('a seal that ends after the bitmap reset but before its commit: the next seal reads everything', async () => {
+  const guest = (svc as unknown as { guest: GuestDisks }).guest; // the service's own seal steps
+  const pass = await run(async () => {
+    qemuIo('qcow2', qcow, 'write -P 0x3c 1G 1M');
+    // the first step of a seal whose instance then starts again (no commit follows)
+    const read = await guest.read(uuid, qcow, 'qcow2', 'sha256', await vda());
+    assert.is(read.pass.mode, 'incremental');
+    assert.is(read.bitmapReset, true);
+    assert.is(await guest.trustOf(qcow), undefined, 'the trust record went before the reset');
+    qemuIo('qcow2', qcow, 'write -P 0x3d 1G 1M');
+  });
+  assert.is(pass.pass.mode, 'full');
+  assert.is((await vda()).digest, await fullDigest());
 });
 
 test('a raw disk keeps the full re-hash', async () => {

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,9 +14,11 @@ import { chunksOf, hashGuestDisk } from '../../../agent/src/signature/guest-disk
 import { parseQcow2Map } from '../../../agent/src/signature/guest-disk/image-map.js';
 import { NbdExport, resetBitmap } from '../../../agent/src/signature/guest-disk/qemu.js';
 import { readQcow2Dirty } from '../../../agent/src/signature/guest-disk/qcow2-dirty.js';
-import { SEAL_BITMAP } from '../../../agent/src/signature/guest-disk/seal-trust.js';
+import { SEAL_BITMAP, freshSealBitmap } from '../../../agent/src/signature/guest-disk/seal-trust.js';
 import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
+import { identityOf } from '../../../agent/src/signature/hashing/identity.js';
 import { scatterList, type MappedExtent } from '../../../agent/src/signature/hashing/scatter.js';
+import { sleep } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -188,6 +190,101 @@ test('incremental seals through the metadata: equal to a full pass; a compressed
   assert.is.not(inc2.pass.reader, 'qcow2-metadata');
   assert.is(inc2.digest, full2.digest);
   assert.equal(inc2.chunks, full2.chunks);
+});
+
+test("the seal's bitmap reset runs while the dirty chunks are hashed: fresh bitmap, identity after it", async () => {
+  const img = join(dir, 'r.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', img, '16M');
+  qemuIo(img, 'write -P 0x61 0 12M');
+  const first = await hashGuestDisk(img, { format: 'qcow2', engine });
+  await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+  qemuIo(img, 'write -P 0x62 2M 1M', 'write -P 0x63 7M 4k');
+  let calls = 0;
+  const resetBitmapNow = () => (calls++, freshSealBitmap(img, 'qcow2'));
+  const inc = await hashGuestDisk(img, {
+    format: 'qcow2',
+    previous: first,
+    bitmap: SEAL_BITMAP,
+    engine,
+    resetBitmap: resetBitmapNow,
+  });
+  assert.is(calls, 1);
+  assert.is(inc.pass.mode, 'incremental');
+  assert.is(inc.pass.reader, 'qcow2-metadata');
+  assert.is(inc.pass.chunksHashed, 2);
+  assert.is(inc.bitmapReset, true);
+  assert.equal(
+    inc.identity,
+    identityOf(statSync(img, { bigint: true })),
+    "the image's identity after the reset",
+  );
+  assert.equal(await native(img), { state: 'ok', size: 16 * MiB, dirty: [], extents: [] }, 'bitmap empty');
+  assert.is(inc.digest, (await hashGuestDisk(img, { format: 'qcow2', engine })).digest);
+
+  // a reset that fails: the digest stands, the caller learns the bitmap is not fresh
+  qemuIo(img, 'write -P 0x64 3M 1M');
+  const failed = await hashGuestDisk(img, {
+    format: 'qcow2',
+    previous: inc,
+    bitmap: SEAL_BITMAP,
+    engine,
+    resetBitmap: async () => false,
+  });
+  assert.is(failed.pass.mode, 'incremental');
+  assert.is(failed.bitmapReset, false);
+  assert.is(failed.digest, (await hashGuestDisk(img, { format: 'qcow2', engine })).digest);
+  // no pass without a usable bitmap runs the reset (the caller resets after it)
+  calls = 0;
+  const full = await hashGuestDisk(img, { format: 'qcow2', engine, resetBitmap: resetBitmapNow });
+  assert.is(calls, 0);
+  assert.is(full.bitmapReset, undefined);
+});
+
+test('the image written after the reset while the chunks are hashed: read again in full, never from the reset bitmap', async () => {
+  const img = join(dir, 'w.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', img, '16M');
+  qemuIo(img, 'write -P 0x71 0 12M');
+  const first = await hashGuestDisk(img, { format: 'qcow2', engine });
+  await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+  qemuIo(img, 'write -P 0x72 4M 1M');
+  let resetDone!: () => void;
+  const reset = new Promise<void>((r) => (resetDone = r));
+  let writes = 0;
+  // a writer that is not QEMU under libvirt, once the reset is over and before the hashing ends
+  class WrittenMeanwhile extends HashEngine {
+    override async hashExtents(...args: Parameters<HashEngine['hashExtents']>) {
+      const r = await super.hashExtents(...args);
+      if (writes++ === 0) {
+        await reset;
+        await sleep(50); // the pass has taken the identity after the reset
+        qemuIo(img, 'write -P 0x73 9M 64k');
+      }
+      return r;
+    }
+  }
+  const slow = new WrittenMeanwhile({ workers: 2 });
+  let calls = 0;
+  try {
+    const g = await hashGuestDisk(img, {
+      format: 'qcow2',
+      previous: first,
+      bitmap: SEAL_BITMAP,
+      engine: slow,
+      resetBitmap: async () => {
+        calls++;
+        const ok = await freshSealBitmap(img, 'qcow2');
+        resetDone();
+        return ok;
+      },
+    });
+    assert.is(calls, 1, 'reset once');
+    assert.is(g.bitmapReset, true);
+    assert.is(g.pass.mode, 'full', 'the reset bitmap no longer covers the writes since the previous digest');
+    assert.is(g.digest, (await hashGuestDisk(img, { format: 'qcow2', engine })).digest);
+    assert.equal(g.identity, identityOf(statSync(img, { bigint: true })));
+  } finally {
+    await slow.close();
+  }
 });
 
 test.run();

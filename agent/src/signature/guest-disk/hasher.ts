@@ -6,8 +6,9 @@
 // pass would compose it, so an incremental result equals a full re-hash of the same content.
 // A plain qcow2 (no backing file, no compression, no encryption, no external data file) is not read
 // through qemu-nbd: `qemu-img map` says where each guest extent lies in the image file, and the
-// engine's workers read and hash those ranges in parallel (image-map.ts), for a full pass or for the
-// chunks a bitmap marks (the bitmap itself is still read through qemu-nbd and nbdinfo).
+// engine's workers read and hash those ranges in parallel (image-map.ts). An incremental pass of a
+// plain image starts no program at all: the bitmap and the clusters it marks are read from the file
+// (qcow2-dirty.ts), and a seal's bitmap reset runs while the marked chunks are hashed.
 import { open, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import {
@@ -23,7 +24,7 @@ import {
 } from '../hashing/digest.js';
 import { HashEngine, fileChangedError, type FileDigest } from '../hashing/engine.js';
 import { holeChunkMask } from '../hashing/extents.js';
-import { identityOf, isRacy, sameIdentity } from '../hashing/identity.js';
+import { identityOf, isRacy, sameIdentity, type FileIdentity } from '../hashing/identity.js';
 import { qcow2Map, type ImageMap } from './image-map.js';
 import { readQcow2Dirty, type Qcow2Dirty } from './qcow2-dirty.js';
 import { NbdClient } from './nbd.js';
@@ -52,6 +53,12 @@ export interface GuestHashOptions {
   engine?: HashEngine;
   /** 'nbd': every pass through qemu-nbd, never from the image map (tests compare both). */
   reader?: 'auto' | 'nbd';
+  /**
+   * A seal's bitmap reset (resolves false when it failed). Run while the dirty chunks are hashed when
+   * the bitmap was read from the image file itself (no QEMU program holds the image then); otherwise
+   * not run, and the caller resets after the pass. See GuestDigest.bitmapReset.
+   */
+  resetBitmap?: () => Promise<boolean>;
 }
 
 export interface GuestDigest extends FileDigest {
@@ -68,6 +75,11 @@ export interface GuestDigest extends FileDigest {
     reader: 'image-map' | 'qcow2-metadata' | 'nbd';
     mapFallback?: string;
   };
+  /**
+   * Set when opts.resetBitmap ran during the call (true: it succeeded); `identity` is then the
+   * image's identity after the reset, checked unchanged at the end of the hashing.
+   */
+  bitmapReset?: boolean;
 }
 
 /** Indices of the chunks an extent list marks (`pick(type)` true), for a disk of `size` bytes. */
@@ -91,9 +103,12 @@ export function chunksOf(
 
 /** Hashes the guest content of `path`; incremental when `previous` and a usable `bitmap` are given. */
 export async function hashGuestDisk(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
+  const reset: ResetState = {};
   for (let attempt = 1, locked = 0; ; attempt++) {
     try {
-      return await hashOnce(path, opts);
+      const g = await hashOnce(path, opts, reset);
+      if (reset.ok !== undefined) g.bitmapReset = reset.ok;
+      return g;
     } catch (e) {
       // QEMU may still hold the image's lock for a moment after libvirt reported it stopped.
       if (isLockError(e) && ++locked <= 25) {
@@ -103,6 +118,11 @@ export async function hashGuestDisk(path: string, opts: GuestHashOptions): Promi
       if ((e as NodeJS.ErrnoException).code !== 'EFILECHANGED' || attempt >= 3) throw e;
     }
   }
+}
+
+/** Whether opts.resetBitmap has run in this call (ok set): later attempts then read every chunk. */
+interface ResetState {
+  ok?: boolean;
 }
 
 export const isLockError = (e: unknown) =>
@@ -124,7 +144,7 @@ interface Pass {
   why?: string;
 }
 
-async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDigest> {
+async function hashOnce(path: string, opts: GuestHashOptions, reset: ResetState): Promise<GuestDigest> {
   const t0 = performance.now();
   const startNs = BigInt(Date.now()) * 1_000_000n;
   const tools = opts.tools ?? defaultQemuTools;
@@ -133,8 +153,11 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
   let why: string | undefined;
   let previous: Pass['previous'];
   const algorithm = opts.algorithm ?? 'sha256';
+  // once the bitmap is reset, it no longer covers the writes since `previous`
   const prev =
-    opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm ? opts.previous : undefined;
+    opts.previous && (opts.previous.algorithm ?? 'sha256') === algorithm && reset.ok === undefined
+      ? opts.previous
+      : undefined;
   const pass = (): Pass => ({
     path,
     format: opts.format,
@@ -167,7 +190,14 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
       if (!why && 'dirty' in native) {
         const p = { ...pass(), previous: withDirty(Promise.resolve(native.dirty)) };
         const map = Promise.resolve({ size: native.size, extents: native.extents });
-        const result = await hashMapped(p, map, 'qcow2-metadata');
+        // the bitmap is read: the seal's reset runs while the dirty chunks are hashed
+        const during = opts.resetBitmap ? resetDuring(p, opts.resetBitmap, reset) : undefined;
+        let result: Awaited<ReturnType<typeof hashMapped>>;
+        try {
+          result = await hashMapped(p, map, 'qcow2-metadata', during);
+        } finally {
+          await during; // neither a retry nor the qemu tools below may meet qemu-img at work
+        }
         if (!('fallback' in result)) return result;
       }
     }
@@ -196,6 +226,22 @@ async function hashOnce(path: string, opts: GuestHashOptions): Promise<GuestDige
     mapFallback = result.fallback;
   }
   return hashNbd(p, mapFallback);
+}
+
+/**
+ * Runs the seal's bitmap reset unless the image changed since the pass began (the pass then fails
+ * its own identity check); resolves to the image's identity after the reset.
+ */
+async function resetDuring(
+  p: Pass,
+  run: () => Promise<boolean>,
+  state: ResetState,
+): Promise<FileIdentity | undefined> {
+  const st = await stat(p.path, { bigint: true });
+  if (!sameIdentity(identityOf(p.before), identityOf(st))) return undefined;
+  state.ok = false; // from here on the bitmap may be gone, whatever happens
+  state.ok = await run().catch(() => false);
+  return identityOf(await stat(p.path, { bigint: true }));
 }
 
 /** The dirty bitmap's state and, when usable, what it marks: read from the qcow2 file itself. */
@@ -321,6 +367,8 @@ async function hashMapped(
   p: Pass,
   mapping: Promise<ImageMap>,
   reader: 'image-map' | 'qcow2-metadata' = 'image-map',
+  /** A bitmap reset running meanwhile: the file's identity after it (undefined: it did not run). */
+  reset?: Promise<FileIdentity | undefined>,
 ): Promise<GuestDigest | { fallback: string }> {
   const { path } = p;
   const fh = await open(path, 'r');
@@ -343,15 +391,17 @@ async function hashMapped(
     } finally {
       await own?.close();
     }
+    // unchanged since the pass began, or since the reset (its own change) when one ran meanwhile
+    const expected = (reset && (await reset)) || identity;
     const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
-    if (!after.every((a) => sameIdentity(identity, identityOf(a)))) throw fileChangedError(path);
+    if (!after.every((a) => sameIdentity(expected, identityOf(a)))) throw fileChangedError(path);
     let digests = r.digests;
     if (p.previous && dirty) {
       digests = Uint8Array.from(p.previous.digests);
       for (const i of dirty)
         digests.set(r.digests.subarray(i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES), i * DIGEST_BYTES);
     }
-    return result(
+    const res = result(
       p,
       map.size,
       digests,
@@ -362,6 +412,7 @@ async function hashMapped(
       },
       { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader },
     );
+    return expected === identity ? res : { ...res, identity: expected };
   } finally {
     await fh.close();
   }

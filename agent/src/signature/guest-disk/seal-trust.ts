@@ -7,13 +7,15 @@
 //          ─(libvirt reported the domain Started, within START_WINDOW_MS)→ running ─(Stopped)→ seal
 // Anything else (a start the agent did not verify, an image touched while off, a gap in the
 // lifecycle stream, an agent restart, a bitmap missing/disabled/in-use) means a full re-hash.
+// The record goes before a seal resets the bitmap (the reset may run during the pass): a seal that
+// ends before its commit leaves the next one a full pass.
 import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import type { AgentStore } from '../../store/agent-store.js';
 import { SealTrustStore } from '../../store/seal-trust-store.js';
 import { algorithmOf, type FileDigest, type HashEngine } from '../hashing/engine.js';
 import type { DigestAlgorithm } from '../hashing/digest.js';
-import { identityOf, sameIdentity } from '../hashing/identity.js';
+import { identityOf, sameIdentity, type FileIdentity } from '../hashing/identity.js';
 import type { SealedDisk } from '../manifest.js';
 import { fileDigest } from '../manifest.js';
 import { hashGuestDisk, isLockError, type GuestDigest } from './hasher.js';
@@ -103,40 +105,41 @@ export class GuestDisks {
         previous = { ...base, identity: t.sealedIdentity, reused: false, stable: true, stats: zeroStats() };
       } else why = 'previous chunk digests not at hand';
     }
+    // With a trusted bitmap the reset may run while the dirty chunks are hashed: the record goes
+    // first, so a seal that ends before commit() leaves the next one a full pass.
+    const resetBitmap = async () => {
+      await this.trust.forget(path);
+      return freshSealBitmap(path, format, this.tools);
+    };
     const g = await hashGuestDisk(path, {
       format,
       algorithm,
       tools: this.tools,
       engine: this.engine,
-      ...(previous ? { previous, bitmap: SEAL_BITMAP } : {}),
+      ...(previous ? { previous, bitmap: SEAL_BITMAP, resetBitmap } : {}),
     });
     if (!previous) g.pass.why = why;
     return g;
   }
 
   /**
-   * Seal, second step (still shut off): a fresh bitmap, and the identity the image has with it
-   * recorded as 'sealed'. Returns the digest to store (under guestKey, with that identity). Without
+   * Seal, second step (still shut off): a fresh bitmap (unless the first step's pass made it), and
+   * the identity the image has with it recorded as 'sealed'. Returns the digest to store (under guestKey, with that identity). Without
    * a bitmap (an image format without them) the next seal is simply a full one.
    */
   async commit(uuid: string, g: GuestDigest, format: string): Promise<FileDigest> {
     const path = g.path;
-    let trusted = true;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await resetBitmap(path, format, SEAL_BITMAP, this.tools);
-        break;
-      } catch (e) {
-        if (isLockError(e) && attempt < 10) {
-          await new Promise((r) => setTimeout(r, 200));
-          continue;
-        }
-        trusted = false;
-        break;
-      }
+    let trusted: boolean;
+    let identity: FileIdentity;
+    if (g.bitmapReset !== undefined) {
+      // reset during the pass: g.identity is the image's after it, unless it changed since
+      identity = g.identity;
+      const st = await stat(path, { bigint: true });
+      trusted = g.bitmapReset && sameIdentity(identity, identityOf(st));
+    } else {
+      trusted = await freshSealBitmap(path, format, this.tools);
+      identity = identityOf(await stat(path, { bigint: true }));
     }
-    const st = await stat(path, { bigint: true });
-    const identity = identityOf(st);
     const at = this.now().toISOString();
     if (trusted)
       await this.trust.put({
@@ -178,6 +181,26 @@ export class GuestDisks {
 
   async trustOf(path: string) {
     return this.trust.get(path);
+  }
+}
+
+/**
+ * Leaves the seal bitmap present, enabled and empty (retried while QEMU still holds the image's lock
+ * just after a stop); false when it could not.
+ */
+export async function freshSealBitmap(
+  path: string,
+  format: string,
+  tools: QemuTools = defaultQemuTools,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await resetBitmap(path, format, SEAL_BITMAP, tools);
+      return true;
+    } catch (e) {
+      if (!isLockError(e) || attempt >= 10) return false;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 
