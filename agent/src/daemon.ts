@@ -116,6 +116,7 @@ export async function startAgent(
     hypervisor: guard,
     node: creds.enrollment.nodeName,
     onHashed: (d) => metrics.onHashed(d),
+    onGuestSealed: (_path, d) => metrics.onGuestSealed(d),
     digestAlgorithm: config.signatureDigest,
   });
   const events = new EventEmitter();

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { CONTENT_TYPE, MetricsRegistry, type CollectedGauge } from '../../lib/metrics/prometheus.js';
 import { parseHostPort } from '../../lib/platform/host-port.js';
 import type { AgentEvent } from './events.js';
+import type { GuestDigest } from './signature/guest-disk/hasher.js';
 import type { FileDigest } from './signature/hashing/index.js';
 
 /** The agent's Prometheus metrics, served on its own loopback listener. */
@@ -30,6 +31,16 @@ export class AgentMetrics {
     'vmwarden_agent_recheck_reused_total',
     'Files re-checked from their unchanged identity, without reading.',
   );
+  readonly guestSeals = this.registry.counter(
+    'vmwarden_agent_guest_seals_total',
+    'qcow2 disks sealed over their guest content, by pass (incremental: from the dirty bitmap; full).',
+    ['pass'],
+  );
+  readonly guestSealChunks = this.registry.counter(
+    'vmwarden_agent_guest_seal_chunks_hashed_total',
+    '1 MiB chunks of guest content hashed by seals, by pass.',
+    ['pass'],
+  );
   readonly grpcCalls = this.registry.counter(
     'vmwarden_agent_grpc_calls_total',
     'gRPC calls answered by the agent, by method and code.',
@@ -54,6 +65,11 @@ export class AgentMetrics {
     if (d.reused) this.reusedFiles.inc();
     this.hashedBytes.inc({}, d.stats.bytesRead);
     this.hashSeconds.inc({}, d.stats.ms / 1000);
+  }
+
+  onGuestSealed(d: GuestDigest): void {
+    this.guestSeals.inc({ pass: d.pass.mode });
+    this.guestSealChunks.inc({ pass: d.pass.mode }, d.pass.chunksHashed);
   }
 
   render(): Promise<string> {

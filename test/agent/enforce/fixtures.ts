@@ -1,5 +1,6 @@
 // Tiny QEMU (TCG) domains for the enforcement tests: no guest OS, QEMU sits in SeaBIOS. Files live in
 // a world-traversable temp dir, since libvirtd runs QEMU as its own user (dynamic ownership).
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
   chmodSync,
@@ -39,17 +40,26 @@ export interface QemuVm {
 
 const SEABIOS = ['/usr/share/seabios/bios-256k.bin', '/usr/share/seabios/bios.bin'];
 
-/** A domain with one raw disk (random bytes, or sparse of `sparseBytes`) and optionally its own SeaBIOS copy as <loader>. */
+/**
+ * A domain with one disk and optionally its own SeaBIOS copy as <loader>. The disk is raw (random
+ * bytes, or sparse of `sparseBytes`), or with `qcow2` a qcow2 image of `diskMiB` whose first half
+ * qemu-io fills with a pattern.
+ */
 export function qemuVm(
   prefix: string,
-  opts: { loader?: boolean; diskMiB?: number; sparseBytes?: number } = {},
+  opts: { loader?: boolean; diskMiB?: number; sparseBytes?: number; qcow2?: boolean } = {},
 ): QemuVm {
   const dir = mkdtempSync(join(tmpdir(), 'vmwarden-enf-'));
   chmodSync(dir, 0o755);
   const name = `${prefix}-${randomUUID().slice(0, 8)}`;
   const uuid = randomUUID();
-  const disk = join(dir, 'disk.raw');
-  if (opts.sparseBytes) {
+  const format = opts.qcow2 ? 'qcow2' : 'raw';
+  const disk = join(dir, `disk.${format}`);
+  if (opts.qcow2) {
+    const mib = opts.diskMiB ?? 64;
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, `${mib}M`]);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x41 0 ${mib / 2}M`, disk], { stdio: 'ignore' });
+  } else if (opts.sparseBytes) {
     writeFileSync(disk, '');
     truncateSync(disk, opts.sparseBytes); // sparse: only its length is set
   } else writeFileSync(disk, randomBytes((opts.diskMiB ?? 4) * MiB));
@@ -71,7 +81,7 @@ export function qemuVm(
   </os>
   <devices>
     <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
+      <driver name='qemu' type='${format}'/>
       <source file='${disk}'/>
       <target dev='vda' bus='virtio'/>
     </disk>
