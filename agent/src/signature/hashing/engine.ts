@@ -44,6 +44,11 @@ export interface HashEngineOptions {
   algorithm?: DigestAlgorithm;
   /** Bytes per read syscall in the workers (default 256 KiB, see hash-worker.ts). */
   readBytes?: number;
+  /**
+   * Dense SHA-256 batches read through mmap by the native module when it is built (default true;
+   * false: read() in JavaScript always). See agent/native/mapped-sha256.c.
+   */
+  mapped?: boolean;
 }
 
 export interface HashFileOptions {
@@ -138,6 +143,7 @@ export class HashEngine {
   private readonly batchChunks: number;
   readonly algorithm: DigestAlgorithm;
   private readonly readBytes: number;
+  private readonly mapped: boolean;
   private slots: Slot[] = [];
   private queue: Batch[] = [];
   private nextId = 1;
@@ -151,6 +157,7 @@ export class HashEngine {
     this.batchChunks = Math.max(1, opts.batchChunks ?? 32);
     this.algorithm = opts.algorithm ?? 'sha256';
     this.readBytes = opts.readBytes ?? 256 * 1024;
+    this.mapped = opts.mapped ?? true;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 4096)
       throw new Error('chunkSize must be ≥ 4096');
   }
@@ -374,6 +381,7 @@ export class HashEngine {
           count: batch.count,
           algorithm,
           readBytes: this.readBytes,
+          mapped: this.mapped,
         };
         if (batch.job.extents) {
           const from = batch.first * chunkSize;

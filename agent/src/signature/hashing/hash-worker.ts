@@ -5,8 +5,10 @@
 // cache source streams through it too) and costs a second trip through L3.
 // All-zero pieces are recognised with a memcmp against a zero buffer, much cheaper than hashing;
 // a chunk made only of zero pieces takes the cached digest of a zero chunk.
+// Dense SHA-256 batches go to the native module when it is built (agent/native/mapped-sha256.c):
+// it maps the file instead of copying it out of the page cache, with the same digests.
 import { createHash, type Hash } from 'node:crypto';
-import { readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 import { DIGEST_BYTES, zeroChunkDigest, type DigestAlgorithm } from './digest.js';
@@ -78,7 +80,64 @@ function scatterSource(fd: number, list: Float64Array): Source {
   };
 }
 
+/** The native mmap reader for SHA-256 (built by scripts/build-native.mjs), null when absent. */
+interface MappedSha256 {
+  sha256Chunks(
+    fd: number,
+    offset: number,
+    length: number,
+    chunkSize: number,
+    digests: Uint8Array,
+    zeroFlags: Uint8Array,
+  ): void;
+}
+
+let mappedSha256: MappedSha256 | null | undefined;
+
+function nativeReader(): MappedSha256 | null {
+  if (mappedSha256 === undefined) {
+    try {
+      mappedSha256 = createRequire(import.meta.url)('../../../native/mapped-sha256.node') as MappedSha256;
+    } catch {
+      mappedSha256 = null;
+    }
+  }
+  return mappedSha256;
+}
+
+/** A dense SHA-256 batch through mmap; undefined when the native reader cannot take it. */
+function hashMappedBatch(req: BatchRequest): BatchReply | undefined {
+  const native = nativeReader();
+  if (!native) return undefined;
+  const { fd, size, chunkSize, first, count } = req;
+  const start = first * chunkSize;
+  const length = Math.min(count * chunkSize, size - start);
+  const digests = new Uint8Array(count * DIGEST_BYTES);
+  const zero = new Uint8Array(count);
+  try {
+    native.sha256Chunks(fd, start, length, chunkSize, digests, zero);
+  } catch (e) {
+    // SIGBUS on a mapped page: the file shrank, or the page could not be read (then read() says why)
+    const st = fstatSync(fd);
+    const shrank =
+      (e as NodeJS.ErrnoException).code === 'EFILECHANGED' && st.isFile() && st.size < start + length;
+    if (shrank) throw e;
+    return undefined; // a file that cannot be mapped (or an odd chunk size): read()
+  }
+  let zeroChunks = 0;
+  for (let c = 0; c < count; c++) {
+    if (!zero[c]) continue;
+    digests.set(zeroChunkDigest(Math.min(chunkSize, size - (first + c) * chunkSize)), c * DIGEST_BYTES);
+    zeroChunks++;
+  }
+  return { id: req.id, ok: true, digests, bytesRead: length, zeroChunks };
+}
+
 function hashBatch(req: BatchRequest): BatchReply {
+  if (req.mapped && req.algorithm === 'sha256' && !req.scatter) {
+    const reply = hashMappedBatch(req);
+    if (reply) return reply;
+  }
   const { fd, size, chunkSize, first, count, algorithm } = req;
   const piece = Math.max(4096, Math.min(req.readBytes, chunkSize));
   if (buffer.length < piece) buffer = Buffer.allocUnsafeSlow(piece);

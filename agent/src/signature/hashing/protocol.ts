@@ -14,6 +14,8 @@ export interface BatchRequest {
   algorithm: DigestAlgorithm;
   /** Bytes per read syscall; each piece is hashed right after its read, while still in L2. */
   readBytes: number;
+  /** Dense SHA-256 through the native mmap reader when it is built (no copy out of the page cache). */
+  mapped: boolean;
   /**
    * When the chunks are not the file's own bytes at their offsets (a qcow2 image's guest content):
    * (file offset, length) pairs making up chunks [first, first + count) in order; offset -1 = zeros.
