@@ -190,14 +190,10 @@ async function hashOnce(path: string, opts: GuestHashOptions, reset: ResetState)
       if (!why && 'dirty' in native) {
         const p = { ...pass(), previous: withDirty(Promise.resolve(native.dirty)) };
         const map = Promise.resolve({ size: native.size, extents: native.extents });
-        // the bitmap is read: the seal's reset runs while the dirty chunks are hashed
-        const during = opts.resetBitmap ? resetDuring(p, opts.resetBitmap, reset) : undefined;
-        let result: Awaited<ReturnType<typeof hashMapped>>;
-        try {
-          result = await hashMapped(p, map, 'qcow2-metadata', during);
-        } finally {
-          await during; // neither a retry nor the qemu tools below may meet qemu-img at work
-        }
+        // the bitmap is read: the seal's reset may run while the dirty chunks are hashed
+        const run = opts.resetBitmap;
+        const during = run ? () => resetDuring(path, run, reset) : undefined;
+        const result = await hashMapped(p, map, 'qcow2-metadata', during);
         if (!('fallback' in result)) return result;
       }
     }
@@ -228,20 +224,15 @@ async function hashOnce(path: string, opts: GuestHashOptions, reset: ResetState)
   return hashNbd(p, mapFallback);
 }
 
-/**
- * Runs the seal's bitmap reset unless the image changed since the pass began (the pass then fails
- * its own identity check); resolves to the image's identity after the reset.
- */
+/** Runs the seal's bitmap reset (recorded in `state` from its start); the file's identity after it. */
 async function resetDuring(
-  p: Pass,
+  path: string,
   run: () => Promise<boolean>,
   state: ResetState,
-): Promise<FileIdentity | undefined> {
-  const st = await stat(p.path, { bigint: true });
-  if (!sameIdentity(identityOf(p.before), identityOf(st))) return undefined;
+): Promise<FileIdentity> {
   state.ok = false; // from here on the bitmap may be gone, whatever happens
   state.ok = await run().catch(() => false);
-  return identityOf(await stat(p.path, { bigint: true }));
+  return identityOf(await stat(path, { bigint: true }));
 }
 
 /** The dirty bitmap's state and, when usable, what it marks: read from the qcow2 file itself. */
@@ -367,8 +358,11 @@ async function hashMapped(
   p: Pass,
   mapping: Promise<ImageMap>,
   reader: 'image-map' | 'qcow2-metadata' = 'image-map',
-  /** A bitmap reset running meanwhile: the file's identity after it (undefined: it did not run). */
-  reset?: Promise<FileIdentity | undefined>,
+  /**
+   * A bitmap reset, started once the file is known to be the one the bitmap was read from and run
+   * while the chunks are hashed: the file's identity after it.
+   */
+  reset?: () => Promise<FileIdentity>,
 ): Promise<GuestDigest | { fallback: string }> {
   const { path } = p;
   const fh = await open(path, 'r');
@@ -385,14 +379,16 @@ async function hashMapped(
     const dirty = await p.previous?.dirty;
     const own = p.engine?.chunkSize === CHUNK_SIZE ? undefined : new HashEngine({ qemuImg: false });
     const engine = own ?? p.engine!;
+    const resetting = reset?.();
     let r: Awaited<ReturnType<HashEngine['hashExtents']>>;
     try {
       r = await engine.hashExtents(fh.fd, map.size, map.extents, p.algorithm, dirty);
     } finally {
       await own?.close();
+      await resetting?.catch(() => undefined); // a retry must not meet qemu-img at work
     }
     // unchanged since the pass began, or since the reset (its own change) when one ran meanwhile
-    const expected = (reset && (await reset)) || identity;
+    const expected = resetting ? await resetting : identity;
     const after = [await fh.stat({ bigint: true }), await stat(path, { bigint: true })];
     if (!after.every((a) => sameIdentity(expected, identityOf(a)))) throw fileChangedError(path);
     let digests = r.digests;
