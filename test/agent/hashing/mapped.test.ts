@@ -1,21 +1,22 @@
-// Dense SHA-256 through the native mmap reader (agent/native/mapped-sha256.c, built by
-// `npm run build`): the same digests and zero-chunk counts as read() in JavaScript, odd chunk sizes
-// left to read(), and a file that shrinks under a mapping fails the batch with EFILECHANGED (SIGBUS
+// The native module (agent/native/mapped-sha256.c, built by `npm run build`): dense SHA-256 through
+// mmap gives the same digests and zero-chunk counts as read() in JavaScript, odd chunk sizes are
+// left to read(), holes by SEEK_DATA equal qemu-img's, and a file that shrinks under a mapping fails the batch with EFILECHANGED (SIGBUS
 // caught in the worker thread) instead of killing the process; any other SIGBUS keeps its default.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { HashEngine } from '../../../agent/src/signature/hashing/engine.js';
+import { holeExtents, zeroExtents } from '../../../agent/src/signature/hashing/extents.js';
 import { MiB, reference, tempDir, writeRandom } from './helpers.js';
 
 const modulePath = fileURLToPath(new URL('../../../agent/native/mapped-sha256.node', import.meta.url));
 const t = tempDir();
 const mapped = new HashEngine({ workers: 2, qemuImg: false });
-const read = new HashEngine({ workers: 2, qemuImg: false, mapped: false });
+const read = new HashEngine({ workers: 2, qemuImg: false, native: false });
 
 test.after(async () => {
   await mapped.close();
@@ -63,6 +64,30 @@ test('chunk sizes: a page (mapped) and one that does not divide the mapping wind
     } finally {
       await m.close();
     }
+  }
+});
+
+test('holes by SEEK_DATA/SEEK_HOLE equal what qemu-img map says', async () => {
+  const file = t.file('holes.bin');
+  writeFileSync(file, '');
+  truncateSync(file, 40 * MiB + 4096);
+  const fd = openSync(file, 'r+');
+  try {
+    for (const [at, n] of [
+      [0, 8192],
+      [3 * MiB, MiB],
+      [3 * MiB + MiB + 4096, 4096],
+      [20 * MiB + 12288, 65536],
+      [40 * MiB, 4096],
+    ] as const)
+      writeSync(fd, Buffer.alloc(n, 7), 0, n, at);
+    const size = fstatSync(fd).size;
+    const native = holeExtents(fd, size);
+    assert.ok(native);
+    assert.equal(native, await zeroExtents(file));
+    assert.equal(holeExtents(fd, 3 * MiB), [{ start: 8192, length: 3 * MiB - 8192 }], 'up to a size');
+  } finally {
+    closeSync(fd);
   }
 });
 

@@ -104,7 +104,7 @@ test('settle() waits out the racy window of files just changed (a seal right aft
   assert.ok(b.reused);
 });
 
-test('works with the qemu-img probe disabled or failing (dense fallback)', async () => {
+test('holes without the native module: qemu-img; the probe disabled or failing: dense', async () => {
   const path = tmp.file('sparse.img');
   writeFileSync(path, '');
   truncateSync(path, 96 * MiB);
@@ -113,7 +113,7 @@ test('works with the qemu-img probe disabled or failing (dense fallback)', async
   closeSync(fd);
   const ref = reference(path);
   for (const qemuImg of [false, '/nonexistent/qemu-img', 'false'] as const) {
-    const e = new HashEngine({ qemuImg });
+    const e = new HashEngine({ qemuImg, native: false });
     try {
       const r = await e.hashFile(path);
       assert.is(r.digest, ref.digest, String(qemuImg));
@@ -127,6 +127,17 @@ test('works with the qemu-img probe disabled or failing (dense fallback)', async
   const probed = await engine.hashFile(path);
   assert.is(probed.digest, ref.digest);
   assert.is(probed.stats.holeChunks, 95);
+  for (const native of [true, false]) {
+    const e = new HashEngine({ native }); // SEEK_DATA through the native module, or qemu-img map
+    try {
+      const r = await e.hashFile(path);
+      assert.is(r.digest, ref.digest);
+      assert.is(r.stats.holeChunks, 95, `native ${native}`);
+      assert.is(r.stats.bytesRead, MiB);
+    } finally {
+      await e.close();
+    }
+  }
 });
 
 test('missing file and directory reject with a clear error', async () => {

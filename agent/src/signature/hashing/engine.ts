@@ -20,7 +20,7 @@ import {
   type DigestAlgorithm,
 } from './digest.js';
 import { blockDeviceSize } from './block-device.js';
-import { holeChunkMask, zeroExtents } from './extents.js';
+import { holeChunkMask, holeExtents, zeroExtents } from './extents.js';
 import { identityOf, isRacy, sameIdentity, type FileIdentity } from './identity.js';
 import type { BatchReply, BatchRequest } from './protocol.js';
 import { compactChunks, scatterList, zeroRanges, type MappedExtent } from './scatter.js';
@@ -34,9 +34,9 @@ export interface HashEngineOptions {
   workers?: number;
   /** Chunk size in bytes (default 1 MiB). */
   chunkSize?: number;
-  /** Files at least this large are probed for holes with qemu-img (default 64 MiB). */
+  /** Files at least this large are probed for holes (SEEK_DATA, else qemu-img; default 64 MiB). */
   sparseThreshold?: number;
-  /** qemu-img binary, or false to never probe for holes (files are then read densely). */
+  /** qemu-img binary (holes when the native module is absent), or false to never probe for holes. */
   qemuImg?: string | false;
   /** Largest number of chunks sent to a worker in one message (default 32). */
   batchChunks?: number;
@@ -45,10 +45,10 @@ export interface HashEngineOptions {
   /** Bytes per read syscall in the workers (default 256 KiB, see hash-worker.ts). */
   readBytes?: number;
   /**
-   * Dense SHA-256 batches read through mmap by the native module when it is built (default true;
-   * false: read() in JavaScript always). See agent/native/mapped-sha256.c.
+   * The native module when it is built (default true): dense SHA-256 batches read through mmap,
+   * holes found with SEEK_DATA. false: read() in JavaScript and `qemu-img map`. See native.ts.
    */
-  mapped?: boolean;
+  native?: boolean;
 }
 
 export interface HashFileOptions {
@@ -143,7 +143,7 @@ export class HashEngine {
   private readonly batchChunks: number;
   readonly algorithm: DigestAlgorithm;
   private readonly readBytes: number;
-  private readonly mapped: boolean;
+  private readonly native: boolean;
   private slots: Slot[] = [];
   private queue: Batch[] = [];
   private nextId = 1;
@@ -157,7 +157,7 @@ export class HashEngine {
     this.batchChunks = Math.max(1, opts.batchChunks ?? 32);
     this.algorithm = opts.algorithm ?? 'sha256';
     this.readBytes = opts.readBytes ?? 256 * 1024;
-    this.mapped = opts.mapped ?? true;
+    this.native = opts.native ?? true;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 4096)
       throw new Error('chunkSize must be ≥ 4096');
   }
@@ -222,7 +222,8 @@ export class HashEngine {
         n > 0 &&
         (sparse === 'always' || (sparse === 'auto' && size >= this.sparseThreshold))
       ) {
-        const extents = await zeroExtents(path, this.qemuImg);
+        const extents =
+          (this.native ? holeExtents(fd, size) : null) ?? (await zeroExtents(path, this.qemuImg));
         if (extents) holes = holeChunkMask(extents, size, cs);
       }
       const digests = new Uint8Array(n * DIGEST_BYTES);
@@ -381,7 +382,7 @@ export class HashEngine {
           count: batch.count,
           algorithm,
           readBytes: this.readBytes,
-          mapped: this.mapped,
+          mapped: this.native,
         };
         if (batch.job.extents) {
           const from = batch.first * chunkSize;

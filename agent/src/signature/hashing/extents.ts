@@ -1,7 +1,9 @@
-// Hole detection through `qemu-img map -f raw --output=json FILE` (SEEK_DATA/SEEK_HOLE underneath;
-// Node has no lseek). Entries with "data": false are holes; "zero": true also reads as zeros. Any
-// failure (qemu-img missing, odd output) yields null and the caller treats the file as dense.
+// Hole detection: SEEK_DATA/SEEK_HOLE through the native module (native.ts; Node has no lseek), else
+// `qemu-img map -f raw --output=json FILE` (the same underneath, one program start): entries with
+// "data": false are holes; "zero": true also reads as zeros. Any failure (qemu-img missing, odd
+// output) yields null and the caller treats the file as dense.
 import { execFile } from 'node:child_process';
+import { nativeHashing } from './native.js';
 
 export interface Extent {
   start: number;
@@ -13,6 +15,20 @@ interface MapEntry {
   length: number;
   data?: boolean;
   zero?: boolean;
+}
+
+/** The holes of the open file `fd` of `size` bytes (sorted, merged), or null (see native.ts). */
+export function holeExtents(fd: number, size: number): Extent[] | null {
+  let list: Float64Array | null | undefined;
+  try {
+    list = nativeHashing()?.holes(fd, size);
+  } catch {
+    return null;
+  }
+  if (!list) return null;
+  const out: Extent[] = [];
+  for (let i = 0; i < list.length; i += 2) out.push({ start: list[i]!, length: list[i + 1]! });
+  return out;
 }
 
 /** Byte ranges that read as zeros, merged and sorted, or null when they cannot be determined. */

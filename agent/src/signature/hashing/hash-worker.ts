@@ -10,6 +10,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { fstatSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { nativeHashing } from './native.js';
 import { parentPort } from 'node:worker_threads';
 import { DIGEST_BYTES, zeroChunkDigest, type DigestAlgorithm } from './digest.js';
 import type { BatchReply, BatchRequest } from './protocol.js';
@@ -80,34 +81,9 @@ function scatterSource(fd: number, list: Float64Array): Source {
   };
 }
 
-/** The native mmap reader for SHA-256 (built by scripts/build-native.mjs), null when absent. */
-interface MappedSha256 {
-  sha256Chunks(
-    fd: number,
-    offset: number,
-    length: number,
-    chunkSize: number,
-    digests: Uint8Array,
-    zeroFlags: Uint8Array,
-  ): void;
-}
-
-let mappedSha256: MappedSha256 | null | undefined;
-
-function nativeReader(): MappedSha256 | null {
-  if (mappedSha256 === undefined) {
-    try {
-      mappedSha256 = createRequire(import.meta.url)('../../../native/mapped-sha256.node') as MappedSha256;
-    } catch {
-      mappedSha256 = null;
-    }
-  }
-  return mappedSha256;
-}
-
 /** A dense SHA-256 batch through mmap; undefined when the native reader cannot take it. */
 function hashMappedBatch(req: BatchRequest): BatchReply | undefined {
-  const native = nativeReader();
+  const native = nativeHashing();
   if (!native) return undefined;
   const { fd, size, chunkSize, first, count } = req;
   const start = first * chunkSize;
