@@ -26,6 +26,8 @@ export function isDigestAlgorithm(v: unknown): v is DigestAlgorithm {
 /** The part of @napi-rs/blake-hash used here (prebuilt BLAKE3 from the official Rust crate). */
 interface Blake3Module {
   blake3(input: Uint8Array): Buffer;
+  /** Incremental BLAKE3 (the hash workers feed it piece by piece). */
+  Blake3Hasher: new () => { update(data: Uint8Array): unknown; digestBuffer(): Buffer };
 }
 
 let blake3Module: Blake3Module | undefined;
@@ -34,7 +36,7 @@ let blake3Module: Blake3Module | undefined;
  * Loaded on first use, so a SHA-256 fleet never needs the native module. createRequire (not a
  * static import): the package is CommonJS with a per-platform binary sub-package.
  */
-function blake3(): Blake3Module {
+export function blake3(): Blake3Module {
   if (!blake3Module) {
     try {
       blake3Module = createRequire(import.meta.url)('@napi-rs/blake-hash') as Blake3Module;

@@ -9,10 +9,9 @@
 // it maps the file instead of copying it out of the page cache, with the same digests.
 import { createHash, type Hash } from 'node:crypto';
 import { fstatSync, readSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { nativeHashing } from './native.js';
 import { parentPort } from 'node:worker_threads';
-import { DIGEST_BYTES, zeroChunkDigest, type DigestAlgorithm } from './digest.js';
+import { DIGEST_BYTES, blake3, zeroChunkDigest, type DigestAlgorithm } from './digest.js';
+import { nativeHashing } from './native.js';
 import type { BatchReply, BatchRequest } from './protocol.js';
 
 interface Incremental {
@@ -20,15 +19,8 @@ interface Incremental {
   digestBuffer(): Buffer;
 }
 
-let Blake3Hasher: (new () => Incremental) | undefined;
-
 function hasher(algorithm: DigestAlgorithm): Incremental {
-  if (algorithm === 'blake3') {
-    Blake3Hasher ??= (
-      createRequire(import.meta.url)('@napi-rs/blake-hash') as { Blake3Hasher: new () => Incremental }
-    ).Blake3Hasher;
-    return new Blake3Hasher();
-  }
+  if (algorithm === 'blake3') return new (blake3().Blake3Hasher)();
   const h: Hash = createHash('sha256');
   return { update: (d) => h.update(d), digestBuffer: () => h.digest() };
 }
