@@ -164,12 +164,18 @@ test('images that are not plain are left to the qemu tools', async () => {
   }
 });
 
-test('incremental seals through the metadata: equal to a full pass; a compressed dirty cluster falls back', async () => {
-  const img = join(dir, 'i.qcow2');
+/** A 16 MiB image with its first 12 MiB written, its full digest, and a fresh seal bitmap. */
+async function sealedImage(name: string, pattern: number) {
+  const img = join(dir, name);
   qemuImg('create', '-q', '-f', 'qcow2', img, '16M');
-  qemuIo(img, 'write -P 0x51 0 12M');
+  qemuIo(img, `write -P ${pattern} 0 12M`);
   const first = await hashGuestDisk(img, { format: 'qcow2', engine });
   await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+  return { img, first };
+}
+
+test('incremental seals through the metadata: equal to a full pass; a compressed dirty cluster falls back', async () => {
+  const { img, first } = await sealedImage('i.qcow2', 0x51);
   qemuIo(img, 'write -P 0x52 5M 3k', 'write -z 9M 64k', 'write -P 0x53 11M 1M');
   const opts = { format: 'qcow2', previous: first, bitmap: SEAL_BITMAP, engine } as const;
   const inc = await hashGuestDisk(img, opts);
@@ -193,11 +199,7 @@ test('incremental seals through the metadata: equal to a full pass; a compressed
 });
 
 test("the seal's bitmap reset runs while the dirty chunks are hashed: fresh bitmap, identity after it", async () => {
-  const img = join(dir, 'r.qcow2');
-  qemuImg('create', '-q', '-f', 'qcow2', img, '16M');
-  qemuIo(img, 'write -P 0x61 0 12M');
-  const first = await hashGuestDisk(img, { format: 'qcow2', engine });
-  await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+  const { img, first } = await sealedImage('r.qcow2', 0x61);
   qemuIo(img, 'write -P 0x62 2M 1M', 'write -P 0x63 7M 4k');
   let calls = 0;
   const resetBitmapNow = () => (calls++, freshSealBitmap(img, 'qcow2'));
@@ -241,11 +243,7 @@ test("the seal's bitmap reset runs while the dirty chunks are hashed: fresh bitm
 });
 
 test('the image written after the reset while the chunks are hashed: read again in full, never from the reset bitmap', async () => {
-  const img = join(dir, 'w.qcow2');
-  qemuImg('create', '-q', '-f', 'qcow2', img, '16M');
-  qemuIo(img, 'write -P 0x71 0 12M');
-  const first = await hashGuestDisk(img, { format: 'qcow2', engine });
-  await resetBitmap(img, 'qcow2', SEAL_BITMAP);
+  const { img, first } = await sealedImage('w.qcow2', 0x71);
   qemuIo(img, 'write -P 0x72 4M 1M');
   let resetDone!: () => void;
   const reset = new Promise<void>((r) => (resetDone = r));

@@ -397,7 +397,7 @@ async function hashMapped(
       for (const i of dirty)
         digests.set(r.digests.subarray(i * DIGEST_BYTES, (i + 1) * DIGEST_BYTES), i * DIGEST_BYTES);
     }
-    const res = result(
+    const done = result(
       p,
       map.size,
       digests,
@@ -408,7 +408,7 @@ async function hashMapped(
       },
       { chunksHashed: dirty ? dirty.length : n - r.holeChunks, reader },
     );
-    return expected === identity ? res : { ...res, identity: expected };
+    return { ...done, identity: expected };
   } finally {
     await fh.close();
   }

@@ -105,8 +105,7 @@ export class GuestDisks {
         previous = { ...base, identity: t.sealedIdentity, reused: false, stable: true, stats: zeroStats() };
       } else why = 'previous chunk digests not at hand';
     }
-    // With a trusted bitmap the reset may run while the dirty chunks are hashed: the record goes
-    // first, so a seal that ends before commit() leaves the next one a full pass.
+    // the record goes before the reset, which may run during the pass (see the top of this file)
     const resetBitmap = async () => {
       await this.trust.forget(path);
       return freshSealBitmap(path, format, this.tools);
@@ -124,8 +123,9 @@ export class GuestDisks {
 
   /**
    * Seal, second step (still shut off): a fresh bitmap (unless the first step's pass made it), and
-   * the identity the image has with it recorded as 'sealed'. Returns the digest to store (under guestKey, with that identity). Without
-   * a bitmap (an image format without them) the next seal is simply a full one.
+   * the identity the image has with it recorded as 'sealed'. Returns the digest to store (under
+   * guestKey, with that identity). Without a bitmap (an image format without them) the next seal is
+   * simply a full one.
    */
   async commit(uuid: string, g: GuestDigest, format: string): Promise<FileDigest> {
     const path = g.path;
